@@ -1,0 +1,26 @@
+"""The model extension point: an ``nn.Module`` built from its config dataclass and the task's info."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from torch import nn
+
+from abl.trainables.tasks.base import TaskInfo
+
+
+class Model(nn.Module):
+    """Base of every registered model.
+
+    Subclasses set ``Config`` (a dataclass of ``model.*`` knobs) and take ``(cfg, info)``.
+    ``has_causal_switch`` marks models whose ``is_causal`` must keep the future out; the shared
+    model test checks it for every such model.
+    """
+
+    Config: ClassVar[type]
+    has_causal_switch: ClassVar[bool] = False
+
+    def __init__(self, cfg: Any, info: TaskInfo) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.info = info
