@@ -1,0 +1,118 @@
+"""Trainables: a task plus the models ``model.kind`` may pick, run by the one training loop.
+
+A trial config is flat with dotted keys (``model.pe_type``, ``data.time_steps``, ``train.lr``,
+``seed``): the same keys land in MLflow params and Parquet columns. Its schema depends on
+``model.kind``, because each model has its own config dataclass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from abl.errors import AblError, did_you_mean, one_of
+from abl.trainables.config import ParamInfo, check_value, params_of
+from abl.trainables.models import MODELS
+from abl.trainables.registry import Registry
+from abl.trainables.tasks import TASKS
+
+# Reported by the loop for every trainable, whatever its task.
+LOOP_METRICS = (
+    "train/loss",
+    "val/loss",
+    "epoch",
+    "lr",
+    "perf/samples_per_s",
+    "perf/torch_threads",
+    "model/params",
+)
+
+
+@dataclass(frozen=True)
+class TrainableSpec:
+    """A registered trainable: which task it trains on and which models it can build."""
+
+    name: str
+    task: str  # a TASKS name
+    models: tuple[str, ...]  # MODELS names that model.kind may take; the first is the default
+    description: str
+
+    @property
+    def default_model(self) -> str:
+        return self.models[0]
+
+    def sections(self, kind: str) -> dict[str, type]:
+        """``{"model": ..., "data": ..., "train": ...}`` config dataclasses for a model kind."""
+        from abl.trainables.loop import TrainConfig
+
+        self.check_kind(kind, "model.kind")
+        return {
+            "model": MODELS.get(kind).Config,
+            "data": TASKS.get(self.task).Config,
+            "train": TrainConfig,
+        }
+
+    def check_kind(self, kind: Any, where: str) -> str:
+        if kind not in self.models:
+            hint = did_you_mean(str(kind), self.models)
+            raise AblError(
+                f"model.kind of trainable '{self.name}' must be one of {one_of(self.models)}; "
+                f"got {kind!r}{hint} ({where})"
+            )
+        return kind
+
+    def schema(self, kind: str) -> dict[str, ParamInfo]:
+        """Every flat key a trial of this model kind accepts, with its type and default."""
+        out = {
+            "seed": ParamInfo("seed", int, 0, "random seed of the trial (data, init, batches)"),
+            "model.kind": ParamInfo("model.kind", str, self.default_model, "which model to build"),
+        }
+        for section, cls in self.sections(kind).items():
+            for p in params_of(cls):
+                key = f"{section}.{p.name}"
+                out[key] = ParamInfo(key, p.type, p.default, p.help)
+        return out
+
+    def all_keys(self) -> set[str]:
+        """Keys accepted by at least one model kind."""
+        return {k for kind in self.models for k in self.schema(kind)}
+
+    def metrics(self) -> tuple[str, ...]:
+        """Every metric a trial of this trainable reports."""
+        return LOOP_METRICS + tuple(TASKS.get(self.task).metrics)
+
+    def resolve(self, given: dict[str, Any], where: str) -> dict[str, Any]:
+        """The full flat trial config: defaults of the chosen kind, overlaid with ``given``.
+
+        Every given key and value is checked against the schema of its model kind.
+        """
+        kind = self.check_kind(given.get("model.kind", self.default_model), where)
+        schema = self.schema(kind)
+        config = {key: info.default for key, info in schema.items()}
+        config["model.kind"] = kind
+        for key, value in given.items():
+            if key not in schema:
+                raise AblError(self._unknown_key(key, kind, where))
+            config[key] = check_value(schema[key], value, f"{where}, {key}")
+        return config
+
+    def _unknown_key(self, key: str, kind: str, where: str) -> str:
+        owners = [k for k in self.models if k != kind and key in self.schema(k)]
+        if owners:
+            return (
+                f"{key} does not apply to model.kind={kind} (it belongs to {one_of(owners)}); "
+                f"set it under `when: [{{if: {{model.kind: {owners[0]}}}, ...}}]` ({where})"
+            )
+        known = sorted(self.all_keys())
+        return f"unknown parameter '{key}' for trainable '{self.name}'{did_you_mean(key, known)} ({where})"
+
+
+TRAINABLES: Registry = Registry("trainable", {})
+TRAINABLES.register("forecast")(
+    TrainableSpec(
+        name="forecast",
+        task="timeseries",
+        models=("att", "lstm"),
+        description="attention (or LSTM) forecaster of a univariate time series",
+    )
+)
