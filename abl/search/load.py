@@ -1,0 +1,49 @@
+"""``load_space``: a space file (or built-in name) plus overrides -> a checked Space."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from abl.errors import AblError
+from abl.search import _yaml
+from abl.search.overrides import apply_overrides
+from abl.search.space import Space, find_space_file, parse_space
+from abl.search.variants import check_space
+
+
+def trainable_of(space: Space) -> tuple[Any | None, Any | None]:
+    """``(TrainableSpec, None)`` for a registered trainable, ``(None, function)`` for an import path."""
+    from abl.trainables.spec import TRAINABLES, TrainableSpec
+
+    try:
+        obj = TRAINABLES.get(space.trainable)
+    except AblError as exc:
+        raise AblError(f"{exc} ({space.source}, trainable)") from None
+    if isinstance(obj, TrainableSpec):
+        return obj, None
+    if callable(obj):
+        return None, obj
+    raise AblError(
+        f"trainable '{space.trainable}' is neither a registered trainable nor a function "
+        f"({space.source}, trainable)"
+    )
+
+
+def load_space(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> Space:
+    """Read, override and validate a space; every mistake is one AblError line.
+
+    >>> space = load_space("quickstart", ["train.epochs=1"])
+    >>> space.fixed["train.epochs"]
+    1
+    """
+    path = find_space_file(name_or_path)
+    raw = _yaml.load_file(path)
+    if not isinstance(raw, dict):
+        raise AblError(
+            f"a space file must be a mapping of keys to values; got {type(raw).__name__} ({path})"
+        )
+    raw.setdefault("name", path.stem)
+    space = parse_space(apply_overrides(raw, list(overrides)), source=str(path))
+    spec, _ = trainable_of(space)
+    check_space(space, spec)
+    return space

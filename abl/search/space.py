@@ -1,0 +1,240 @@
+"""The space file: what to sweep, how to search it, and where trials run.
+
+    abl search spaces/att_timeseries.yaml model.pe_type=rope,sinpe train.epochs=3
+
+``load_space`` reads the YAML, applies Hydra-style overrides, validates every section and every
+trial parameter against the trainable's schema, and returns a :class:`Space`. Every mistake is
+an :class:`AblError` naming the file, the key, what is allowed and what was given.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from abl.errors import AblError, did_you_mean, one_of
+from abl.search import _yaml
+
+Scalar = bool | int | float | str | None
+DIST_KINDS = ("uniform", "loguniform", "int", "choice")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Dist(_Strict):
+    """A distribution of ``sample:``: exactly one of ``uniform``, ``loguniform``, ``int``, ``choice``."""
+
+    kind: Literal["uniform", "loguniform", "int", "choice"]
+    args: tuple[Scalar, ...]
+
+    @classmethod
+    def parse(cls, raw: Any, where: str) -> Dist:
+        if not isinstance(raw, dict) or len(raw) != 1:
+            raise AblError(
+                f"a distribution is one of {{uniform|loguniform|int: [low, high]}} or "
+                f"{{choice: [values]}}; got {raw!r} ({where})"
+            )
+        ((kind, args),) = raw.items()
+        if kind not in DIST_KINDS:
+            raise AblError(
+                f"distribution must be one of {one_of(DIST_KINDS)}; got '{kind}'"
+                f"{did_you_mean(str(kind), DIST_KINDS)} ({where})"
+            )
+        if not isinstance(args, list) or not args:
+            raise AblError(f"{kind} takes a list; got {args!r} ({where})")
+        if kind == "choice":
+            return cls(kind=kind, args=tuple(args))
+        if len(args) != 2 or not all(
+            isinstance(a, (int, float)) and not isinstance(a, bool) for a in args
+        ):
+            raise AblError(f"{kind} takes [low, high] numbers; got {args!r} ({where})")
+        low, high = args
+        if not low < high:
+            raise AblError(f"{kind} needs low < high; got {args!r} ({where})")
+        if kind == "loguniform" and low <= 0:
+            raise AblError(f"loguniform needs low > 0; got {args!r} ({where})")
+        if kind == "int" and not (float(low).is_integer() and float(high).is_integer()):
+            raise AblError(f"int takes whole-number bounds; got {args!r} ({where})")
+        return cls(kind=kind, args=(low, high))
+
+    def values(self) -> tuple[Scalar, ...]:
+        """Values to check against a parameter's type: the choices, or the bounds."""
+        if self.kind == "int":
+            return tuple(int(a) for a in self.args)  # type: ignore[arg-type]
+        return self.args
+
+    def to_yaml(self) -> dict[str, list[Scalar]]:
+        return {self.kind: list(self.args)}
+
+
+class When(_Strict):
+    """A conditional block: its parameters apply to trials whose config matches ``if``."""
+
+    if_: dict[str, Scalar | list[Scalar]] = Field(alias="if")
+    fixed: dict[str, Scalar] = {}
+    grid: dict[str, list[Scalar]] = {}
+    sample: dict[str, Dist] = {}
+
+    def matches(self, config: dict[str, Any]) -> bool:
+        for key, want in self.if_.items():
+            have = config.get(key)
+            if (isinstance(want, list) and have not in want) or (
+                not isinstance(want, list) and have != want
+            ):
+                return False
+        return True
+
+
+class SearchSettings(_Strict):
+    algorithm: Literal["grid", "random", "tpe"] = "grid"
+    samples: Annotated[int, Field(ge=1)] = 1  # random: draws of `sample:`; tpe: trials per repeat
+    concurrency: Annotated[int, Field(ge=1)] | None = None  # None: as many as resources allow
+    seed: int = 0  # seeds the random draws and the TPE sampler
+
+
+class AshaSettings(_Strict):
+    grace_period: Annotated[int, Field(ge=1)] = 1
+    reduction_factor: Annotated[float, Field(gt=1)] = 3
+    max_t: Annotated[int, Field(ge=1)] | None = None  # None: train.epochs
+
+
+class SchedulerSettings(_Strict):
+    asha: AshaSettings | None = None
+
+
+class Resources(_Strict):
+    cpu: Annotated[float, Field(gt=0)] = 1
+    gpu: Annotated[float, Field(ge=0)] = 0
+
+
+class Space(_Strict):
+    """A validated space file (overrides applied). ``source`` is where it came from."""
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    trainable: str
+    description: str = ""
+    metric: str = "val/loss"
+    mode: Literal["min", "max"] = "min"
+    fixed: dict[str, Scalar] = {}
+    grid: dict[str, Annotated[list[Scalar], Field(min_length=1)]] = {}
+    sample: dict[str, Dist] = {}
+    when: list[When] = []
+    tune: dict[str, Any] | None = None
+    repeats: Annotated[int, Field(ge=1)] = 1
+    search: SearchSettings = SearchSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    resources: Resources = Resources()
+    max_failures: Annotated[int, Field(ge=0)] = 0
+    source: str = "<space>"
+
+    @field_validator("sample", mode="before")
+    @classmethod
+    def _dists(cls, raw: Any) -> Any:
+        if isinstance(raw, dict):
+            return {
+                k: v if isinstance(v, Dist) else Dist.parse(v, f"sample.{k}")
+                for k, v in raw.items()
+            }
+        return raw
+
+    @field_validator("scheduler", mode="before")
+    @classmethod
+    def _scheduler(cls, raw: Any) -> Any:
+        return {} if raw in (None, "none", "fifo") else ({"asha": {}} if raw == "asha" else raw)
+
+    def to_yaml(self) -> str:
+        """The resolved space as YAML (what ``space.yaml`` in the run directory holds)."""
+        data = self.model_dump(
+            mode="json", by_alias=True, exclude={"source"}, exclude_defaults=True
+        )
+        data = {"name": self.name, "trainable": self.trainable, **data}
+        if self.sample:
+            data["sample"] = {k: d.to_yaml() for k, d in self.sample.items()}
+        for block, raw in zip(self.when, data.get("when", []), strict=False):
+            if block.sample:
+                raw["sample"] = {k: d.to_yaml() for k, d in block.sample.items()}
+        return _yaml.dumps(data)
+
+    def sweep_keys(self) -> list[str]:
+        """Trial parameters that vary across trials, in file order."""
+        keys = [*self.grid, *self.sample]
+        for block in self.when:
+            keys += [k for k in (*block.grid, *block.sample) if k not in keys]
+        if self.repeats > 1:
+            keys.append("seed")
+        return list(dict.fromkeys(keys))
+
+
+def parse_space(raw: Any, *, source: str) -> Space:
+    """Validate a parsed YAML mapping as a Space; errors name ``source`` and the key."""
+    if not isinstance(raw, dict):
+        raise AblError(
+            f"a space file must be a mapping of keys to values; got {type(raw).__name__} ({source})"
+        )
+    for block in raw.get("when") or []:
+        if isinstance(block, dict) and isinstance(block.get("sample"), dict):
+            block["sample"] = {
+                k: Dist.parse(v, f"when.sample.{k}") for k, v in block["sample"].items()
+            }
+    try:
+        space = Space.model_validate({**raw, "source": source})
+    except ValidationError as exc:
+        raise AblError(_first_error(exc, source)) from None
+    except AblError as exc:
+        raise AblError(f"{exc} ({source})".replace(") (", ", ", 1)) from None
+    if space.tune is not None:
+        raise AblError(
+            f"tune: (per-arm nuisance tuning) is not supported yet; remove it ({source}, tune)"
+        )
+    return space
+
+
+def _first_error(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        parent_loc, key = err["loc"][:-1], str(err["loc"][-1])
+        allowed = _allowed_keys(parent_loc)
+        return f"unknown key '{key}'; allowed here: {one_of(allowed)}{did_you_mean(key, allowed)} ({source}, {loc})"
+    if err["type"] == "missing":
+        return f"missing required key '{loc}' ({source})"
+    msg = err["msg"].replace("Input should be", "must be").replace("Value error, ", "")
+    return f"{loc} {msg}; got {err.get('input')!r} ({source}, {loc})"
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = Space
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None)
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+        elif str(part).isdigit() and model is Space:
+            model = When
+    return [f.alias or name for name, f in model.model_fields.items() if name != "source"]
+
+
+def builtin_spaces_dir() -> Path:
+    """``spaces/`` of a source checkout, or the copy shipped inside the wheel."""
+    here = Path(__file__).resolve().parent.parent
+    checkout = here.parent / "spaces"
+    return checkout if checkout.is_dir() else here / "_spaces"
+
+
+def find_space_file(name_or_path: str) -> Path:
+    """A path as given, or the built-in space of that name (``quickstart`` -> spaces/quickstart.yaml)."""
+    path = Path(name_or_path)
+    if path.exists() or path.suffix in (".yaml", ".yml") or "/" in name_or_path:
+        return path
+    builtin = builtin_spaces_dir() / f"{name_or_path}.yaml"
+    if builtin.exists():
+        return builtin
+    names = sorted(p.stem for p in builtin_spaces_dir().glob("*.yaml"))
+    raise AblError(
+        f"space must be a YAML file or a built-in space ({one_of(names)}); "
+        f"got '{name_or_path}'{did_you_mean(name_or_path, names)}"
+    )

@@ -1,0 +1,119 @@
+"""Expanding a space into trial configs, and checking every one against its trainable.
+
+Grid and random search are expanded here, not by Tune's ``grid_search``: Tune cannot express
+``when:`` branches that add grid axes, nor repeats that share one random draw across seeds, and
+expanding up front makes ``--dry-run`` show exactly what will run. The list then goes to Tune's
+BasicVariantGenerator as ``points_to_evaluate``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from abl.errors import AblError, one_of
+from abl.search.space import Dist, Space
+
+MAX_TRIALS = 1_000_000
+
+
+def grid_cells(grid: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
+    """Every combination of the grid axes, first axis slowest."""
+    keys = list(grid)
+    for combo in itertools.product(*(grid[k] for k in keys)):
+        yield dict(zip(keys, combo, strict=True))
+
+
+def draw(dist: Dist, rng: np.random.Generator) -> Any:
+    """One value of a distribution (``int`` bounds are inclusive, as in Optuna)."""
+    if dist.kind == "choice":
+        return dist.args[int(rng.integers(len(dist.args)))]
+    low, high = (float(a) for a in dist.args)  # type: ignore[arg-type]
+    if dist.kind == "uniform":
+        return float(rng.uniform(low, high))
+    if dist.kind == "loguniform":
+        return float(math.exp(rng.uniform(math.log(low), math.log(high))))
+    return int(rng.integers(int(low), int(high) + 1))
+
+
+def count_trials(space: Space) -> int:
+    """How many trials the space runs."""
+    if space.search.algorithm == "tpe":
+        return space.search.samples * space.repeats
+    return sum(1 for _ in _given_configs(space, np.random.default_rng(0)))
+
+
+def _with_whens(
+    space: Space,
+    given: dict[str, Any],
+    defaults: dict[str, Any],
+    rng: np.random.Generator,
+    start: int = 0,
+) -> Iterator[dict[str, Any]]:
+    for i in range(start, len(space.when)):
+        block = space.when[i]
+        if block.matches({**defaults, **given}):
+            for cell in grid_cells(block.grid):
+                branch = {**given, **block.fixed, **cell}
+                branch.update({k: draw(d, rng) for k, d in block.sample.items()})
+                yield from _with_whens(space, branch, defaults, rng, i + 1)
+            return
+    yield given
+
+
+def _given_configs(
+    space: Space, rng: np.random.Generator, defaults: dict[str, Any] | None = None
+) -> Iterator[dict[str, Any]]:
+    samples = space.search.samples if space.search.algorithm == "random" else 1
+    base_seed = int(space.fixed.get("seed", 0) or 0)
+    for _ in range(samples):
+        for cell in grid_cells(space.grid):
+            given = {**space.fixed, **cell}
+            given.update({k: draw(d, rng) for k, d in space.sample.items()})
+            for config in _with_whens(space, given, defaults or {}, rng):
+                for r in range(space.repeats):
+                    yield {**config, "seed": base_seed + r} if space.repeats > 1 else config
+
+
+def expand(space: Space, spec: Any | None, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """Full flat configs of the trials a grid or random space runs, each checked against ``spec``.
+
+    For a TPE space this is one draw per grid cell: enough to check every reachable key.
+    ``spec`` is a TrainableSpec, or None for a custom function trainable (configs pass as given).
+    """
+    rng = np.random.default_rng(space.search.seed)
+    defaults = spec.resolve({}, space.source) if spec is not None else {}
+    out = []
+    for i, given in enumerate(_given_configs(space, rng, defaults)):
+        if i >= MAX_TRIALS:
+            raise AblError(f"a space may run at most {MAX_TRIALS} trials ({space.source})")
+        if limit is not None and i >= limit:
+            break
+        out.append(spec.resolve(given, space.source) if spec is not None else dict(given))
+    return out
+
+
+def check_space(space: Space, spec: Any | None) -> None:
+    """Everything that can be checked before a sweep starts, with one clear error."""
+    if space.repeats > 1 and ("seed" in space.grid or "seed" in space.sample):
+        raise AblError(
+            f"repeats runs seeds 0..{space.repeats - 1} itself; remove seed from grid/sample "
+            f"or set repeats: 1 ({space.source}, repeats)"
+        )
+    if space.search.algorithm == "grid" and (space.sample or any(b.sample for b in space.when)):
+        raise AblError(
+            f"sample: needs search.algorithm random or tpe; got grid ({space.source}, search.algorithm)"
+        )
+    if spec is None:
+        return
+    metrics = spec.metrics()
+    if space.metric not in metrics:
+        raise AblError(
+            f"metric must be one that trainable '{space.trainable}' reports "
+            f"({one_of(metrics)}); got '{space.metric}' ({space.source}, metric)"
+        )
+    expand(space, spec, limit=10_000)

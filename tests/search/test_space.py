@@ -1,0 +1,203 @@
+"""Space files: parsing, expansion, and one test per kind of user mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from abl.errors import AblError
+from abl.search import count_trials, expand, load_space
+from abl.search.load import trainable_of
+from abl.search.space import builtin_spaces_dir
+
+BASE = """
+name: t
+trainable: forecast
+fixed: {train.epochs: 1}
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "space.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load(tmp_path: Path, text: str, *overrides: str):
+    return load_space(str(write(tmp_path, text)), list(overrides))
+
+
+def configs(space):
+    spec, _ = trainable_of(space)
+    return expand(space, spec)
+
+
+def test_grid_is_the_cartesian_product_with_defaults_filled_in(tmp_path):
+    space = load(
+        tmp_path, BASE + "grid: {model.pe_type: [none, rope], train.lr: [1e-3, 3e-4, 5e-5]}"
+    )
+    cfgs = configs(space)
+    assert count_trials(space) == len(cfgs) == 6
+    assert {(c["model.pe_type"], c["train.lr"]) for c in cfgs} == {
+        (p, lr) for p in ("none", "rope") for lr in (1e-3, 3e-4, 5e-5)
+    }
+    assert all(c["train.epochs"] == 1 and c["model.d_model"] == 64 for c in cfgs)  # fixed, default
+
+
+def test_repeats_add_seeds_and_share_random_draws(tmp_path):
+    text = (
+        BASE
+        + "sample: {train.lr: {loguniform: [1e-4, 1e-2]}}\nrepeats: 3\nsearch: {algorithm: random, samples: 2, seed: 7}"
+    )
+    cfgs = configs(load(tmp_path, text))
+    assert len(cfgs) == 6
+    assert [c["seed"] for c in cfgs] == [0, 1, 2, 0, 1, 2]
+    assert (
+        len({c["train.lr"] for c in cfgs[:3]}) == 1 and cfgs[0]["train.lr"] != cfgs[3]["train.lr"]
+    )
+    assert all(1e-4 <= c["train.lr"] <= 1e-2 for c in cfgs)
+
+
+def test_random_search_is_reproducible_from_its_seed(tmp_path):
+    text = (
+        BASE
+        + "sample: {train.lr: {uniform: [0.001, 0.01]}, model.d_model: {int: [8, 16]}}\nsearch: {algorithm: random, samples: 5, seed: %d}"
+    )
+    first, again, other = (configs(load(tmp_path, text % s)) for s in (1, 1, 2))
+    assert first == again and first != other
+    assert all(8 <= c["model.d_model"] <= 16 and isinstance(c["model.d_model"], int) for c in first)
+
+
+def test_when_blocks_add_axes_only_where_they_match(tmp_path):
+    text = (
+        BASE
+        + """
+grid: {model.kind: [att, lstm]}
+when:
+  - if: {model.kind: lstm}
+    grid: {model.n_layer: [1, 2, 3]}
+  - if: {model.kind: att}
+    fixed: {model.pe_type: rope}
+"""
+    )
+    cfgs = configs(load(tmp_path, text))
+    assert len(cfgs) == 4
+    assert sorted(c["model.n_layer"] for c in cfgs if c["model.kind"] == "lstm") == [1, 2, 3]
+    assert [c["model.pe_type"] for c in cfgs if c["model.kind"] == "att"] == ["rope"]
+
+
+def test_tpe_counts_samples_times_repeats(tmp_path):
+    space = load(
+        tmp_path,
+        BASE
+        + "sample: {train.lr: {loguniform: [1e-4, 1e-2]}}\nrepeats: 2\nsearch: {algorithm: tpe, samples: 10}",
+    )
+    assert count_trials(space) == 20
+
+
+def test_resolved_space_round_trips_through_yaml(tmp_path):
+    text = (
+        BASE
+        + """
+grid: {model.pe_type: [none, rope]}
+when: [{if: {model.pe_type: rope}, sample: {train.lr: {loguniform: [1e-4, 1e-2]}}}]
+search: {algorithm: random, samples: 3}
+"""
+    )
+    space = load(tmp_path, text)
+    again = load(tmp_path, space.to_yaml())
+    assert again.model_dump(exclude={"source"}) == space.model_dump(exclude={"source"})
+
+
+@pytest.mark.parametrize("path", sorted(builtin_spaces_dir().glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_builtin_space_validates(path):
+    space = load_space(str(path))
+    assert count_trials(space) >= 1
+
+
+def test_att_timeseries_is_the_logbook_grid():
+    assert count_trials(load_space("att_timeseries")) == 192
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("name: [unclosed", "invalid YAML"),
+        ("- just\n- a list", "must be a mapping"),
+        (
+            BASE + "gird: {model.pe_type: [none]}",
+            "unknown key 'gird'; allowed here: .*did you mean 'grid'",
+        ),
+        ("name: t\nfixed: {}", "missing required key 'trainable'"),
+        (
+            "name: t\ntrainable: forcast",
+            "trainable must be one of forecast.*did you mean 'forecast'",
+        ),
+        (
+            BASE + "grid: {model.pe_typ: [rope]}",
+            "unknown parameter 'model.pe_typ'.*did you mean 'model.pe_type'",
+        ),
+        (
+            BASE + "grid: {model.pe_type: [rope, roep]}",
+            "pe_type must be one of none, randpe, sinpe, rope; got 'roep'; did you mean 'rope'",
+        ),
+        (BASE + "fixed: {train.epochs: five}", "epochs must be int; got 'five'"),
+        (BASE + "grid: {model.is_causal: [yes]}", "is_causal must be bool; got 'yes'"),
+        (
+            BASE + "fixed: {model.kind: lstm, model.is_qln: true}",
+            "model.is_qln does not apply to model.kind=lstm",
+        ),
+        (
+            BASE + "sample: {train.lr: {loguniform: [0, 1]}}\nsearch: {algorithm: random}",
+            "loguniform needs low > 0",
+        ),
+        (
+            BASE + "sample: {train.lr: {logunif: [1, 2]}}\nsearch: {algorithm: random}",
+            "did you mean 'loguniform'",
+        ),
+        (
+            BASE + "sample: {train.lr: {uniform: [1e-4, 1e-2]}}",
+            "sample: needs search.algorithm random or tpe",
+        ),
+        (
+            BASE + "metric: val/los",
+            "metric must be one that trainable 'forecast' reports .*got 'val/los'",
+        ),
+        (BASE + "tune: {params: {train.lr: {loguniform: [1e-4, 1e-2]}}}", "not supported yet"),
+        (BASE + "repeats: 3\ngrid: {seed: [1, 2]}", "repeats runs seeds"),
+        (BASE + "grid: {model.pe_type: []}", "grid.model.pe_type"),
+        (
+            BASE + "search: {algorithm: bayes}",
+            "search.algorithm must be 'grid', 'random' or 'tpe'; got 'bayes'",
+        ),
+        (BASE + "repeats: 0", "repeats must be greater than or equal to 1; got 0"),
+    ],
+    ids=lambda v: v if len(v) < 30 else None,
+)
+def test_mistakes_give_one_line_naming_the_file(tmp_path, text, expected):
+    with pytest.raises(AblError, match=expected) as info:
+        load(tmp_path, text)
+    message = str(info.value)
+    assert "\n" not in message and "space.yaml" in message
+
+
+def test_file_problems(tmp_path):
+    with pytest.raises(AblError, match="space file not found"):
+        load_space(str(tmp_path / "nope.yaml"))
+    (tmp_path / "latin1.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(AblError, match="must be UTF-8"):
+        load_space(str(tmp_path / "latin1.yaml"))
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [{', '.join(['*' + p] * 15)}]\n"
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    with pytest.raises(AblError, match="aliases"):
+        load(tmp_path, bomb)
+    with pytest.raises(AblError, match="must be under"):
+        load(tmp_path, "name: t\n" + "#" * (2 << 20))
+
+
+def test_unknown_builtin_space_name_suggests_one():
+    with pytest.raises(AblError, match="did you mean 'quickstart'"):
+        load_space("quickstrat")
