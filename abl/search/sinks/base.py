@@ -1,0 +1,348 @@
+"""Sinks: where a sweep's trials go as they run (MLflow, Parquet, the terminal).
+
+A sink sees plain records, never Ray objects; :class:`SinkCallback` is the one piece that
+speaks Ray Tune and translates its events. Every hook of :class:`Sink` is a no-op by default,
+so a sink implements only what it needs (:class:`abl.search.sinks.ParquetSink` is the
+reference implementation)::
+
+    sweep = SweepInfo(name="bigram-pe", run_dir=run_dir, metric="val/loss", mode="min",
+                      space_file=run_dir / "space.yaml", total_trials=12,
+                      tracking_uri="sqlite:///mlflow.db")
+    callback = SinkCallback([MLflowSink(tracking_uri=sweep.tracking_uri), ParquetSink()], sweep)
+    tune.Tuner(train, run_config=tune.RunConfig(callbacks=[callback])).fit()
+
+A sink never raises out of a hook because its own store failed (a dead tracking server must
+not kill a sweep): it keeps the data pending, warns once, and retries on the next flush.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import ray.cloudpickle
+from ray.tune import Callback
+
+from abl.results.store import TrialStatus
+
+if TYPE_CHECKING:
+    from ray.tune.experiment import Trial
+
+STATUS_KEY = "trial/status"  # the trainable's last report: "completed" or "diverged"
+
+# Keys Ray adds to every result; they are not metrics.
+# fmt: off
+RAY_KEYS = frozenset((
+    "done", "training_iteration", "trial_id", "timestamp", "date", "time_this_iter_s",
+    "time_total_s", "time_since_restore", "iterations_since_restore", "pid", "hostname",
+    "node_ip", "config", "experiment_tag", "checkpoint_dir_name", "should_checkpoint",
+))
+# fmt: on
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@dataclass
+class SweepInfo:
+    """What every sink needs to know about the sweep."""
+
+    name: str  # sweep name; the MLflow experiment defaults to it
+    run_dir: Path  # abl-runs/<name>/<timestamp>
+    metric: str  # the metric that ranks trials, e.g. "val/loss"
+    mode: Literal["min", "max"]  # whether lower or higher `metric` is better
+    space_file: Path  # the resolved space.yaml inside run_dir
+    total_trials: int | None  # None when unknown (e.g. open-ended random search)
+    tracking_uri: str  # MLflow tracking URI, e.g. "sqlite:///abl-runs/mlflow.db"
+
+
+@dataclass
+class TrialRecord:
+    """One trial as the sinks see it; the Parquet trials row is built from it."""
+
+    trial_id: str  # Ray's trial id
+    config: dict[str, Any]  # flat trial config, dotted keys ("model.pe_type")
+    status: TrialStatus
+    start: float  # unix seconds
+    end: float | None = None  # unix seconds, once ended
+    node: str = ""  # host the trial ran on
+    error: str | None = None  # one summary line, then the error text
+    steps: int = 0  # reports received
+    last: dict[str, float] = field(default_factory=dict)  # last value of each metric
+    best: float | None = None  # best value of the sweep's ranking metric
+    best_step: int | None = None  # step at which `best` was reported
+    extra: dict[str, Any] = field(default_factory=dict)  # columns added by sinks
+
+    @property
+    def wall_s(self) -> float | None:
+        """Seconds from start to end, once ended."""
+        return None if self.end is None else self.end - self.start
+
+    def update(self, step: int, metrics: dict[str, float], metric: str, mode: str) -> None:
+        """Count a report, remember each metric's last value, and track the best ``metric``."""
+        self.steps += 1
+        self.last.update(metrics)
+        value = metrics.get(metric)
+        if value is None or math.isnan(value):
+            return
+        if self.best is None or (value < self.best if mode == "min" else value > self.best):
+            self.best, self.best_step = value, step
+
+
+class Sink:
+    """Base class of sinks: every hook is a no-op; override the ones you need.
+
+    Hooks are called from the Tune driver loop, one at a time, in this order per trial:
+    ``trial_started``, ``trial_result``..., ``trial_ended``; ``open`` before any of them,
+    ``flush`` every few seconds, ``close`` once at the end. Runtime state (clients, files,
+    consoles) must be created in ``open``: Ray pickles its callbacks, and therefore the sinks,
+    when the Tuner is built. Attributes named in ``_transient`` are dropped when pickled.
+    """
+
+    _transient: ClassVar[tuple[str, ...]] = ()
+
+    def open(self, sweep: SweepInfo) -> None:
+        """Prepare the store for ``sweep``; called once before any trial event."""
+
+    def trial_started(self, rec: TrialRecord) -> None:
+        """A trial started (or restarted after a pause or a recovered failure)."""
+
+    def trial_result(
+        self, rec: TrialRecord, step: int, metrics: dict[str, float], time: float
+    ) -> None:
+        """A trial reported ``metrics`` at ``step``; ``rec`` is already updated."""
+
+    def trial_ended(self, rec: TrialRecord) -> None:
+        """A trial ended; ``rec.status`` and ``rec.end`` are final."""
+
+    def flush(self) -> None:
+        """Write what is buffered; retry what failed before."""
+
+    def close(self) -> None:
+        """Flush and release the store; called once when the sweep ends."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        for name in self._transient:
+            if name in state:
+                state[name] = None
+        return state
+
+    def _io_failed(self, what: str, exc: BaseException, pending: str) -> None:
+        """Warn once per outage that ``what`` failed and what is kept pending."""
+        if getattr(self, "_failing", False):
+            return
+        self._failing = True
+        warnings.warn(
+            f"{type(self).__name__}: {what} failed ({type(exc).__name__}: {exc}); "
+            f"keeping {pending} pending, will retry on flush",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+    def _io_ok(self) -> None:
+        """The store answered again: the next failure warns again."""
+        self._failing = False
+
+
+class SinkCallback(Callback):
+    """Translate Ray Tune's driver events into :class:`Sink` calls, in list order.
+
+    Put the MLflow sink before the Parquet sink, so that ``rec.extra["mlflow_run_id"]`` is
+    set before the trial row is written. Sinks are opened in ``setup`` and flushed every
+    ``flush_every_s`` seconds, and flushed and closed when the experiment ends.
+    ``config_of`` maps Tune's trial config to the full flat config the sinks record (defaults
+    and seed filled in); it is pickled with the callback, so it must be picklable.
+    """
+
+    def __init__(
+        self,
+        sinks: list[Sink],
+        sweep: SweepInfo,
+        *,
+        flush_every_s: float = 2.0,
+        config_of: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:
+        self.sinks = list(sinks)
+        self.sweep = sweep
+        self.flush_every_s = flush_every_s
+        self.config_of = config_of
+        self._records: dict[str, TrialRecord] = {}
+        self._final: dict[str, str] = {}  # trial id -> its last reported "trial/status"
+        self._opened = False
+        self._closed = False
+        self._last_flush = 0.0
+
+    def setup(self, stop: Any = None, num_samples: int | None = None, **info: Any) -> None:
+        """Open the sinks; the total trial count comes from Tune when the sweep lacks it."""
+        total = info.get("total_num_samples")
+        if self.sweep.total_trials is None and isinstance(total, int) and total > 0:
+            self.sweep = replace(self.sweep, total_trials=total)
+        self._open()
+
+    def on_trial_start(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        """A trial's actor started: a new record, or the same one restarted."""
+        rec = self._records.get(trial.trial_id)
+        if rec is None:
+            self._record(trial)
+            return
+        rec.status, rec.end, rec.error = TrialStatus.RUNNING, None, None
+        self._each("trial_started", rec)
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any
+    ) -> None:
+        """Forward the numeric metrics of one report."""
+        rec = self._record(trial)
+        if isinstance(result.get(STATUS_KEY), str):
+            self._final[trial.trial_id] = result[STATUS_KEY]
+        rec.node = str(result.get("hostname") or result.get("node_ip") or rec.node)
+        step = int(result.get("training_iteration") or rec.steps + 1)
+        metrics = numeric_metrics(result)
+        rec.update(step, metrics, self.sweep.metric, self.sweep.mode)
+        self._each("trial_result", rec, step, metrics, time.time())
+
+    def on_trial_complete(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        """The trial stopped: completed or diverged as it said, else pruned by the scheduler."""
+        final = self._final.get(trial.trial_id)
+        status = {"completed": TrialStatus.COMPLETED, "diverged": TrialStatus.DIVERGED}
+        self._end(trial, status.get(final or "", TrialStatus.PRUNED))
+
+    def on_trial_error(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        """The trainable raised (and will not be retried)."""
+        self._end(trial, TrialStatus.ERRORED, trial_error(trial))
+
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        """Flush the sinks every ``flush_every_s`` seconds."""
+        if time.monotonic() - self._last_flush >= self.flush_every_s:
+            self._flush()
+
+    def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
+        """Flush and close every sink, once."""
+        if self._closed:
+            return
+        self._closed = True
+        self._open()
+        self._flush()
+        self._each("close")
+
+    def get_state(self) -> dict[str, Any]:
+        """Trial records, saved in Tune's experiment checkpoint for ``--resume``."""
+        return {"records": self._records, "final": self._final}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore the records of a resumed experiment."""
+        self._records.update(state.get("records", {}))
+        self._final.update(state.get("final", {}))
+
+    def _open(self) -> None:
+        if not self._opened:
+            self._opened = True
+            self._each("open", self.sweep)
+
+    def _flush(self) -> None:
+        self._last_flush = time.monotonic()
+        self._each("flush")
+
+    def _each(self, hook: str, *args: Any) -> None:
+        if hook != "open":
+            self._open()
+        for sink in self.sinks:
+            getattr(sink, hook)(*args)
+
+    def _record(self, trial: Trial) -> TrialRecord:
+        """The trial's record; a trial first seen now is started first."""
+        rec = self._records.get(trial.trial_id)
+        if rec is None:
+            rec = TrialRecord(
+                trial_id=trial.trial_id,
+                config=self._config(trial),
+                status=TrialStatus.RUNNING,
+                start=time.time(),
+            )
+            self._records[trial.trial_id] = rec
+            self._each("trial_started", rec)
+        return rec
+
+    def _config(self, trial: Trial) -> dict[str, Any]:
+        config = dict(trial.config)
+        if self.config_of is None:
+            return config
+        try:
+            return dict(self.config_of(config))
+        except Exception as exc:  # the trial itself will fail on it and record why
+            warnings.warn(
+                f"trial {trial.trial_id}: recording its config as given, since completing it "
+                f"failed ({type(exc).__name__}: {exc})",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return config
+
+    def _end(self, trial: Trial, status: TrialStatus, error: str | None = None) -> None:
+        rec = self._record(trial)
+        rec.status, rec.end, rec.error = status, time.time(), error
+        self._each("trial_ended", rec)
+
+
+def numeric_metrics(result: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """The numeric metrics of a Tune result as floats; nested dicts join keys with ``/``."""
+    out: dict[str, float] = {}
+    for key, value in result.items():
+        if not prefix and key in RAY_KEYS:
+            continue
+        if isinstance(value, dict):
+            out.update(numeric_metrics(value, f"{prefix}{key}/"))
+        elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+            out[f"{prefix}{key}"] = float(value)
+    return out
+
+
+def trial_error(trial: Trial) -> str:
+    """One summary line (``ValueError: boom``), then the text of the trial's last failure.
+
+    At ``on_trial_error`` time Ray has written the error to the trial's *local* driver
+    staging folder (``trial.error_file``, ``trial.pickled_error_file``) but not yet synced it
+    to storage, so ``trial.get_error()`` and ``get_pickled_error()`` still return None.
+    """
+    text = ""
+    try:
+        if trial.error_file:
+            with open(trial.error_file, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+    except OSError:
+        pass
+    # The file appends "Failure # n (occurred at ...)" sections: keep the last one's body.
+    body = _ANSI.sub("", text.split("Failure # ")[-1].partition("\n")[2]).strip()
+    cause = _pickled_cause(trial)
+    if cause is not None:
+        detail = str(cause).strip().splitlines()
+        summary = type(cause).__name__ + (f": {detail[0]}" if detail else "")
+    else:
+        lines = [ln for ln in body.splitlines() if ln.strip()]
+        summary = lines[-1].strip() if lines else "trial failed (no error text from Ray)"
+    return f"{summary}\n{body}" if body else summary
+
+
+def _pickled_cause(trial: Trial) -> BaseException | None:
+    """The user's exception behind Ray's RayTaskError, if Ray pickled it."""
+    try:
+        if not trial.pickled_error_file:
+            return None
+        with open(trial.pickled_error_file, "rb") as f:
+            exc = ray.cloudpickle.load(f)
+    except Exception:  # a missing file, or a class the driver cannot import
+        return None
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc

@@ -1,0 +1,266 @@
+"""The MLflow sink: one parent run per sweep, one nested child run per trial.
+
+Only :class:`mlflow.tracking.MlflowClient` is used, never the fluent API's global state, and
+everything is batched: params at trial start, metrics on every flush. When the tracking server
+does not answer, runs, metrics and terminations stay pending and are retried on the next flush;
+the sweep goes on (Parquet has every report anyway).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from abl.results.store import TrialStatus
+from abl.search.sinks.base import Sink, SweepInfo, TrialRecord
+
+if TYPE_CHECKING:
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+MLFLOW_JSON = "mlflow.json"  # in the run dir: where the sweep's runs are, for resume
+_MAX_PARAMS, _MAX_METRICS = 100, 1000  # MLflow's log_batch limits
+_MAX_PARAM_LEN, _MAX_TAG_LEN = 6000, 5000
+_FAILED = {TrialStatus.ERRORED, TrialStatus.DIVERGED}
+
+
+@dataclass
+class _Child:
+    """A trial's child run and what is not yet sent to it."""
+
+    rec: TrialRecord
+    run_id: str | None = None
+    metrics: list[Metric] = field(default_factory=list)
+    ended: bool = False
+
+
+def artifact_location(tracking_uri: str) -> str | None:
+    """``<db dir>/mlartifacts`` as a file URI for a SQLite store, else None (server default)."""
+    prefix = "sqlite:///"  # then "/abs/x.db" (sqlite:////abs/x.db) or "rel/x.db"
+    if not tracking_uri.startswith(prefix):
+        return None
+    db = tracking_uri[len(prefix) :].split("?")[0]
+    if not db or db == ":memory:":
+        return None
+    return (Path(db).resolve().parent / "mlartifacts").as_uri()
+
+
+class MLflowSink(Sink):
+    """Log the sweep to MLflow: params, metrics with steps, statuses, the space file.
+
+    >>> MLflowSink(tracking_uri="sqlite:///abl-runs/mlflow.db")  # doctest: +SKIP
+    """
+
+    _transient = ("_client",)
+
+    def __init__(
+        self,
+        *,
+        tracking_uri: str,
+        experiment: str | None = None,
+        parent_run_id: str | None = None,
+        retry_s: float = 30.0,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.retry_s = retry_s  # while the store fails, try again at most this often
+        self.experiment = experiment  # default: the sweep's name
+        self._parent_run_id = parent_run_id  # given: resume that parent run
+        self._experiment_id: str | None = None
+        self._sweep: SweepInfo | None = None
+        self._client: MlflowClient | None = None
+        self._children: dict[str, _Child] = {}  # trial id -> child run, while unfinished
+        self._resumed = False  # an earlier session's runs exist: reuse trials' child runs
+        self._opened = False
+        self._retry_at = 0.0  # monotonic time of the next attempt while failing
+
+    @property
+    def parent_run_id(self) -> str | None:
+        """The sweep's parent run (None until the tracking server first answered)."""
+        return self._parent_run_id
+
+    def open(self, sweep: SweepInfo) -> None:
+        """Get or create the experiment and the parent run; retried on flush when it fails."""
+        self._sweep, self._opened = sweep, False
+        self._guard("opening the MLflow experiment", self._open)
+
+    def trial_started(self, rec: TrialRecord) -> None:
+        """Create the trial's child run and log its config as params."""
+        child = self._children.setdefault(rec.trial_id, _Child(rec))
+        child.rec, child.ended = rec, False
+        self._guard(f"starting trial {rec.trial_id}", self._sync, child)
+
+    def trial_result(
+        self, rec: TrialRecord, step: int, metrics: dict[str, float], time: float
+    ) -> None:
+        """Buffer the report's metrics; they are sent on the next flush."""
+        from mlflow.entities import Metric
+
+        child = self._children.setdefault(rec.trial_id, _Child(rec))
+        ts = int(time * 1000)
+        child.metrics.extend(Metric(k, v, ts, step) for k, v in metrics.items())
+
+    def trial_ended(self, rec: TrialRecord) -> None:
+        """Send the trial's metrics, tag its status and terminate its run."""
+        child = self._children.setdefault(rec.trial_id, _Child(rec))
+        child.rec, child.ended = rec, True
+        self._guard(f"ending trial {rec.trial_id}", self._sync, child)
+
+    def flush(self) -> None:
+        """Send everything pending: runs not yet created, metrics, terminations."""
+        self._guard("flushing to MLflow", self._sync_all)
+
+    def close(self) -> None:
+        """Flush, mark runs of unfinished trials KILLED, and finish the parent run."""
+        for child in self._children.values():
+            child.ended = True  # interrupted: terminated below as KILLED, resumable
+        self._retry_at = 0.0  # last chance: try even while failing
+        self._guard("closing the MLflow runs", self._close)
+
+    def _guard(self, what: str, fn: Callable[..., object], *args: Any) -> None:
+        """Run MLflow calls; on failure warn once, keep everything pending, back off.
+
+        While the store fails, calls wait ``retry_s`` between attempts, so that a server that
+        times out does not stall the Tune driver loop on every event.
+        """
+        if getattr(self, "_failing", False) and time.monotonic() < self._retry_at:
+            return
+        try:
+            fn(*args)
+        except Exception as exc:  # any transport or server error; the data stays pending
+            self._retry_at = time.monotonic() + self.retry_s
+            metrics = sum(len(c.metrics) for c in self._children.values())
+            pending = f"{len(self._children)} trial runs with {metrics} metric values"
+            self._io_failed(what, exc, pending)
+        else:
+            self._io_ok()
+
+    def _mlflow(self) -> MlflowClient:
+        """The client, created on first use (it does not survive pickling)."""
+        if self._client is None:
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(self.tracking_uri)
+        return self._client
+
+    def _open(self) -> MlflowClient:
+        """Connect and make sure the experiment and the parent run exist; idempotent."""
+        client = self._mlflow()
+        if self._opened:
+            return client
+        if self._sweep is None:
+            raise RuntimeError("MLflowSink.open(sweep) must be called before trial events")
+        sweep = self._sweep
+        if self._experiment_id is None:
+            self._experiment_id = self._get_experiment(client, sweep)
+        if self._parent_run_id is None:
+            self._parent_run_id = self._previous_parent(sweep)
+        if self._parent_run_id is None:
+            tags = {"abl.run_dir": str(sweep.run_dir), "abl.sweep": sweep.name}
+            run = client.create_run(self._experiment_id, run_name=sweep.run_dir.name, tags=tags)
+            self._parent_run_id = run.info.run_id
+        else:
+            self._resumed = True
+            client.update_run(self._parent_run_id, status="RUNNING")
+        if sweep.space_file.is_file():
+            client.log_artifact(self._parent_run_id, str(sweep.space_file))
+        self._write_json(sweep)
+        self._opened = True
+        return client
+
+    def _get_experiment(self, client: MlflowClient, sweep: SweepInfo) -> str:
+        name = self.experiment or sweep.name
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        return client.create_experiment(name, artifact_location(self.tracking_uri))
+
+    def _previous_parent(self, sweep: SweepInfo) -> str | None:
+        """The parent run recorded in the run dir by an earlier session of this sweep."""
+        try:
+            saved = json.loads((sweep.run_dir / MLFLOW_JSON).read_text())
+        except (OSError, ValueError):
+            return None
+        if saved.get("tracking_uri") != self.tracking_uri:
+            return None
+        return saved.get("parent_run_id") or None
+
+    def _write_json(self, sweep: SweepInfo) -> None:
+        info = {
+            "tracking_uri": self.tracking_uri,
+            "experiment_id": self._experiment_id,
+            "parent_run_id": self._parent_run_id,
+        }
+        sweep.run_dir.mkdir(parents=True, exist_ok=True)
+        (sweep.run_dir / MLFLOW_JSON).write_text(json.dumps(info, indent=2) + "\n")
+
+    def _sync_all(self) -> None:
+        self._open()
+        for child in list(self._children.values()):
+            self._sync(child)
+
+    def _sync(self, child: _Child) -> None:
+        """Bring one child run up to date: create, send metrics, terminate if ended."""
+        client = self._open()
+        if child.run_id is None:
+            child.run_id = self._find_child(client, child.rec)
+            child.run_id = child.run_id or self._create_child(client, child.rec)
+            child.rec.extra["mlflow_run_id"] = child.run_id
+        while child.metrics:
+            batch = child.metrics[:_MAX_METRICS]
+            client.log_batch(child.run_id, metrics=batch)
+            del child.metrics[: len(batch)]
+        if child.ended:
+            self._terminate(client, child)
+
+    def _find_child(self, client: MlflowClient, rec: TrialRecord) -> str | None:
+        """The trial's run from before a resume (it keeps its params and metrics), if any."""
+        if not self._resumed:
+            return None
+        query = (
+            f"tags.`mlflow.parentRunId` = '{self._parent_run_id}' "
+            f"and tags.`abl.trial_id` = '{rec.trial_id}'"
+        )
+        runs = client.search_runs([self._experiment_id], query, max_results=1)
+        if not runs:
+            return None
+        client.update_run(runs[0].info.run_id, status="RUNNING")
+        return runs[0].info.run_id
+
+    def _create_child(self, client: MlflowClient, rec: TrialRecord) -> str:
+        from mlflow.entities import Param
+
+        tags = {
+            "mlflow.parentRunId": self._parent_run_id,
+            "abl.trial_id": rec.trial_id,
+            "abl.status": rec.status.value,
+        }
+        start = int(rec.start * 1000)
+        run = client.create_run(
+            self._experiment_id, start_time=start, tags=tags, run_name=rec.trial_id
+        )
+        params = [Param(k, str(v)[:_MAX_PARAM_LEN]) for k, v in rec.config.items()]
+        for i in range(0, len(params), _MAX_PARAMS):
+            client.log_batch(run.info.run_id, params=params[i : i + _MAX_PARAMS])
+        return run.info.run_id
+
+    def _terminate(self, client: MlflowClient, child: _Child) -> None:
+        from mlflow.entities import RunTag
+
+        rec = child.rec
+        done = rec.status not in (TrialStatus.PENDING, TrialStatus.RUNNING)
+        tags = [RunTag("abl.status", rec.status.value), RunTag("abl.node", rec.node)]
+        if rec.error:
+            tags.append(RunTag("abl.error", rec.error[:_MAX_TAG_LEN]))
+        client.log_batch(child.run_id, tags=tags)
+        status = "FAILED" if rec.status in _FAILED else "FINISHED" if done else "KILLED"
+        end = int((rec.end or time.time()) * 1000)
+        client.set_terminated(child.run_id, status=status, end_time=end)
+        self._children.pop(rec.trial_id, None)
+
+    def _close(self) -> None:
+        self._sync_all()
+        self._mlflow().set_terminated(self._parent_run_id, status="FINISHED")

@@ -1,0 +1,120 @@
+"""The Parquet sink: the run directory's ``trials.parquet`` and ``history.parquet``.
+
+The reference sink: a trial row is appended when a trial starts (status ``running``) and when
+it ends (final), reports are buffered and appended on every flush, and ``close`` compacts
+both stores. A report can be rebuilt from these files alone (``abl report RUN``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from abl.results.store import HISTORY, TRIALS, PartWriter
+from abl.search.sinks.base import Sink, SweepInfo, TrialRecord
+
+_SEED_KEYS = ("seed", "train.seed")
+
+
+def trial_row(rec: TrialRecord, metric: str) -> dict[str, Any]:
+    """The trials row of ``rec``: fixed columns, config, last metrics, best of ``metric``."""
+    row: dict[str, Any] = {
+        "trial_id": rec.trial_id,
+        "status": rec.status.value,
+        "start": rec.start,
+        "end": rec.end,
+        "wall_s": rec.wall_s,
+        "node": rec.node,
+        "error": rec.error,
+        "steps": rec.steps,
+        "mlflow_run_id": rec.extra.get("mlflow_run_id"),
+        "seed": _seed(rec),
+    }
+    row.update({k: v for k, v in rec.extra.items() if k not in row})
+    row.update({k: _scalar(v) for k, v in rec.config.items()})
+    row.update(rec.last)
+    row[f"best/{metric}"] = rec.best
+    row["best_step"] = rec.best_step
+    return row
+
+
+def _seed(rec: TrialRecord) -> int | None:
+    """The trial's seed: ``extra["seed"]``, else config ``seed`` or ``train.seed``."""
+    for value in [rec.extra.get("seed")] + [rec.config.get(k) for k in _SEED_KEYS]:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def _scalar(value: Any) -> Any:
+    """Config values as Parquet scalars: lists, dicts and other objects become JSON text."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return json.dumps(value, default=str, sort_keys=True)
+
+
+class ParquetSink(Sink):
+    """Stream trials and reports into the run directory's Parquet stores."""
+
+    def __init__(self) -> None:
+        self._metric = ""
+        self._trials: PartWriter | None = None
+        self._history: PartWriter | None = None
+        self._pending_trials: list[dict[str, Any]] = []
+        self._pending_history: list[dict[str, Any]] = []
+
+    def open(self, sweep: SweepInfo) -> None:
+        """Point the writers at ``sweep.run_dir``; existing parts are kept (resume)."""
+        self._metric = sweep.metric
+        self._trials = PartWriter(sweep.run_dir / TRIALS)
+        self._history = PartWriter(sweep.run_dir / HISTORY)
+
+    def trial_started(self, rec: TrialRecord) -> None:
+        """Write the trial's row with status ``running`` now."""
+        self._pending_trials.append(trial_row(rec, self._metric))
+        self._write()
+
+    def trial_result(
+        self, rec: TrialRecord, step: int, metrics: dict[str, float], time: float
+    ) -> None:
+        """Buffer one history row; it is written on the next flush."""
+        self._pending_history.append(
+            {"trial_id": rec.trial_id, "step": step, "time": time, **metrics}
+        )
+
+    def trial_ended(self, rec: TrialRecord) -> None:
+        """Write the trial's final row now."""
+        self._pending_trials.append(trial_row(rec, self._metric))
+        self._write()
+
+    def flush(self) -> None:
+        """Append buffered history and any trial rows a failed write left pending."""
+        self._write(history=True)
+
+    def close(self) -> None:
+        """Flush, then compact both stores into one part each."""
+        self.flush()
+        if self._trials is None or self._history is None or self._pending_trials:
+            return  # never opened, or the disk is failing: leave the parts as they are
+        try:
+            self._trials.compact(key="trial_id")
+            self._history.compact()
+        except OSError as exc:
+            self._io_failed("compacting the Parquet stores", exc, "nothing (all parts kept)")
+
+    def _write(self, *, history: bool = False) -> None:
+        if self._trials is None or self._history is None:
+            return
+        try:
+            self._trials.append(self._pending_trials)
+            self._pending_trials = []
+            if history:
+                self._history.append(self._pending_history)
+                self._pending_history = []
+        except OSError as exc:
+            pending = (
+                f"{len(self._pending_trials)} trial rows, {len(self._pending_history)} reports"
+            )
+            self._io_failed(f"writing to {self._trials.path.parent}", exc, pending)
+        else:
+            self._io_ok()

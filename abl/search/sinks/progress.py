@@ -1,0 +1,129 @@
+"""The progress sink: where the sweep stands, in the terminal.
+
+On a TTY one live status line is redrawn every ``refresh_s`` seconds::
+
+    7/12 done · 2 running · 3 pending · best val/loss=0.0123 (trial 3f2a1_00004) · 1m02s · ETA 40s
+
+Elsewhere (CI logs, ``nohup``) a plain line is printed each time a trial ends. A trial that
+errors or diverges always gets a line of its own with its id and error.
+"""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from abl.results.store import TrialStatus
+from abl.search.sinks.base import Sink, SweepInfo, TrialRecord
+
+_BAD = (TrialStatus.ERRORED, TrialStatus.DIVERGED)
+
+
+def duration(seconds: float) -> str:
+    """``45s``, ``3m05s``, ``2h07m``."""
+    s = int(max(seconds, 0))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+class ProgressSink(Sink):
+    """Show done/running/pending, the best trial so far, elapsed time and an ETA.
+
+    >>> ProgressSink(console=Console(stderr=True), refresh_s=0.5)  # doctest: +SKIP
+    """
+
+    _transient = ("_console", "_live")
+
+    def __init__(self, *, console: Console | None = None, refresh_s: float = 1.0) -> None:
+        self._console = console  # None: a Console on stdout, made on open
+        self.refresh_s = refresh_s
+        self._live: Live | None = None
+        self._sweep: SweepInfo | None = None
+        self._t0 = time.time()
+        self._running: set[str] = set()
+        self._done = 0
+        self._wall_total = 0.0
+        self._most_running = 1  # the concurrency seen so far, for the ETA
+        self._best: tuple[float, str] | None = None  # (value, trial id)
+
+    def open(self, sweep: SweepInfo) -> None:
+        """Start the clock, and the live line on a terminal."""
+        self._sweep, self._t0 = sweep, time.time()
+        if self._console is None:
+            self._console = Console()
+        if self._console.is_terminal and self._live is None:
+            self._live = Live(
+                get_renderable=self.status,
+                console=self._console,
+                refresh_per_second=1.0 / max(self.refresh_s, 0.05),
+            )
+            self._live.start()
+
+    def trial_started(self, rec: TrialRecord) -> None:
+        """Count the trial as running."""
+        self._running.add(rec.trial_id)
+        self._most_running = max(self._most_running, len(self._running))
+
+    def trial_result(
+        self, rec: TrialRecord, step: int, metrics: dict[str, float], time: float
+    ) -> None:
+        """Track the best value of the ranking metric."""
+        self._consider(rec)
+
+    def trial_ended(self, rec: TrialRecord) -> None:
+        """Count the trial as done; print a line if it failed or if there is no live line."""
+        self._running.discard(rec.trial_id)
+        self._done += 1
+        self._wall_total += rec.wall_s or 0.0
+        self._consider(rec)
+        error = (rec.error or "").strip().splitlines()
+        line = f"trial {rec.trial_id} {rec.status.value}" + (f": {error[0]}" if error else "")
+        if self._live is None:
+            self._print(f"{line} | {self.status().plain}")
+        elif rec.status in _BAD:
+            self._print(line)
+
+    def flush(self) -> None:
+        """Redraw the live line now."""
+        if self._live is not None:
+            self._live.refresh()
+
+    def close(self) -> None:
+        """Stop the live line, leaving its last state on screen."""
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def status(self) -> Text:
+        """The one-line status (called from the live display's refresh thread)."""
+        total = self._sweep.total_trials if self._sweep else None
+        running, done = len(self._running), self._done
+        parts = [f"{done}/{total} done" if total else f"{done} done", f"{running} running"]
+        if total:
+            parts.append(f"{max(total - done - running, 0)} pending")
+        if self._best is not None and self._sweep is not None:
+            value, trial_id = self._best
+            parts.append(f"best {self._sweep.metric}={value:.4g} (trial {trial_id})")
+        parts.append(duration(time.time() - self._t0))
+        if total and done:
+            remaining = max(total - done, 0)
+            eta = self._wall_total / done * remaining / self._most_running
+            parts.append(f"ETA {duration(eta)}")
+        return Text(" · ".join(parts))
+
+    def _consider(self, rec: TrialRecord) -> None:
+        if rec.best is None or self._sweep is None:
+            return
+        lower = self._sweep.mode == "min"
+        if self._best is None or (rec.best < self._best[0] if lower else rec.best > self._best[0]):
+            self._best = (rec.best, rec.trial_id)
+
+    def _print(self, line: str) -> None:
+        console = self._console or Console()
+        console.print(Text(line), soft_wrap=True)

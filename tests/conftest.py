@@ -1,0 +1,22 @@
+"""Shared fixtures: a real local Ray cluster, started once per test process."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """A real Ray instance on this machine (2 CPUs, no dashboard), shut down at the end."""
+    import ray
+
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    ray.init(
+        num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False
+    )
+    yield ray
+    ray.shutdown()

@@ -1,0 +1,285 @@
+"""Sinks driven by a real Ray Tune run, into real Parquet files and a real MLflow SQLite store."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+import ray.cloudpickle
+from mlflow.tracking import MlflowClient
+from ray import tune
+from rich.console import Console
+
+from abl.results import TrialStatus, read_history, read_trials
+from abl.search.sinks import (
+    MLflowSink,
+    ParquetSink,
+    ProgressSink,
+    SinkCallback,
+    SweepInfo,
+    TrialRecord,
+)
+
+KINDS = {"ok": "completed", "fail": "errored", "diverge": "diverged", "prune": "pruned"}
+STEPS = {"ok": 3, "fail": 1, "diverge": 2, "prune": 1}
+
+
+def trainable(config: dict[str, Any]) -> None:
+    """Three reports; fails, diverges or runs on (to be pruned) depending on ``kind``."""
+    kind, lr = config["kind"], config["train.lr"]
+    for i in range(1, 6 if kind == "prune" else 4):
+        metrics: dict[str, Any] = {"val/loss": lr / i, "train/loss": 2.0 / i, "note": "text"}
+        if kind == "fail" and i == 2:
+            raise ValueError("boom: lr too high")
+        if kind == "diverge" and i == 2:
+            nan = float("nan")
+            tune.report({"val/loss": nan, "train/loss": nan, "trial/status": "diverged"})
+            return
+        if kind == "ok" and i == 3:
+            metrics["trial/status"] = "completed"
+        tune.report(metrics)
+
+
+def stop_pruned(trial_id: str, result: dict[str, Any]) -> bool:
+    """Stand-in for a scheduler: stop the "prune" trials after their first report."""
+    return result["config"]["kind"] == "prune"
+
+
+def make_sweep(tmp_path: Path, tracking_uri: str) -> SweepInfo:
+    run_dir = tmp_path / "abl-runs" / "sinks-test" / "2024-05-01T12-00-00"
+    run_dir.mkdir(parents=True)
+    (run_dir / "space.yaml").write_text("name: sinks-test\nmetric: val/loss\n")
+    return SweepInfo(
+        name="sinks-test",
+        run_dir=run_dir,
+        metric="val/loss",
+        mode="min",
+        space_file=run_dir / "space.yaml",
+        total_trials=None,
+        tracking_uri=tracking_uri,
+    )
+
+
+def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """What the engine passes as ``config_of``: the full config, defaults filled in."""
+    return {**config, "train.epochs": 3}
+
+
+@pytest.fixture(scope="module")
+def swept(ray_local: Any, tmp_path_factory: pytest.TempPathFactory):
+    """Run one sweep through every sink; the tests below check what each wrote."""
+    # Workers cannot import this test module: ship its functions by value.
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    tmp_path = tmp_path_factory.mktemp("sweep")
+    sweep = make_sweep(tmp_path, f"sqlite:///{tmp_path}/mlflow.db")
+    out = io.StringIO()
+    sinks = [
+        MLflowSink(tracking_uri=sweep.tracking_uri),
+        ParquetSink(),
+        ProgressSink(console=Console(file=out, force_terminal=False, width=200)),
+    ]
+    callback = SinkCallback(sinks, sweep, flush_every_s=0.0, config_of=with_defaults)
+    param_space = {
+        "kind": tune.grid_search(list(KINDS)),
+        "train.lr": tune.grid_search([0.1, 0.2]),
+        "model.pe_type": "rope",
+        "seed": 0,
+    }
+    run_config = tune.RunConfig(
+        storage_path=str(tmp_path / "tune"), callbacks=[callback], stop=stop_pruned, verbose=0
+    )
+    tuner = tune.Tuner(
+        trainable,
+        param_space=param_space,
+        run_config=run_config,
+        tune_config=tune.TuneConfig(reuse_actors=True),
+    )
+    tuner.fit()
+    return sweep, callback, out.getvalue()
+
+
+@pytest.mark.ray
+def test_trials_parquet_has_one_final_row_per_trial(swept: Any) -> None:
+    sweep, _, _ = swept
+    rows = read_trials(sweep.run_dir).to_pylist()
+    assert len(rows) == 2 * len(KINDS)
+    assert len(list((sweep.run_dir / "trials.parquet").iterdir())) == 1  # compacted on close
+    for row in rows:
+        kind = row["kind"]
+        assert row["status"] == KINDS[kind], row
+        assert row["steps"] == STEPS[kind]
+        assert row["model.pe_type"] == "rope" and row["seed"] == 0 and row["train.epochs"] == 3
+        assert row["train.lr"] in (0.1, 0.2)
+        assert row["end"] >= row["start"] and row["wall_s"] >= 0 and row["node"]
+        assert row["best/val/loss"] == pytest.approx(row["train.lr"] / row["best_step"])
+        assert "note" not in row and "trial/status" not in row  # not numeric
+    ok = next(r for r in rows if r["kind"] == "ok")
+    assert ok["best_step"] == 3 and ok["val/loss"] == pytest.approx(ok["train.lr"] / 3)
+    assert ok["error"] is None
+    diverged = next(r for r in rows if r["kind"] == "diverge")
+    assert math.isnan(diverged["val/loss"]) and diverged["best_step"] == 1
+    failed = next(r for r in rows if r["kind"] == "fail")
+    assert failed["error"].startswith("ValueError: boom: lr too high\n")
+    assert "Traceback" in failed["error"] or "File " in failed["error"]
+
+
+@pytest.mark.ray
+def test_history_parquet_has_one_row_per_report(swept: Any) -> None:
+    sweep, _, _ = swept
+    history = read_history(sweep.run_dir).to_pylist()
+    trials = {r["trial_id"]: r for r in read_trials(sweep.run_dir).to_pylist()}
+    assert len(history) == sum(r["steps"] for r in trials.values())
+    for trial_id, trial in trials.items():
+        steps = [h["step"] for h in history if h["trial_id"] == trial_id]
+        assert steps == list(range(1, trial["steps"] + 1))
+    assert all(h["time"] > 0 and "train/loss" in h for h in history)
+
+
+@pytest.mark.ray
+def test_mlflow_has_parent_and_child_runs(swept: Any) -> None:
+    sweep, _, _ = swept
+    client = MlflowClient(sweep.tracking_uri)
+    exp = client.get_experiment_by_name("sinks-test")
+    assert exp.artifact_location == (sweep.run_dir.parents[2] / "mlartifacts").as_uri()
+    runs = client.search_runs([exp.experiment_id], max_results=100)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.status == "FINISHED" and parent.info.run_name == sweep.run_dir.name
+    assert parent.data.tags["abl.sweep"] == "sinks-test"
+    assert [a.path for a in client.list_artifacts(parent.info.run_id)] == ["space.yaml"]
+    saved = json.loads((sweep.run_dir / "mlflow.json").read_text())
+    assert saved["parent_run_id"] == parent.info.run_id
+
+    trials = {r["trial_id"]: r for r in read_trials(sweep.run_dir).to_pylist()}
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == len(trials)
+    for child in children:
+        trial = trials[child.data.tags["abl.trial_id"]]
+        assert trial["mlflow_run_id"] == child.info.run_id
+        assert child.info.run_name == trial["trial_id"]
+        assert child.data.params == {
+            "kind": trial["kind"],
+            "train.lr": str(trial["train.lr"]),
+            "model.pe_type": "rope",
+            "seed": "0",
+            "train.epochs": "3",
+        }
+        failed = trial["status"] in (TrialStatus.ERRORED.value, TrialStatus.DIVERGED.value)
+        assert child.info.status == ("FAILED" if failed else "FINISHED")
+        assert child.data.tags["abl.status"] == trial["status"]
+        steps = [m.step for m in client.get_metric_history(child.info.run_id, "val/loss")]
+        assert sorted(steps) == list(range(1, trial["steps"] + 1))
+        if trial["status"] == "errored":
+            assert child.data.tags["abl.error"].startswith("ValueError: boom")
+
+
+@pytest.mark.ray
+def test_progress_prints_a_line_per_ended_trial(swept: Any) -> None:
+    _, _, out = swept
+    lines = out.splitlines()
+    assert len(lines) == 2 * len(KINDS)
+    assert len([ln for ln in lines if "errored: ValueError: boom: lr too high | " in ln]) == 2
+    assert len([ln for ln in lines if " diverged | " in ln]) == 2
+    assert "8/8 done · 0 running · 0 pending · best val/loss=0.03333 (trial " in lines[-1]
+
+
+def test_progress_on_a_terminal_keeps_one_live_line(tmp_path: Path) -> None:
+    out = io.StringIO()
+    sweep = make_sweep(tmp_path, "sqlite:///unused.db")
+    sink = ProgressSink(console=Console(file=out, force_terminal=True, width=200), refresh_s=0.1)
+    sink.open(sweep)
+    for trial_id, status in [("t1", TrialStatus.COMPLETED), ("t2", TrialStatus.ERRORED)]:
+        rec = record(trial_id)
+        sink.trial_started(rec)
+        rec.update(1, {"val/loss": 0.5}, "val/loss", "min")
+        sink.trial_result(rec, 1, {"val/loss": 0.5}, 1.7e9 + 1)
+        rec.status, rec.end, rec.error = status, 1.7e9 + 30, "ValueError: boom\ntraceback"
+        sink.trial_ended(rec)
+        sink.flush()
+    sink.close()
+    text = out.getvalue()
+    assert "trial t2 errored: ValueError: boom" in text and "trial t1 completed" not in text
+    assert "2 done · 0 running · best val/loss=0.5 (trial t1)" in text
+
+
+@pytest.mark.ray
+def test_callback_survives_pickling_after_use(swept: Any) -> None:
+    """Ray pickles callbacks into tuner.pkl; clients and consoles are dropped, not pickled."""
+    _, callback, _ = swept
+    clone = ray.cloudpickle.loads(ray.cloudpickle.dumps(callback))
+    assert [type(s) for s in clone.sinks] == [type(s) for s in callback.sinks]
+    assert clone.sinks[0].parent_run_id == callback.sinks[0].parent_run_id
+
+
+def record(trial_id: str = "t1") -> TrialRecord:
+    return TrialRecord(trial_id, {"train.lr": 0.1}, TrialStatus.RUNNING, start=1.7e9)
+
+
+def drive(sink: MLflowSink, sweep: SweepInfo, rec: TrialRecord) -> None:
+    """Every hook, in the order the callback calls them."""
+    sink.open(sweep)
+    sink.trial_started(rec)
+    rec.update(1, {"val/loss": 1.0}, "val/loss", "min")
+    sink.trial_result(rec, 1, {"val/loss": 1.0}, 1.7e9 + 1)
+    sink.flush()
+    rec.status, rec.end = TrialStatus.COMPLETED, 1.7e9 + 2
+    sink.trial_ended(rec)
+
+
+def test_mlflow_sink_with_dead_server_warns_once_and_never_raises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    sweep = make_sweep(tmp_path, "http://127.0.0.1:9")
+    sink, rec = MLflowSink(tracking_uri=sweep.tracking_uri), record()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        drive(sink, sweep, rec)
+        sink.close()
+    ours = [w for w in caught if "MLflowSink" in str(w.message)]
+    assert len(ours) == 1 and issubclass(ours[0].category, RuntimeWarning)
+    assert "pending" in str(ours[0].message)
+    assert sink.parent_run_id is None and "mlflow_run_id" not in rec.extra
+
+
+def test_mlflow_sink_sends_pending_data_once_the_store_is_back(tmp_path: Path) -> None:
+    db_dir = tmp_path / "not-yet"
+    db_dir.write_text("a file where the store's folder should be")
+    sweep = make_sweep(tmp_path, f"sqlite:///{db_dir}/mlflow.db")
+    sink, rec = MLflowSink(tracking_uri=sweep.tracking_uri, retry_s=0.0), record()
+    with pytest.warns(RuntimeWarning, match="opening the MLflow experiment failed"):
+        drive(sink, sweep, rec)
+    db_dir.unlink()
+    sink.flush()  # the store answers now: everything pending goes out
+    sink.close()
+    client = MlflowClient(sweep.tracking_uri)
+    child = client.get_run(rec.extra["mlflow_run_id"])
+    assert child.info.status == "FINISHED"
+    assert child.data.params == {"train.lr": "0.1"} and child.data.metrics == {"val/loss": 1.0}
+    assert client.get_run(sink.parent_run_id).info.status == "FINISHED"
+
+
+def test_mlflow_sink_resumes_the_parent_run_of_the_run_dir(tmp_path: Path) -> None:
+    sweep = make_sweep(tmp_path, f"sqlite:///{tmp_path}/mlflow.db")
+    first = MLflowSink(tracking_uri=sweep.tracking_uri)
+    first.open(sweep)
+    first.trial_started(record("t1"))
+    first.close()  # interrupted: t1 never ended
+    second = MLflowSink(tracking_uri=sweep.tracking_uri)
+    rec = record("t1")
+    drive(second, sweep, rec)
+    second.close()
+    assert second.parent_run_id == first.parent_run_id
+    client = MlflowClient(sweep.tracking_uri)
+    runs = client.search_runs([client.get_experiment_by_name("sinks-test").experiment_id])
+    assert len(runs) == 2  # the parent and t1's one child, reused
+    assert client.get_run(rec.extra["mlflow_run_id"]).info.status == "FINISHED"
