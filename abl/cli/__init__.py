@@ -1,0 +1,60 @@
+"""The ``abl`` command: a click group with one module per command.
+
+abl search spaces/quickstart.yaml
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from abl import __version__
+from abl.errors import AblError
+
+
+@dataclass
+class AblContext:
+    """State shared by every command (click's ``ctx.obj``)."""
+
+    root: Path  # results root: run directories and the default MLflow store live here
+
+
+class AblGroup(click.Group):
+    """Prints an AblError as one line on stderr and exits 2: a user's mistake is no traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AblError as exc:
+            click.echo(f"abl: error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=AblGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="abl")
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="abl-runs",
+    envvar="ABL_ROOT",
+    show_default=True,
+    help="Results root: run directories and the default MLflow store (env ABL_ROOT).",
+)
+@click.pass_context
+def main(ctx: click.Context, root: Path) -> None:
+    """abl: architecture ablations of small PyTorch models as Ray Tune sweeps."""
+    ctx.obj = AblContext(root=root)
+
+
+def _register() -> None:
+    from abl.cli import search, spaces, trainables, ui
+
+    for module in (search, spaces, trainables, ui):
+        main.add_command(module.command)
+
+
+_register()

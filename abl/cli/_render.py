@@ -1,0 +1,69 @@
+"""Terminal tables shared by commands."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from abl.search.space import Space
+
+
+def terminal() -> Console:
+    """A console on stdout; wide when it is a file or a pipe, so tables are never cut."""
+    console = Console()
+    return console if console.is_terminal else Console(width=max(console.width, 240))
+
+
+def varying_keys(space: Space) -> list[str]:
+    """The trial parameters a space varies (what a table of its trials should show)."""
+    return space.sweep_keys()
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def top_table(trials: Any, space: Space, *, k: int = 10) -> Table:
+    """The best ``k`` trials of a trials table (pyarrow), ranked by the space's metric."""
+    rows = trials.to_pylist()
+    metric = space.metric
+    sign = 1 if space.mode == "min" else -1
+
+    def rank(row: dict[str, Any]) -> tuple[int, float]:
+        value = row.get(metric)
+        ok = isinstance(value, (int, float)) and math.isfinite(value)
+        return (0, sign * value) if ok else (1, 0.0)
+
+    rows.sort(key=rank)
+    metrics = [
+        metric,
+        *sorted(
+            {
+                c
+                for c in trials.column_names
+                if "/" in c and c != metric and c.split("/")[0] in ("train", "val", "predict")
+            }
+        ),
+    ]
+    keys = [key for key in varying_keys(space) if key in trials.column_names]
+    table = Table(
+        "trial",
+        "status",
+        *keys,
+        *metrics,
+        title=f"top {min(k, len(rows))} of {len(rows)} by {metric} ({space.mode})",
+    )
+    for row in rows[:k]:
+        table.add_row(row["trial_id"], row["status"], *(fmt(row.get(c)) for c in keys + metrics))
+    return table

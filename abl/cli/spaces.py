@@ -1,0 +1,32 @@
+"""``abl spaces``: the built-in space files with their trial counts."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from abl.errors import AblError
+from abl.search import count_trials, load_space
+from abl.search.space import builtin_spaces_dir
+
+
+@click.command("spaces")
+def command() -> None:
+    """List the built-in spaces: run one with `abl search NAME`."""
+    table = Table("space", "trainable", "search", "trials", "description")
+    for path in sorted(builtin_spaces_dir().glob("*.yaml")):
+        try:
+            space = load_space(str(path))
+        except AblError as exc:
+            table.add_row(path.stem, "", "", "invalid", str(exc))
+            continue
+        table.add_row(
+            path.stem,
+            space.trainable,
+            space.search.algorithm,
+            str(count_trials(space)),
+            space.description,
+        )
+    Console().print(table)
+    Console().print(f"from {builtin_spaces_dir()}")

@@ -1,0 +1,214 @@
+"""Space -> Ray Tune Tuner: searcher, scheduler, resources, storage and sinks.
+
+Trials run :func:`abl.trainables.loop.run_trial` on Ray workers; every report reaches the
+driver-side sinks (MLflow, Parquet, progress) through one Tune callback. Nothing trial-side
+talks to a store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from abl.search.load import trainable_of
+from abl.search.space import Dist, Space
+from abl.search.variants import expand
+
+TRIAL_INDEX = "__trial_index__"  # set by Tune's Repeater: which repeat (seed) of a TPE config
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """Where a sweep runs and where its results go."""
+
+    root: Path = Path("abl-runs")  # results root: <root>/<name>/<timestamp>/ per sweep
+    address: str | None = None  # an existing Ray cluster ("auto", "ray://host:10001"); None: local
+    tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///<root>/mlflow.db
+    dashboard: bool = True  # start the Ray dashboard (127.0.0.1) with a local cluster
+    verbose: bool = False  # forward trial stdout/stderr and Ray's logs to the terminal
+    sinks: tuple[str, ...] = ("mlflow", "parquet", "progress")
+
+
+@dataclass
+class Sweep:
+    """A finished (or interrupted) sweep: where it wrote and what Ray said."""
+
+    run_dir: Path
+    tracking_uri: str
+    parent_run_id: str | None
+    dashboard_url: str | None
+    trials: int
+    errors: list[str] = field(default_factory=list)
+
+
+def default_tracking_uri(root: Path) -> str:
+    """``$MLFLOW_TRACKING_URI`` if set, else a SQLite file in the results root."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / 'mlflow.db').resolve()}"
+
+
+def new_run_dir(root: Path, name: str) -> Path:
+    """``<root>/<name>/<timestamp>``, created; a suffix keeps two sweeps in one second apart."""
+    stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    base = (root / name).resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    for n in range(1000):
+        run_dir = base / (stamp if n == 0 else f"{stamp}_{n}")
+        try:
+            run_dir.mkdir()
+            return run_dir
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"cannot create a run directory under {base}")
+
+
+def seed_of(config: dict[str, Any]) -> dict[str, Any]:
+    """The trial config with a Repeater index folded into ``seed`` (as the trial sees it)."""
+    if TRIAL_INDEX not in config:
+        return config
+    config = dict(config)
+    config["seed"] = int(config.get("seed", 0) or 0) + int(config.pop(TRIAL_INDEX))
+    return config
+
+
+def run_function(config: dict[str, Any], trainable_name: str) -> None:
+    """The function trainable Tune runs: a registered trainable through the shared loop."""
+    from abl.trainables.loop import run_trial
+
+    run_trial(seed_of(config), trainable_name)
+
+
+def _suggest(trial: Any, key: str, dist: Dist) -> Any:
+    if dist.kind == "choice":
+        return trial.suggest_categorical(key, list(dist.args))
+    low, high = dist.args
+    if dist.kind == "int":
+        return trial.suggest_int(key, int(low), int(high))  # type: ignore[arg-type]
+    return trial.suggest_float(key, float(low), float(high), log=dist.kind == "loguniform")  # type: ignore[arg-type]
+
+
+def _define_by_run(space: Space, spec: Any) -> Any:
+    """Optuna define-by-run space: grid axes as categoricals, ``when:`` blocks as branches."""
+
+    def define(trial: Any) -> dict[str, Any]:
+        given = {k: trial.suggest_categorical(k, list(v)) for k, v in space.grid.items()}
+        given.update({k: _suggest(trial, k, d) for k, d in space.sample.items()})
+        constants = dict(space.fixed)
+        defaults = spec.resolve({}, space.source) if spec is not None else {}
+        for block in space.when:
+            if block.matches({**defaults, **constants, **given}):
+                given.update(
+                    {k: trial.suggest_categorical(k, list(v)) for k, v in block.grid.items()}
+                )
+                given.update({k: _suggest(trial, k, d) for k, d in block.sample.items()})
+                constants.update(block.fixed)
+        full = (
+            spec.resolve({**constants, **given}, space.source) if spec else {**constants, **given}
+        )
+        return {k: v for k, v in full.items() if k not in given}
+
+    return define
+
+
+def build_tuner(space: Space, run_dir: Path, callbacks: list[Any]) -> Any:
+    """The Ray Tune Tuner for a space; its experiment state goes to ``run_dir/tune``."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    spec, function = trainable_of(space)
+    fn = function or tune.with_parameters(run_function, trainable_name=space.trainable)
+    resources = {"cpu": space.resources.cpu, "gpu": space.resources.gpu}
+    param_space: dict[str, Any] = {}
+    if space.search.algorithm == "tpe":
+        search_alg = _tpe(space, spec)
+        num_samples = space.search.samples * space.repeats
+    else:
+        variants = expand(space, spec)
+        search_alg = BasicVariantGenerator(points_to_evaluate=variants)
+        num_samples = len(variants)
+        # Tune only lets a preset set keys that the param space declares.
+        param_space = dict.fromkeys(k for v in variants for k in v)
+    scheduler = None
+    if space.scheduler.asha is not None:
+        asha = space.scheduler.asha
+        max_t = asha.max_t or _max_epochs(space, spec)
+        scheduler = ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=max_t,
+            grace_period=min(asha.grace_period, max_t),
+            reduction_factor=asha.reduction_factor,
+        )
+    return tune.Tuner(
+        tune.with_resources(fn, resources),
+        param_space=param_space,
+        tune_config=tune.TuneConfig(
+            metric=space.metric,
+            mode=space.mode,
+            search_alg=search_alg,
+            scheduler=scheduler,
+            num_samples=num_samples,
+            max_concurrent_trials=space.search.concurrency,
+            reuse_actors=True,
+            trial_dirname_creator=lambda trial: trial.trial_id,
+        ),
+        run_config=tune.RunConfig(
+            name="tune",
+            storage_path=str(run_dir),
+            callbacks=callbacks,
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=space.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        ),
+    )
+
+
+def _tpe(space: Space, spec: Any) -> Any:
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+    from ray.tune.search.repeater import Repeater
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    searcher = OptunaSearch(
+        space=_define_by_run(space, spec),
+        metric=space.metric,
+        mode=space.mode,
+        sampler=optuna.samplers.TPESampler(seed=space.search.seed),
+    )
+    return (
+        Repeater(searcher, repeat=space.repeats, set_index=True) if space.repeats > 1 else searcher
+    )
+
+
+def _max_epochs(space: Space, spec: Any) -> int:
+    if spec is None:
+        return 100
+    configs = expand(space, spec, limit=10_000)
+    return max(int(c.get("train.epochs", 1)) for c in configs)
+
+
+def init_ray(options: SweepOptions) -> str | None:
+    """Start (or join) Ray; returns the dashboard URL when there is one."""
+    import ray
+
+    # Trials keep the driver's working directory, so relative data paths mean what they say.
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # abl checkpoints every epoch on purpose (pruning, retries, resume); Ray warns about it.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if ray.is_initialized():
+        return None
+    kwargs: dict[str, Any] = {
+        "log_to_driver": options.verbose,
+        "logging_level": logging.INFO if options.verbose else logging.WARNING,
+        "configure_logging": True,
+    }
+    if options.address:
+        ctx = ray.init(address=options.address, **kwargs)
+    else:
+        ctx = ray.init(include_dashboard=options.dashboard, dashboard_host="127.0.0.1", **kwargs)
+    url = getattr(ctx, "dashboard_url", None)
+    return f"http://{url}" if url and not str(url).startswith("http") else url

@@ -1,0 +1,86 @@
+"""Run a whole sweep: run directory, sinks, Ray, the Tuner, and what to print at the end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from abl.search.engine import (
+    Sweep,
+    SweepOptions,
+    build_tuner,
+    default_tracking_uri,
+    init_ray,
+    new_run_dir,
+    seed_of,
+)
+from abl.search.space import Space
+from abl.search.variants import count_trials
+
+SPACE_FILE = "space.yaml"
+
+
+def make_sinks(names: tuple[str, ...], *, tracking_uri: str, console: Any = None) -> list[Any]:
+    """The sinks a sweep streams to, MLflow first so its run ids reach the Parquet rows."""
+    from abl.search.sinks import MLflowSink, ParquetSink, ProgressSink
+
+    sinks: list[Any] = []
+    if "mlflow" in names:
+        sinks.append(MLflowSink(tracking_uri=tracking_uri))
+    if "parquet" in names:
+        sinks.append(ParquetSink())
+    if "progress" in names:
+        sinks.append(ProgressSink(console=console))
+    return sinks
+
+
+def run_sweep(space: Space, options: SweepOptions, *, console: Any = None) -> Sweep:
+    """Run every trial of ``space`` on Ray and stream results to the sinks; returns where they went.
+
+    >>> from abl.search import load_space  # doctest: +SKIP
+    >>> run_sweep(load_space("quickstart"), SweepOptions())  # doctest: +SKIP
+    """
+    from abl.search.load import trainable_of
+    from abl.search.sinks import SinkCallback, SweepInfo
+
+    run_dir = new_run_dir(options.root, space.name)
+    space_file = run_dir / SPACE_FILE
+    space_file.write_text(space.to_yaml(), encoding="utf-8")
+    tracking_uri = options.tracking_uri or default_tracking_uri(options.root)
+    dashboard_url = init_ray(options)
+    spec, _ = trainable_of(space)
+
+    def full_config(config: dict[str, Any]) -> dict[str, Any]:
+        config = seed_of(config)
+        return spec.resolve(config, "trial config") if spec is not None else config
+
+    sweep = SweepInfo(
+        name=space.name,
+        run_dir=run_dir,
+        metric=space.metric,
+        mode=space.mode,
+        space_file=space_file,
+        total_trials=count_trials(space),
+        tracking_uri=tracking_uri,
+    )
+    sinks = make_sinks(options.sinks, tracking_uri=tracking_uri, console=console)
+    callback = SinkCallback(sinks, sweep, config_of=full_config)
+    tuner = build_tuner(space, run_dir, [callback])
+    grid = tuner.fit()
+    errors = [str(r.error).splitlines()[0] for r in grid if r.error is not None]
+    parent = next((s.parent_run_id for s in sinks if hasattr(s, "parent_run_id")), None)
+    return Sweep(
+        run_dir=run_dir,
+        tracking_uri=tracking_uri,
+        parent_run_id=parent,
+        dashboard_url=dashboard_url,
+        trials=len(grid),
+        errors=errors,
+    )
+
+
+def latest_run(root: Path, name: str) -> Path | None:
+    """The newest run directory of sweep ``name`` under ``root``."""
+    base = root / name
+    runs = sorted(p for p in base.iterdir() if (p / SPACE_FILE).exists()) if base.is_dir() else []
+    return runs[-1] if runs else None

@@ -1,0 +1,143 @@
+"""``abl search`` end to end from the CLI: real Ray, real MLflow (SQLite), real Parquet files."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from mlflow.tracking import MlflowClient
+
+from abl.results.store import read_history, read_trials
+
+SPACE = """
+name: tiny
+trainable: forecast
+fixed:
+  model.d_model: 8
+  data.source: csv
+  data.path: {csv}
+  data.time_steps: 16
+  train.epochs: 2
+  train.batch_size: 32
+grid:
+  model.pe_type: [none, rope]
+  data.column: [y, nosuch]
+resources: {{cpu: 1}}
+"""
+
+
+def abl(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "abl", *args], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    csv = tmp / "series.csv"
+    csv.write_text(
+        "t,y\n" + "".join(f"{i},{10 + math.sin(i / 5) + i / 100:.4f}\n" for i in range(400))
+    )
+    (tmp / "tiny.yaml").write_text(SPACE.format(csv=csv))
+    proc = abl("--root", "runs", "search", "tiny.yaml", "--no-dashboard", cwd=tmp)
+    run_dirs = sorted((tmp / "runs" / "tiny").iterdir())
+    return proc, run_dirs, tmp
+
+
+def test_cli_sweep_finishes_and_prints_the_top_table(sweep):
+    proc, run_dirs, _ = sweep
+    assert proc.returncode == 0, proc.stderr
+    assert len(run_dirs) == 1
+    assert "top 4 of 4 by val/loss" in proc.stdout
+    assert "mlflow" in proc.stdout and "abl --root runs ui" in proc.stdout
+
+
+def test_trials_parquet_has_one_row_per_trial_with_config_and_metrics(sweep):
+    _, (run_dir,), _ = sweep
+    assert len(pq.ParquetFile(next((run_dir / "trials.parquet").glob("*.parquet"))).schema) > 0
+    trials = read_trials(run_dir).to_pylist()
+    assert len(trials) == 4 and len({t["trial_id"] for t in trials}) == 4
+    done = [t for t in trials if t["data.column"] == "y"]
+    failed = [t for t in trials if t["data.column"] == "nosuch"]
+    assert {t["status"] for t in done} == {"completed"} and {t["model.pe_type"] for t in done} == {
+        "none",
+        "rope",
+    }
+    for t in done:
+        assert t["steps"] == 2 and t["train.epochs"] == 2 and t["model.d_model"] == 8
+        assert all(
+            math.isfinite(t[m])
+            for m in ("val/loss", "train/loss", "predict/mse_batch", "predict/mse_regressive")
+        )
+        assert t["best/val/loss"] <= t["val/loss"] + 1e-12
+    assert {t["status"] for t in failed} == {"errored"}
+    assert all("column must be one of" in t["error"] and "nosuch" in t["error"] for t in failed)
+
+
+def test_history_parquet_has_every_report(sweep):
+    _, (run_dir,), _ = sweep
+    history = read_history(run_dir).to_pylist()
+    assert len(history) == 4  # 2 completed trials x 2 epochs; errored trials reported nothing
+    assert sorted((h["trial_id"], h["step"]) for h in history)[:2][0][1] == 1
+    assert all(math.isfinite(h["val/loss"]) for h in history)
+
+
+def test_mlflow_has_a_parent_and_a_child_run_per_trial(sweep):
+    _, (run_dir,), tmp = sweep
+    client = MlflowClient(f"sqlite:///{tmp / 'runs' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("tiny")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 4
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parents[0].info.run_id}
+    trials = {t["trial_id"]: t for t in read_trials(run_dir).to_pylist()}
+    for child in children:
+        trial = trials[child.info.run_name]
+        assert trial["mlflow_run_id"] == child.info.run_id
+        assert child.data.params["model.pe_type"] == trial["model.pe_type"]
+        assert child.data.params["train.lr"] == str(trial["train.lr"])
+        if trial["status"] == "completed":
+            assert child.info.status == "FINISHED"
+            steps = [m.step for m in client.get_metric_history(child.info.run_id, "val/loss")]
+            assert sorted(steps) == [1, 2]
+        else:
+            assert child.info.status == "FAILED"
+
+
+def test_bad_space_is_one_line_exit_2_and_nothing_written(tmp_path):
+    (tmp_path / "bad.yaml").write_text(
+        "name: bad\ntrainable: forecast\ngrid: {model.pe_type: [roep]}\n"
+    )
+    proc = abl("--root", "runs", "search", "bad.yaml", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "pe_type must be one of none, randpe, sinpe, rope; got 'roep'" in proc.stderr
+    assert "bad.yaml" in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bad_override_is_one_line_exit_2(tmp_path):
+    proc = abl("search", "quickstart", "model.pe_typ=rope", cwd=tmp_path)
+    assert proc.returncode == 2 and "did you mean 'model.pe_type'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_dry_run_counts_and_runs_nothing(tmp_path):
+    proc = abl(
+        "--root",
+        "runs",
+        "search",
+        "att_timeseries",
+        "model.pe_type=rope,sinpe",
+        "--dry-run",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "96 trials" in proc.stdout and "nothing was run" in proc.stdout
+    assert not (tmp_path / "runs").exists()
