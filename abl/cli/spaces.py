@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from abl.cli._render import terminal
 from abl.errors import AblError
 from abl.search import count_trials, load_space
 from abl.search.space import builtin_spaces_dir
@@ -28,5 +28,6 @@ def command() -> None:
             str(count_trials(space)),
             space.description,
         )
-    Console().print(table)
-    Console().print(f"from {builtin_spaces_dir()}")
+    console = terminal()
+    console.print(table)
+    console.print(f"from {builtin_spaces_dir()}")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from abl.cli._render import fmt
+from abl.cli._render import fmt, terminal
 
 
 @click.command("trainables")
@@ -15,7 +14,7 @@ def command(name: str | None) -> None:
     """List trainables with every parameter (flat key), its type, default and meaning."""
     from abl.trainables.spec import TRAINABLES
 
-    console = Console()
+    console = terminal()
     for trainable in [name] if name else TRAINABLES.names():
         spec = TRAINABLES.get(trainable)
         console.print(f"[bold]{spec.name}[/]: {spec.description}")

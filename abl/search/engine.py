@@ -90,10 +90,18 @@ def _suggest(trial: Any, key: str, dist: Dist) -> Any:
     return trial.suggest_float(key, float(low), float(high), log=dist.kind == "loguniform")  # type: ignore[arg-type]
 
 
-def _define_by_run(space: Space, spec: Any) -> Any:
-    """Optuna define-by-run space: grid axes as categoricals, ``when:`` blocks as branches."""
+class DefineByRun:
+    """Optuna define-by-run space: grid axes as categoricals, ``when:`` blocks as branches.
 
-    def define(trial: Any) -> dict[str, Any]:
+    A class, not a closure: OptunaSearch pickles its space into Tune's experiment state.
+    """
+
+    def __init__(self, space: Space, spec: Any) -> None:
+        self.space = space
+        self.spec = spec
+
+    def __call__(self, trial: Any) -> dict[str, Any]:
+        space, spec = self.space, self.spec
         given = {k: trial.suggest_categorical(k, list(v)) for k, v in space.grid.items()}
         given.update({k: _suggest(trial, k, d) for k, d in space.sample.items()})
         constants = dict(space.fixed)
@@ -105,12 +113,9 @@ def _define_by_run(space: Space, spec: Any) -> Any:
                 )
                 given.update({k: _suggest(trial, k, d) for k, d in block.sample.items()})
                 constants.update(block.fixed)
-        full = (
-            spec.resolve({**constants, **given}, space.source) if spec else {**constants, **given}
-        )
+        merged = {**constants, **given}
+        full = spec.resolve(merged, space.source) if spec is not None else merged
         return {k: v for k, v in full.items() if k not in given}
-
-    return define
 
 
 def build_tuner(space: Space, run_dir: Path, callbacks: list[Any]) -> Any:
@@ -173,7 +178,7 @@ def _tpe(space: Space, spec: Any) -> Any:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     searcher = OptunaSearch(
-        space=_define_by_run(space, spec),
+        space=DefineByRun(space, spec),
         metric=space.metric,
         mode=space.mode,
         sampler=optuna.samplers.TPESampler(seed=space.search.seed),

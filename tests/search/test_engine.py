@@ -1,0 +1,63 @@
+"""The engine on real Ray: TPE with repeats, ASHA pruning, and the grid's exact trial list."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from abl.results.store import read_history, read_trials
+from abl.search import SweepOptions, load_space, run_sweep
+
+TINY = ["data.length=300", "data.time_steps=16", "model.d_model=8", "model.is_causal=true"]
+
+
+def sweep(tmp_path, overrides):
+    space = load_space("quickstart", [*TINY, *overrides])
+    result = run_sweep(space, SweepOptions(root=tmp_path, sinks=("parquet",)))
+    return space, read_trials(result.run_dir).to_pylist(), result
+
+
+def test_tpe_with_repeats_runs_each_suggestion_once_per_seed(ray_local, tmp_path):
+    _, trials, _ = sweep(
+        tmp_path,
+        [
+            "search.algorithm=tpe",
+            "search.samples=2",
+            "repeats=2",
+            "model.pe_type=rope,none",
+            "train.epochs=1",
+            "search.seed=3",
+        ],
+    )
+    assert len(trials) == 4 and {t["status"] for t in trials} == {"completed"}
+    assert Counter(t["seed"] for t in trials) == {0: 2, 1: 2}
+    assert all(t["model.pe_type"] in ("rope", "none") and t["train.epochs"] == 1 for t in trials)
+
+
+def test_asha_prunes_the_hopeless_learning_rate(ray_local, tmp_path):
+    _, trials, result = sweep(
+        tmp_path,
+        [
+            "train.lr=3e-3,1e-9",
+            "model.pe_type=rope",
+            "repeats=2",
+            "train.epochs=4",
+            "train.schedule=constant",
+            "scheduler.asha.grace_period=1",
+            "scheduler.asha.reduction_factor=2",
+            "search.concurrency=1",
+        ],
+    )
+    by_lr = {lr: [t for t in trials if t["train.lr"] == lr] for lr in (3e-3, 1e-9)}
+    assert {t["status"] for t in by_lr[3e-3]} == {"completed"}
+    assert all(t["steps"] == 4 for t in by_lr[3e-3])
+    pruned = [t for t in by_lr[1e-9] if t["status"] == "pruned"]
+    assert pruned and all(t["steps"] < 4 and t["predict/mse_batch"] is None for t in pruned)
+    steps = Counter(h["trial_id"] for h in read_history(result.run_dir).to_pylist())
+    assert steps == {t["trial_id"]: t["steps"] for t in trials}
+
+
+def test_grid_runs_exactly_the_expanded_configs(ray_local, tmp_path):
+    _, trials, _ = sweep(tmp_path, ["model.pe_type=none,sinpe,rope", "train.epochs=1", "repeats=2"])
+    got = sorted((t["model.pe_type"], t["seed"]) for t in trials)
+    assert got == sorted((p, s) for p in ("none", "sinpe", "rope") for s in (0, 1))
+    assert all(t["data.length"] == 300 and t["model.d_model"] == 8 for t in trials)
