@@ -7,6 +7,7 @@ Run one trial outside Ray (prints each report)::
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import random
@@ -43,6 +44,9 @@ class TrainConfig:
     checkpoint: bool = param(
         True, "save a checkpoint each epoch (pruning, retries and resume use it)"
     )
+    restart_on_spike: float = param(
+        0.0, "reload the best weights when val/loss exceeds this factor x its best; 0 disables"
+    )
 
 
 def nested(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -75,6 +79,53 @@ def _lr_factor(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
     return factor
 
 
+@dataclass
+class Run:
+    """Everything one trial trains: built from its config, restorable from a checkpoint."""
+
+    cfg: TrainConfig
+    task: Any
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    gen: torch.Generator
+    epoch: int = 0  # the next epoch to train
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "opt": self.opt.state_dict(),
+            "sched": self.sched.state_dict(),
+            "gen": self.gen.get_state(),
+            "epoch": self.epoch - 1,
+        }
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
+        self.sched.load_state_dict(state["sched"])
+        self.gen.set_state(state["gen"])
+        self.epoch = state["epoch"] + 1
+
+
+def build_run(config: dict[str, Any], spec: TrainableSpec, device: str = "cpu") -> Run:
+    """Seed everything, then build the task, model, optimizer and schedule of a trial."""
+    full = spec.resolve(config, "trial config")
+    parts = nested(full)
+    seed = int(full["seed"])
+    seed_everything(seed)
+    cfg = build(TrainConfig, parts["train"], section="train")
+    task_cls = TASKS.get(spec.task)
+    task = task_cls(build(task_cls.Config, parts["data"], section="data"), seed=seed)
+    model_cls = MODELS.get(full["model.kind"])
+    model_args = {k: v for k, v in parts["model"].items() if k != "kind"}
+    model = model_cls(build(model_cls.Config, model_args, section="model"), task.info).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    total_steps = _steps_per_epoch(task, cfg) * cfg.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(cfg, total_steps))
+    return Run(cfg, task, model, opt, sched, torch.Generator().manual_seed(seed))
+
+
 def train(
     config: dict[str, Any],
     *,
@@ -89,41 +140,24 @@ def train(
     ``trial/status`` = ``completed``, or ``diverged`` as soon as the loss stops being finite.
     """
     spec = TRAINABLES.get(trainable) if isinstance(trainable, str) else trainable
-    full = spec.resolve(config, "trial config")
-    parts = nested(full)
-    seed = int(full["seed"])
-    seed_everything(seed)
-    cfg = build(TrainConfig, parts["train"], section="train")
-    task = TASKS.get(spec.task)(
-        build(TASKS.get(spec.task).Config, parts["data"], section="data"), seed=seed
-    )
-    model_cls = MODELS.get(full["model.kind"])
-    model_args = {k: v for k, v in parts["model"].items() if k != "kind"}
-    model = model_cls(build(model_cls.Config, model_args, section="model"), task.info).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = _steps_per_epoch(task, cfg)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(cfg, steps_per_epoch * cfg.epochs))
-    gen = torch.Generator().manual_seed(seed)
-    start_epoch = 0
+    run = build_run(config, spec, device)
     if restore is not None:
-        model.load_state_dict(restore["model"])
-        opt.load_state_dict(restore["opt"])
-        sched.load_state_dict(restore["sched"])
-        gen.set_state(restore["gen"])
-        start_epoch = restore["epoch"] + 1
+        run.load(restore)
+    cfg, task, model = run.cfg, run.task, run.model
     n_params = sum(p.numel() for p in model.parameters())
     emit = report or (lambda metrics, _ckpt: print(metrics))
+    best: tuple[float, dict[str, Any]] | None = None
 
-    for epoch in range(start_epoch, cfg.epochs):
+    while run.epoch < cfg.epochs:
         t0 = time.perf_counter()
-        train_loss, samples = _train_epoch(model, task, cfg, opt, sched, gen, device)
+        train_loss, samples = _train_epoch(run, device)
         elapsed = time.perf_counter() - t0
         val_loss = _evaluate(model, task, cfg.batch_size, device)
         metrics: dict[str, Any] = {
-            "epoch": epoch + 1,
+            "epoch": run.epoch + 1,
             "train/loss": train_loss,
             "val/loss": val_loss,
-            "lr": sched.get_last_lr()[0],
+            "lr": run.sched.get_last_lr()[0],
             "perf/samples_per_s": samples / elapsed if elapsed > 0 else 0.0,
             "perf/torch_threads": torch.get_num_threads(),
             "model/params": n_params,
@@ -132,35 +166,49 @@ def train(
             metrics["trial/status"] = "diverged"
             emit(metrics, None)
             return
-        if epoch == cfg.epochs - 1:
+        metrics.update(task.epoch_metrics(model))
+        task.observe(metrics)
+        run.epoch += 1
+        if cfg.restart_on_spike > 0:
+            best = _restart_on_spike(run, val_loss, best, metrics)
+        if run.epoch == cfg.epochs:
             metrics.update(task.final_metrics(model))
             metrics["trial/status"] = "completed"
-        if cfg.checkpoint:
-            with tempfile.TemporaryDirectory(prefix="abl-ckpt-") as tmp:
-                state = {
-                    "model": model.state_dict(),
-                    "opt": opt.state_dict(),
-                    "sched": sched.state_dict(),
-                    "gen": gen.get_state(),
-                    "epoch": epoch,
-                }
-                torch.save(state, os.path.join(tmp, CHECKPOINT_FILE))
-                emit(metrics, tmp)
-        else:
+        if not cfg.checkpoint:
             emit(metrics, None)
+            continue
+        with tempfile.TemporaryDirectory(prefix="abl-ckpt-") as tmp:
+            torch.save(run.state(), os.path.join(tmp, CHECKPOINT_FILE))
+            emit(metrics, tmp)
+
+
+def _restart_on_spike(
+    run: Run, val_loss: float, best: tuple[float, dict[str, Any]] | None, metrics: dict[str, Any]
+) -> tuple[float, dict[str, Any]]:
+    """Keep the best weights in memory; reload them when val/loss spikes past the factor."""
+    if best is None or val_loss < best[0]:
+        return val_loss, copy.deepcopy(run.model.state_dict())
+    if val_loss > run.cfg.restart_on_spike * best[0]:
+        run.model.load_state_dict(best[1])
+        metrics["train/restarts"] = metrics.get("train/restarts", 0) + 1
+    return best
 
 
 def _steps_per_epoch(task: Any, cfg: TrainConfig) -> int:
-    n = sum(1 for _ in task.batches("train", cfg.batch_size))
+    n = task.num_batches("train", cfg.batch_size)
     return min(n, cfg.steps_per_epoch) if cfg.steps_per_epoch > 0 else n
 
 
-def _train_epoch(model, task, cfg: TrainConfig, opt, sched, gen, device: str) -> tuple[float, int]:
+def _train_epoch(run: Run, device: str) -> tuple[float, int]:
+    model, task, cfg, opt, sched = run.model, run.task, run.cfg, run.opt, run.sched
     model.train()
     total, count, samples = 0.0, 0, 0
-    for step, (x, y) in enumerate(task.batches("train", cfg.batch_size, generator=gen)):
+    for step, (x, y) in enumerate(task.batches("train", cfg.batch_size, generator=run.gen)):
         if cfg.steps_per_epoch > 0 and step >= cfg.steps_per_epoch:
             break
+        global_step = int(sched.last_epoch)  # LambdaLR counts optimizer steps
+        task.set_step(global_step)
+        model.set_step(global_step)
         x, y = x.to(device), y.to(device)
         loss = task.loss(model(x), y)
         opt.zero_grad(set_to_none=True)

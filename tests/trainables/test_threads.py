@@ -17,6 +17,7 @@ def test_trial_threads_follow_its_cpu_resource(ray_local, tmp_path, cpu):
             "model.is_causal=true",
             "train.epochs=1",
             "data.length=300",
+            "repeats=1",
             f"resources.cpu={cpu}",
         ],
     )

@@ -24,3 +24,6 @@ class Model(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.info = info
+
+    def set_step(self, step: int) -> None:
+        """Called before every optimizer step (0-based); step-scheduled curricula use it."""

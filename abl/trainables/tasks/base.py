@@ -27,7 +27,9 @@ class Task(ABC):
     """A seeded dataset with a loss and final metrics.
 
     Subclasses set ``Config`` (a dataclass of ``data.*`` knobs, see :func:`abl.trainables.config.param`)
-    and ``metrics`` (the names :meth:`final_metrics` returns), and fill ``self.info``.
+    and ``metrics`` (every name :meth:`epoch_metrics` and :meth:`final_metrics` return), and
+    fill ``self.info``. Curricula read the optimizer step in :meth:`set_step` and the last
+    epoch's metrics in :meth:`observe`.
     """
 
     Config: ClassVar[type]
@@ -43,6 +45,20 @@ class Task(ABC):
         self, split: Split, batch_size: int, *, generator: torch.Generator | None = None
     ) -> Iterator[tuple[Tensor, Tensor]]:
         """Yield ``(inputs, targets)`` over one pass of ``split``; shuffled when a generator is given."""
+
+    def num_batches(self, split: Split, batch_size: int) -> int:
+        """Batches in one pass of ``split``; counts them unless a task knows better."""
+        return sum(1 for _ in self.batches(split, batch_size))
+
+    def set_step(self, step: int) -> None:
+        """Called before every optimizer step (0-based); step-scheduled curricula use it."""
+
+    def observe(self, metrics: dict[str, float]) -> None:
+        """Called after every epoch with its metrics; accuracy-driven curricula use it."""
+
+    def epoch_metrics(self, model: torch.nn.Module) -> dict[str, float]:
+        """Metrics computed after every epoch besides the losses (``val/acc_token``); none by default."""
+        return {}
 
     def loss(self, output: Tensor, target: Tensor) -> Tensor:
         """Training and validation loss; mean squared error unless the task says otherwise."""
