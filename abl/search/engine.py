@@ -65,20 +65,32 @@ def new_run_dir(root: Path, name: str) -> Path:
     raise RuntimeError(f"cannot create a run directory under {base}")
 
 
-def seed_of(config: dict[str, Any]) -> dict[str, Any]:
-    """The trial config with a Repeater index folded into ``seed`` (as the trial sees it)."""
-    if TRIAL_INDEX not in config:
-        return config
+def trial_config(config: dict[str, Any], spec: Any | None) -> dict[str, Any]:
+    """The config a trial runs with, from the one Tune hands over.
+
+    A Repeater index is folded into ``seed``. Tune gives every trial every key of the param
+    space (None where the trial's preset lacks it), so keys that the trial's model kind does
+    not have and that are None are dropped.
+    """
     config = dict(config)
-    config["seed"] = int(config.get("seed", 0) or 0) + int(config.pop(TRIAL_INDEX))
+    if TRIAL_INDEX in config:
+        config["seed"] = int(config.get("seed", 0) or 0) + int(config.pop(TRIAL_INDEX))
+    if spec is not None:
+        schema = spec.schema(config.get("model.kind") or spec.default_model)
+        config = {k: v for k, v in config.items() if k in schema or v is not None}
     return config
 
 
-def run_function(config: dict[str, Any], trainable_name: str) -> None:
+def run_function(
+    config: dict[str, Any], trainable_name: str, plugins: tuple[str, ...] = ()
+) -> None:
     """The function trainable Tune runs: a registered trainable through the shared loop."""
     from abl.trainables.loop import run_trial
+    from abl.trainables.registry import import_plugins
+    from abl.trainables.spec import TRAINABLES
 
-    run_trial(seed_of(config), trainable_name)
+    import_plugins(plugins)
+    run_trial(trial_config(config, TRAINABLES.get(trainable_name)), trainable_name)
 
 
 def _suggest(trial: Any, key: str, dist: Dist) -> Any:
@@ -125,7 +137,9 @@ def build_tuner(space: Space, run_dir: Path, callbacks: list[Any]) -> Any:
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     spec, function = trainable_of(space)
-    fn = function or tune.with_parameters(run_function, trainable_name=space.trainable)
+    fn = function or tune.with_parameters(
+        run_function, trainable_name=space.trainable, plugins=tuple(space.plugins)
+    )
     resources = {"cpu": space.resources.cpu, "gpu": space.resources.gpu}
     param_space: dict[str, Any] = {}
     if space.search.algorithm == "tpe":

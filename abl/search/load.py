@@ -13,8 +13,10 @@ from abl.search.variants import check_space
 
 def trainable_of(space: Space) -> tuple[Any | None, Any | None]:
     """``(TrainableSpec, None)`` for a registered trainable, ``(None, function)`` for an import path."""
+    from abl.trainables.registry import import_plugins
     from abl.trainables.spec import TRAINABLES, TrainableSpec
 
+    import_plugins(space.plugins, where=f"{space.source}, plugins")
     try:
         obj = TRAINABLES.get(space.trainable)
     except AblError as exc:

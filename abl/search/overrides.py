@@ -27,6 +27,7 @@ SETTINGS = (
     "scheduler",
     "resources",
     "max_failures",
+    "plugins",
 )
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _CALL = re.compile(r"^(range|choice)\((.*)\)$", re.S)

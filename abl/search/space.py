@@ -129,6 +129,7 @@ class Space(_Strict):
     scheduler: SchedulerSettings = SchedulerSettings()
     resources: Resources = Resources()
     max_failures: Annotated[int, Field(ge=0)] = 0
+    plugins: list[str] = []  # the user's modules to import first (their @MODELS.register runs)
     source: str = "<space>"
 
     @field_validator("sample", mode="before")

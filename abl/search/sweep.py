@@ -12,7 +12,7 @@ from abl.search.engine import (
     default_tracking_uri,
     init_ray,
     new_run_dir,
-    seed_of,
+    trial_config,
 )
 from abl.search.space import Space
 from abl.search.variants import count_trials
@@ -51,7 +51,7 @@ def run_sweep(space: Space, options: SweepOptions, *, console: Any = None) -> Sw
     spec, _ = trainable_of(space)
 
     def full_config(config: dict[str, Any]) -> dict[str, Any]:
-        config = seed_of(config)
+        config = trial_config(config, spec)
         return spec.resolve(config, "trial config") if spec is not None else config
 
     sweep = SweepInfo(

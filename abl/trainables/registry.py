@@ -15,6 +15,15 @@ from abl.errors import AblError, did_you_mean, one_of
 T = TypeVar("T")
 
 
+def import_plugins(modules: list[str] | tuple[str, ...], *, where: str = "plugins") -> None:
+    """Import the user's modules named by a space, so their registrations run."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise AblError(f"plugin module '{name}' cannot be imported ({exc}) ({where})") from exc
+
+
 def import_object(path: str, *, what: str) -> Any:
     """Import ``package.module:Attr``; an unimportable path is an AblError naming ``what``."""
     module_name, sep, attr = path.partition(":")
@@ -37,6 +46,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self._paths: dict[str, str] = dict(builtins)
         self._loaded: dict[str, T] = {}
+        self._plugins: set[str] = set()
 
     def names(self) -> list[str]:
         """Every registered name, sorted."""
@@ -48,14 +58,20 @@ class Registry(Generic[T]):
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str, *, builtin: bool = False) -> Callable[[T], T]:
         """Decorator: ``@MODELS.register("my_att")`` above a class registers it under a name."""
 
         def deco(obj: T) -> T:
             self._loaded[name] = obj
+            if not builtin:
+                self._plugins.add(name)
             return obj
 
         return deco
+
+    def plugin_names(self) -> list[str]:
+        """Names registered by modules outside abl (a space's ``plugins:``)."""
+        return sorted(self._plugins)
 
     def get(self, name: str) -> T:
         """The object registered as ``name``, or one named by ``package.module:Attr``."""

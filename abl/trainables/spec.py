@@ -53,6 +53,10 @@ class TrainableSpec:
         }
 
     def check_kind(self, kind: Any, where: str) -> str:
+        """A built-in model of this trainable, a plugin's registered model, or ``pkg.mod:Class``."""
+        if isinstance(kind, str) and (":" in kind or kind in MODELS.plugin_names()):
+            MODELS.get(kind)
+            return kind
         if kind not in self.models:
             hint = did_you_mean(str(kind), self.models)
             raise AblError(
@@ -103,16 +107,23 @@ class TrainableSpec:
                 f"{key} does not apply to model.kind={kind} (it belongs to {one_of(owners)}); "
                 f"set it under `when: [{{if: {{model.kind: {owners[0]}}}, ...}}]` ({where})"
             )
-        known = sorted(self.all_keys())
+        known = sorted(set(self.schema(kind)) | self.all_keys())
         return f"unknown parameter '{key}' for trainable '{self.name}'{did_you_mean(key, known)} ({where})"
 
 
 TRAINABLES: Registry = Registry("trainable", {})
-TRAINABLES.register("forecast")(
+for _spec in (
     TrainableSpec(
         name="forecast",
         task="timeseries",
-        models=("att", "lstm"),
-        description="attention (or LSTM) forecaster of a univariate time series",
-    )
-)
+        models=("att", "att_mh", "lstm"),
+        description="attention (single- or multi-head) or LSTM forecaster of a univariate time series",
+    ),
+    TrainableSpec(
+        name="charlm",
+        task="charlm",
+        models=("gpt", "bigram", "bigram_mf", "bigram_att"),
+        description="character-level language model: GPT attention variants and the bigram family",
+    ),
+):
+    TRAINABLES.register(_spec.name, builtin=True)(_spec)

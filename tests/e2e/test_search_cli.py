@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from abl.results.store import read_history, read_trials
+from tests.e2e.test_ui import free_port, wait_for
 
 SPACE = """
 name: tiny
@@ -141,3 +143,61 @@ def test_dry_run_counts_and_runs_nothing(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "96 trials" in proc.stdout and "nothing was run" in proc.stdout
     assert not (tmp_path / "runs").exists()
+
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1600,1000",
+    "--virtual-time-budget=20000",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def chromium(*args: str, profile: Path) -> str:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.fail(
+            "this test needs Debian's chromium (apt-get install chromium); .ci/run installs it"
+        )
+    proc = subprocess.run(
+        [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return proc.stdout
+
+
+def test_mlflow_ui_in_chromium_shows_the_sweep(sweep, tmp_path):
+    _, (run_dir,), tmp = sweep
+    client = MlflowClient(f"sqlite:///{tmp / 'runs' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("tiny")
+    child = next(t for t in read_trials(run_dir).to_pylist() if t["status"] == "completed")
+    port = free_port()
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "abl", "--root", "runs", "ui", "--port", str(port)],
+        cwd=tmp,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/health")
+        base = f"http://127.0.0.1:{port}/#/experiments/{exp.experiment_id}"
+        dom = chromium(
+            "--dump-dom", f"{base}/runs/{child['mlflow_run_id']}", profile=tmp_path / "a"
+        )
+        assert child["trial_id"] in dom and "model.pe_type" in dom and "val/loss" in dom
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / "mlflow-ui-runs.png"
+        chromium(f"--screenshot={shot}", f"{base}/runs", profile=tmp_path / "b")
+        assert shot.stat().st_size > 10_000
+    finally:
+        ui.terminate()
+        ui.wait(timeout=30)

@@ -63,3 +63,19 @@ def test_grid_runs_exactly_the_expanded_configs(ray_local, tmp_path):
     got = sorted((t["model.pe_type"], t["seed"]) for t in trials)
     assert got == sorted((p, s) for p in ("none", "sinpe", "rope") for s in (0, 1))
     assert all(t["data.length"] == 300 and t["model.d_model"] == 8 for t in trials)
+
+
+def test_keys_of_one_model_kind_never_reach_another(ray_local, tmp_path):
+    space_file = tmp_path / "kinds.yaml"
+    space_file.write_text(
+        "name: kinds\ntrainable: forecast\n"
+        "fixed: {train.epochs: 1, data.length: 300, data.time_steps: 16, model.d_model: 8}\n"
+        "grid: {model.kind: [att, lstm]}\n"
+        "when:\n  - if: {model.kind: att}\n    grid: {model.pe_type: [none, rope]}\n"
+        "  - if: {model.kind: lstm}\n    fixed: {model.n_layer: 2}\n"
+    )
+    result = run_sweep(load_space(str(space_file)), SweepOptions(root=tmp_path, sinks=("parquet",)))
+    trials = read_trials(result.run_dir).to_pylist()
+    assert len(trials) == 3 and {t["status"] for t in trials} == {"completed"}, trials
+    lstm = next(t for t in trials if t["model.kind"] == "lstm")
+    assert lstm["model.n_layer"] == 2 and lstm["model.pe_type"] is None

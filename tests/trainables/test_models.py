@@ -9,8 +9,11 @@ import torch
 
 from abl.errors import AblError
 from abl.trainables.config import build, params_of
+from abl.trainables.loop import Run, build_run
 from abl.trainables.models import MODELS
 from abl.trainables.models.forecast import AttentionForecaster, rope_rotate, sinusoidal_table
+from abl.trainables.spec import TRAINABLES
+from abl.trainables.tasks import TASKS
 from abl.trainables.tasks.base import TaskInfo
 
 INFO = TaskInfo(input_dim=3, output_dim=2, block_size=16)
@@ -21,43 +24,66 @@ def make(name: str, **values: Any) -> torch.nn.Module:
     return cls(build(cls.Config, values, section="model"), INFO)
 
 
-def _causal_cases() -> list[tuple[str, Any]]:
-    """(model name, pe_type or None) for every model with an is_causal switch."""
+def _pairs() -> list[tuple[str, str]]:
+    """(trainable, model kind) for every model of every registered trainable."""
+    return [(t, kind) for t in TRAINABLES.names() for kind in TRAINABLES.get(t).models]
+
+
+def tiny(trainable: str, kind: str, **model: Any) -> Run:
+    """A trial of ``kind`` on its trainable's task, made tiny by the task's and model's ``smoke``."""
+    spec = TRAINABLES.get(trainable)
+    config = {**TASKS.get(spec.task).smoke, **MODELS.get(kind).smoke, "model.kind": kind}
+    config.update({f"model.{k}": v for k, v in model.items()})
+    return build_run(config, spec)
+
+
+def perturb_after(x: torch.Tensor, t: int, vocab: int) -> torch.Tensor:
+    """``x`` with every position after ``t`` changed (noise, or other tokens)."""
+    changed = x.clone()
+    if x.is_floating_point():
+        changed[:, t + 1 :] += torch.randn_like(changed[:, t + 1 :])
+    else:
+        changed[:, t + 1 :] = (
+            changed[:, t + 1 :] + 1 + torch.randint_like(changed[:, t + 1 :], vocab - 1)
+        ) % vocab
+    return changed
+
+
+def _causal_cases() -> list[tuple[str, str, Any]]:
+    """(trainable, kind, pe_type or None) for every model with an is_causal switch."""
     cases = []
-    for name in MODELS.names():
-        cls = MODELS.get(name)
+    for trainable, kind in _pairs():
+        cls = MODELS.get(kind)
         if not cls.has_causal_switch:
             continue
         pe = {p.name: p for p in params_of(cls.Config)}.get("pe_type")
         choices = pe.choices if pe is not None and pe.choices else (None,)
-        cases += [(name, c) for c in choices]
+        cases += [(trainable, kind, c) for c in choices]
     return cases
 
 
-@pytest.mark.parametrize("name", MODELS.names())
-def test_model_forward_backward(name: str) -> None:
-    torch.manual_seed(0)
-    model = make(name)
-    x = torch.randn(2, 5, INFO.input_dim)
-    out = model(x)
-    assert out.shape == (2, 5, INFO.output_dim)
-    out.square().mean().backward()
-    grads = [p.grad for p in model.parameters() if p.requires_grad]
+@pytest.mark.parametrize(("trainable", "kind"), _pairs())
+def test_every_model_trains_a_step_on_its_task(trainable: str, kind: str) -> None:
+    run = tiny(trainable, kind)
+    x, y = next(iter(run.task.batches("train", 4, generator=run.gen)))
+    loss = run.task.loss(run.model(x), y)
+    assert torch.isfinite(loss)
+    loss.backward()
+    grads = [p.grad for p in run.model.parameters() if p.requires_grad]
     assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
 
 
-@pytest.mark.parametrize(("name", "pe_type"), _causal_cases())
-def test_causal_switch_keeps_future_out(name: str, pe_type: str | None) -> None:
-    torch.manual_seed(0)
+@pytest.mark.parametrize(("trainable", "kind", "pe_type"), _causal_cases())
+def test_causal_switch_keeps_future_out(trainable: str, kind: str, pe_type: str | None) -> None:
     extra = {} if pe_type is None else {"pe_type": pe_type}
-    x = torch.randn(2, 10, INFO.input_dim)
-    t = 4
-    x_changed = x.clone()
-    x_changed[:, t + 1 :] += torch.randn_like(x_changed[:, t + 1 :])
     for is_causal in (True, False):
-        model = make(name, is_causal=is_causal, **extra).eval()
+        run = tiny(trainable, kind, is_causal=is_causal, **extra)
+        x, _ = next(iter(run.task.batches("val", 2)))
+        t = x.shape[1] // 2
+        x_changed = perturb_after(x, t, run.task.info.vocab_size)
+        model = run.model.eval()
         with torch.no_grad():
-            same = torch.allclose(model(x)[:, : t + 1], model(x_changed)[:, : t + 1], atol=1e-6)
+            same = torch.allclose(model(x)[:, : t + 1], model(x_changed)[:, : t + 1], atol=1e-5)
         assert same is is_causal, f"is_causal={is_causal}"
 
 

@@ -6,7 +6,12 @@ MODELS: Registry = Registry(
     "model",
     {
         "att": "abl.trainables.models.forecast:AttentionForecaster",
+        "att_mh": "abl.trainables.models.forecast:MultiHeadForecaster",
         "lstm": "abl.trainables.models.forecast:LSTMForecaster",
+        "gpt": "abl.trainables.models.gpt:GPT",
+        "bigram": "abl.trainables.models.bigram:Bigram",
+        "bigram_mf": "abl.trainables.models.bigram:BigramMF",
+        "bigram_att": "abl.trainables.models.bigram:BigramAttention",
     },
 )
 

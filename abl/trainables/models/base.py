@@ -19,6 +19,7 @@ class Model(nn.Module):
 
     Config: ClassVar[type]
     has_causal_switch: ClassVar[bool] = False
+    smoke: ClassVar[dict[str, Any]] = {}  # model.* overrides that make it tiny (tests, CI)
 
     def __init__(self, cfg: Any, info: TaskInfo) -> None:
         super().__init__()

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -82,6 +82,45 @@ def _check_sizes(d_model: int, info: TaskInfo) -> None:
         )
 
 
+def attend(q: Tensor, k: Tensor, v: Tensor, *, n_head: int, rope: bool, is_causal: bool) -> Tensor:
+    """Scaled dot-product attention of ``(B, T, d)`` projections split into ``n_head`` heads.
+
+    With ``rope``, Q and K are rotated per head before the scores; the heads are merged back
+    to ``(B, T, d)``. Runs through ``F.scaled_dot_product_attention``.
+    """
+    b, t, d = q.shape
+    q, k, v = (z.view(b, t, n_head, d // n_head).transpose(1, 2) for z in (q, k, v))
+    if rope:
+        positions = torch.arange(t, device=q.device)
+        q, k = rope_rotate(q, positions), rope_rotate(k, positions)
+    out = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=is_causal)
+    return out.transpose(1, 2).reshape(b, t, d)
+
+
+def position_table(pe_type: str, n: int, d: int) -> Tensor | None:
+    """The additive position table of ``pe_type`` (None for ``none`` and ``rope``)."""
+    if pe_type == "sinpe":
+        return sinusoidal_table(n, d)
+    if pe_type == "randpe":
+        # Same per-entry variance as the sinusoidal table (1/2), drawn from torch's global RNG.
+        return torch.randn(n, d) * math.sqrt(0.5)
+    return None
+
+
+def _check_attention(cfg: Any, info: TaskInfo, head_dim: int) -> None:
+    _check_sizes(cfg.d_model, info)
+    if cfg.pe_type == "rope" and head_dim % 2:
+        raise AblError(
+            f"the head size (d_model / n_head) must be even with pe_type=rope; got {head_dim} "
+            f"(model.d_model)"
+        )
+    if info.block_size > cfg.block_size:
+        raise AblError(
+            f"block_size must be >= the task's sequence length {info.block_size}; "
+            f"got {cfg.block_size} (model.block_size)"
+        )
+
+
 class AttentionForecaster(Model):
     """Single-head self-attention forecaster: input projection, PE, one attention layer, head.
 
@@ -92,18 +131,12 @@ class AttentionForecaster(Model):
 
     Config = AttentionForecasterConfig
     has_causal_switch = True
+    smoke: ClassVar[dict[str, Any]] = {"model.d_model": 8}
 
     def __init__(self, cfg: AttentionForecasterConfig, info: TaskInfo) -> None:
         super().__init__(cfg, info)
         d = cfg.d_model
-        _check_sizes(d, info)
-        if cfg.pe_type == "rope" and d % 2:
-            raise AblError(f"d_model must be even with pe_type=rope; got {d} (model.d_model)")
-        if info.block_size > cfg.block_size:
-            raise AblError(
-                f"block_size must be >= the task's sequence length {info.block_size}; "
-                f"got {cfg.block_size} (model.block_size)"
-            )
+        _check_attention(cfg, info, d)
         self.inp = nn.Linear(info.input_dim, d)
         self.in_ln = nn.LayerNorm(d) if cfg.is_inln else nn.Identity()
         self.q = nn.Linear(d, d)
@@ -113,13 +146,7 @@ class AttentionForecaster(Model):
         self.k_ln = nn.LayerNorm(d) if cfg.is_kln else nn.Identity()
         self.head = nn.Linear(d, info.output_dim)
         self.pe: Tensor | None
-        pe = None
-        if cfg.pe_type == "sinpe":
-            pe = sinusoidal_table(cfg.block_size, d)
-        elif cfg.pe_type == "randpe":
-            # Same per-entry variance as the sinusoidal table (1/2), drawn from torch's global RNG.
-            pe = torch.randn(cfg.block_size, d) * math.sqrt(0.5)
-        self.register_buffer("pe", pe)
+        self.register_buffer("pe", position_table(cfg.pe_type, cfg.block_size, d))
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, T, input_dim)`` -> ``(B, T, output_dim)``: the next value at every position."""
@@ -132,11 +159,84 @@ class AttentionForecaster(Model):
         if self.pe is not None:
             h = h + self.pe[:t]
         q, k, v = self.q_ln(self.q(h)), self.k_ln(self.k(h)), self.v(h)
-        if self.cfg.pe_type == "rope":
-            positions = torch.arange(t, device=x.device)
-            q, k = rope_rotate(q, positions), rope_rotate(k, positions)
-        att = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=self.cfg.is_causal)
+        rope = self.cfg.pe_type == "rope"
+        att = attend(q, k, v, n_head=1, rope=rope, is_causal=self.cfg.is_causal)
         return self.head(att)
+
+
+@dataclass
+class MultiHeadForecasterConfig(AttentionForecasterConfig):
+    """Knobs of :class:`MultiHeadForecaster` (``model.*``): those of ``att`` plus heads and layers."""
+
+    n_head: int = param(8, "attention heads; d_model must divide by it")
+    n_layer: int = param(1, "attention blocks (attention + MLP, each with a residual)")
+
+
+class _Block(nn.Module):
+    """Multi-head attention with LayerNorm on Q/K per head, then an MLP; both residual."""
+
+    def __init__(self, cfg: MultiHeadForecasterConfig) -> None:
+        super().__init__()
+        d, hd = cfg.d_model, cfg.d_model // cfg.n_head
+        self.cfg = cfg
+        self.qkv = nn.Linear(d, 3 * d)
+        self.q_ln = nn.LayerNorm(hd) if cfg.is_qln else nn.Identity()
+        self.k_ln = nn.LayerNorm(hd) if cfg.is_kln else nn.Identity()
+        self.proj = nn.Linear(d, d)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+        self.mlp_ln = nn.LayerNorm(d)
+
+    def forward(self, h: Tensor) -> Tensor:
+        b, t, d = h.shape
+        hd = d // self.cfg.n_head
+        q, k, v = self.qkv(h).split(d, dim=-1)
+        # LayerNorm over each head's features, as `att` normalises its single head.
+        q = self.q_ln(q.view(b, t, -1, hd)).view(b, t, d)
+        k = self.k_ln(k.view(b, t, -1, hd)).view(b, t, d)
+        rope = self.cfg.pe_type == "rope"
+        h = h + self.proj(
+            attend(q, k, v, n_head=self.cfg.n_head, rope=rope, is_causal=self.cfg.is_causal)
+        )
+        return h + self.mlp(self.mlp_ln(h))
+
+
+class MultiHeadForecaster(Model):
+    """``att`` with ``n_head`` heads and ``n_layer`` residual blocks (logbook 000's ``att_mh``)."""
+
+    Config = MultiHeadForecasterConfig
+    has_causal_switch = True
+    smoke: ClassVar[dict[str, Any]] = {"model.d_model": 8, "model.n_head": 2}
+
+    def __init__(self, cfg: MultiHeadForecasterConfig, info: TaskInfo) -> None:
+        super().__init__(cfg, info)
+        if cfg.n_head < 1 or cfg.d_model % cfg.n_head:
+            raise AblError(
+                f"d_model must divide by n_head; got d_model={cfg.d_model}, n_head={cfg.n_head} "
+                f"(model.n_head)"
+            )
+        if cfg.n_layer < 1:
+            raise AblError(f"n_layer must be a positive integer; got {cfg.n_layer} (model.n_layer)")
+        _check_attention(cfg, info, cfg.d_model // cfg.n_head)
+        self.inp = nn.Linear(info.input_dim, cfg.d_model)
+        self.in_ln = nn.LayerNorm(cfg.d_model) if cfg.is_inln else nn.Identity()
+        self.pe: Tensor | None
+        self.register_buffer("pe", position_table(cfg.pe_type, cfg.block_size, cfg.d_model))
+        self.blocks = nn.ModuleList(_Block(cfg) for _ in range(cfg.n_layer))
+        self.head = nn.Linear(cfg.d_model, info.output_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, T, input_dim)`` -> ``(B, T, output_dim)``: the next value at every position."""
+        t = x.shape[1]
+        if t > self.cfg.block_size:
+            raise AblError(
+                f"sequence length must be <= model.block_size ({self.cfg.block_size}); got {t}"
+            )
+        h = self.in_ln(self.inp(x))
+        if self.pe is not None:
+            h = h + self.pe[:t]
+        for block in self.blocks:
+            h = block(h)
+        return self.head(h)
 
 
 @dataclass
@@ -155,6 +255,7 @@ class LSTMForecaster(Model):
 
     Config = LSTMForecasterConfig
     has_causal_switch = False
+    smoke: ClassVar[dict[str, Any]] = {"model.d_model": 8}
 
     def __init__(self, cfg: LSTMForecasterConfig, info: TaskInfo) -> None:
         super().__init__(cfg, info)

@@ -6,6 +6,7 @@ TASKS: Registry = Registry(
     "task",
     {
         "timeseries": "abl.trainables.tasks.timeseries:TimeSeriesTask",
+        "charlm": "abl.trainables.tasks.charlm:CharLMTask",
     },
 )
 

@@ -21,6 +21,7 @@ class TaskInfo:
     output_dim: int = 1  # predicted values per time step (regression tasks)
     vocab_size: int = 0  # token count (language and symbol tasks); 0 when inputs are real-valued
     block_size: int = 0  # longest sequence a model is shown
+    output_len: int = 0  # target length when it differs from the input's (seq2seq); 0 = same
 
 
 class Task(ABC):
@@ -34,6 +35,7 @@ class Task(ABC):
 
     Config: ClassVar[type]
     metrics: ClassVar[tuple[str, ...]] = ()
+    smoke: ClassVar[dict[str, Any]] = {}  # data.* overrides that make a trial tiny (tests, CI)
     info: TaskInfo
 
     def __init__(self, cfg: Any, *, seed: int) -> None:

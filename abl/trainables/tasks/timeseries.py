@@ -19,7 +19,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -36,7 +36,11 @@ _EVAL_CHUNK = 1024  # windows per forward pass in final_metrics
 class TimeSeriesConfig:
     """Knobs of :class:`TimeSeriesTask` (``data.*``)."""
 
-    source: Literal["synthetic", "csv"] = param("synthetic", "where the series comes from")
+    source: Literal["synthetic", "csv", "co2", "sunspots"] = param(
+        "synthetic",
+        "where the series comes from: generated, a CSV column, or a real series shipped with "
+        "statsmodels (co2: weekly Mauna Loa CO2 1958-2001, 2284 values; sunspots: yearly 1700-2008)",
+    )
     path: str = param("", "CSV file with a header row (source=csv)")
     column: str = param("", "CSV column to forecast; empty = the last numeric column")
     length: int = param(2000, "length of the synthetic series")
@@ -57,6 +61,19 @@ def synthetic_series(length: int, noise: float, seed: int) -> np.ndarray:
     season = amp * np.sin(2 * math.pi * t / 24 + phase1)
     season += 0.5 * amp * rng.uniform(0.5, 1.5) * np.sin(2 * math.pi * t / 100 + phase2)
     return level + trend + season + noise * amp * rng.standard_normal(length)
+
+
+REAL_SERIES = {"co2": ("co2", "co2"), "sunspots": ("sunspots", "SUNACTIVITY")}
+
+
+def real_series(name: str) -> np.ndarray:
+    """A real series that statsmodels ships (no download); gaps are filled forward."""
+    import statsmodels.api as sm
+
+    dataset, column = REAL_SERIES[name]
+    frame = getattr(sm.datasets, dataset).load_pandas().data
+    values = frame[column].ffill().bfill().to_numpy(dtype=np.float64)
+    return values
 
 
 def read_csv_column(path: str, column: str) -> np.ndarray:
@@ -115,19 +132,24 @@ class TimeSeriesTask(Task):
 
     Config = TimeSeriesConfig
     metrics = ("predict/mse_batch", "predict/mse_regressive")
+    smoke: ClassVar[dict[str, Any]] = {"data.length": 300, "data.time_steps": 16}
 
     def __init__(self, cfg: TimeSeriesConfig, *, seed: int) -> None:
         super().__init__(cfg, seed=seed)
         _check_config(cfg)
         if cfg.source == "csv":
             self.series = read_csv_column(cfg.path, cfg.column)
+        elif cfg.source in REAL_SERIES:
+            self.series = real_series(cfg.source)
         else:
             self.series = synthetic_series(cfg.length, cfg.noise, seed)
         n = len(self.series)
         n_val = round(n * cfg.val_fraction)
         self.n_train = n - n_val
         if min(self.n_train, n_val) < cfg.time_steps + 1:
-            where = cfg.path if cfg.source == "csv" else "data.length"
+            where = {"csv": cfg.path, "synthetic": "data.length"}.get(
+                cfg.source, f"source {cfg.source}"
+            )
             raise AblError(
                 f"each split needs at least time_steps + 1 = {cfg.time_steps + 1} values; "
                 f"{n} values with val_fraction={cfg.val_fraction} give {self.n_train} train / "
