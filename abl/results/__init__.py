@@ -1,4 +1,14 @@
-"""Reading and writing a run's results: the Parquet store, then aggregates and reports."""
+"""Reading and writing a run's results: the Parquet store, then aggregates and reports.
+
+The store is imported eagerly (the Parquet sink needs it on every sweep); the analysis modules
+(pandas, and inside their functions scipy, statsmodels, Optuna, matplotlib) load on first use
+of one of their names, so ``import abl.results.store`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from abl.results.store import (
     HISTORY,
@@ -10,12 +20,93 @@ from abl.results.store import (
     read_trials,
 )
 
+if TYPE_CHECKING:
+    from abl.results.aggregate import (
+        Repeats,
+        TrialSplit,
+        aggregate_repeats,
+        split_trials,
+        top_trials,
+    )
+    from abl.results.compare import Comparison, compare_runs
+    from abl.results.effects import Effect, marginal_effects
+    from abl.results.importance import (
+        IMPORTANCE_METHODS,
+        FTest,
+        Importance,
+        ImportanceMethod,
+        ImportanceResult,
+        MarginalImportance,
+        choose_methods,
+        compute_importance,
+        importance_method,
+    )
+    from abl.results.plots import plot_curves, plot_effect, plot_heatmap
+    from abl.results.report import ReportPaths, build_report
+    from abl.results.run import RunData, load_run, resolve_run
+
+_LAZY = {
+    "aggregate": ["Repeats", "TrialSplit", "aggregate_repeats", "split_trials", "top_trials"],
+    "compare": ["Comparison", "compare_runs"],
+    "effects": ["Effect", "marginal_effects"],
+    "importance": [
+        "IMPORTANCE_METHODS",
+        "FTest",
+        "Importance",
+        "ImportanceMethod",
+        "ImportanceResult",
+        "MarginalImportance",
+        "choose_methods",
+        "compute_importance",
+        "importance_method",
+    ],
+    "plots": ["plot_curves", "plot_effect", "plot_heatmap"],
+    "report": ["ReportPaths", "build_report"],
+    "run": ["RunData", "load_run", "resolve_run"],
+}
+_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
+
 __all__ = [
     "HISTORY",
+    "IMPORTANCE_METHODS",
     "TRIALS",
+    "Comparison",
+    "Effect",
+    "FTest",
+    "Importance",
+    "ImportanceMethod",
+    "ImportanceResult",
+    "MarginalImportance",
     "PartWriter",
+    "Repeats",
+    "ReportPaths",
+    "RunData",
+    "TrialSplit",
     "TrialStatus",
+    "aggregate_repeats",
+    "build_report",
+    "choose_methods",
+    "compare_runs",
+    "compute_importance",
+    "importance_method",
+    "load_run",
+    "marginal_effects",
+    "plot_curves",
+    "plot_effect",
+    "plot_heatmap",
     "read_history",
     "read_table",
     "read_trials",
+    "resolve_run",
+    "split_trials",
+    "top_trials",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"abl.results.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value

@@ -132,7 +132,7 @@ def test_att_timeseries_is_the_logbook_grid():
         ("name: t\nfixed: {}", "missing required key 'trainable'"),
         (
             "name: t\ntrainable: forcast",
-            "trainable must be one of forecast.*did you mean 'forecast'",
+            "trainable must be one of .*forecast.*did you mean 'forecast'",
         ),
         (
             BASE + "grid: {model.pe_typ: [rope]}",

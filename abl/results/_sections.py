@@ -1,0 +1,234 @@
+"""The sections of report.md / report.html, each a function from the analysed run to blocks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from abl.results._design import label
+from abl.results._doc import Block, Bullets, Cell, Code, Heading, Para, Table
+from abl.results.aggregate import Repeats, TrialSplit
+from abl.results.effects import Effect
+from abl.results.importance import Importance
+from abl.results.run import RunData
+
+MAX_LISTED = 50  # failures listed one by one; the rest are counted
+
+
+@dataclass
+class Analysis:
+    """Everything the sections show, computed once by build_report."""
+
+    run: RunData
+    metric: str
+    mode: str
+    k: int
+    split: TrialSplit
+    top: pd.DataFrame  # the best k completed trials
+    repeats: Repeats
+    importance: Importance
+    effects: list[Effect]  # most important parameter first
+    plots: dict[str, list[Path]] = field(default_factory=dict)  # section -> paths under run_dir
+
+
+def plural(n: int, word: str) -> str:
+    """``1 trial``, ``2 trials``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def num(value: object) -> str:
+    """A metric value as the logbooks print it: 6 significant digits."""
+    return "" if value is None or pd.isna(value) else f"{float(value):.6g}"
+
+
+def pct(value: float) -> str:
+    """A share as a percentage with one decimal."""
+    return "" if pd.isna(value) else f"{100 * value:.1f}%"
+
+
+def duration(seconds: float) -> str:
+    """``1h 02m`` or ``12m 30s``."""
+    if pd.isna(seconds):
+        return "n/a"
+    s = round(float(seconds))
+    return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"
+
+
+def header(a: Analysis) -> list[Block]:
+    """Title, what was swept and how to rerun it (the logbooks open with the command)."""
+    space = a.run.space
+    lines = [
+        f"Trainable `{space.trainable}`, {space.search.algorithm} search, "
+        f"{plural(space.repeats, 'seed')} per configuration, ranked by `{a.metric}` ({a.mode}).",
+        f"Run folder `{a.run.run_dir}`; rerun it with:",
+    ]
+    blocks: list[Block] = [Heading(f"{space.name}: which choices matter for {a.metric}", 1)]
+    blocks += [Para(space.description)] if space.description else []
+    return [
+        *blocks,
+        Para(" ".join(lines)),
+        Code(f"abl search {a.run.run_dir / 'space.yaml'}", "bash"),
+    ]
+
+
+def summary(a: Analysis) -> list[Block]:
+    """Trials by status, time spent, and what was left out of the ranking and why."""
+    trials = a.run.trials
+    counts = trials["status"].value_counts()
+    rows = [[Cell(str(s)), Cell(str(n), numeric=True)] for s, n in counts.items()]
+    rows.append([Cell("total", bold=True), Cell(str(len(trials)), bold=True, numeric=True)])
+    notes = [
+        f"Trial time {_spent(trials)} in all (sum of `wall_s`), sweep elapsed {_elapsed(trials)}.",
+        f"Ranked: {plural(len(a.split.ok), 'completed trial')} with a finite `{a.metric}`.",
+    ]
+    if len(a.split.pruned):
+        notes.append(
+            f"{plural(len(a.split.pruned), 'pruned trial')} stopped early (the last value is not final): "
+            "excluded from ranks, means and importance."
+        )
+    if len(a.split.failed) or len(a.split.no_value):
+        n_bad = len(a.split.failed) + len(a.split.no_value)
+        notes.append(f"{plural(n_bad, 'trial')} did not finish with a value: see Not ranked.")
+    return [Heading("Sweep"), Table(["status", "trials"], rows), Bullets(notes)]
+
+
+def _spent(trials: pd.DataFrame) -> str:
+    wall = pd.to_numeric(trials["wall_s"], errors="coerce") if "wall_s" in trials else None
+    return duration(wall.sum()) if wall is not None and wall.notna().any() else "n/a"
+
+
+def _elapsed(trials: pd.DataFrame) -> str:
+    if "start" not in trials or "end" not in trials:
+        return "n/a"
+    start, end = (
+        pd.to_numeric(trials["start"], errors="coerce"),
+        pd.to_numeric(trials["end"], errors="coerce"),
+    )
+    return duration(end.max() - start.min()) if start.notna().any() and end.notna().any() else "n/a"
+
+
+def nothing_to_rank(a: Analysis) -> list[Block]:
+    n = len(a.run.trials)
+    why = (
+        "no trial has started" if n == 0 else f"no completed trial of {n} has a finite `{a.metric}`"
+    )
+    return [Para(f"**Nothing to rank**: {why}.")]
+
+
+def top_table(a: Analysis) -> list[Block]:
+    """The logbook table: the best k trials, linked to MLflow, with params and every metric."""
+    run, top = a.run, a.top
+    params = [p for p in run.params if p in top] + (["seed"] if _seeds_vary(a) else [])
+    metrics = [m for m in run.metrics if m in top]
+    best = {m: _best_value(top[m], run.mode_of(m)) for m in metrics}
+    folders = {str(t) for t in top["trial_id"] if (run.run_dir / "tune" / str(t)).is_dir()}
+    rows = []
+    for rank, (_, row) in enumerate(top.iterrows(), start=1):
+        tid = str(row["trial_id"])
+        cells = [Cell(str(rank)), Cell(tid, url=run.trial_url(row.get("mlflow_run_id")))]
+        cells += (
+            [Cell(f"tune/{tid}", url=f"tune/{tid}") if tid in folders else Cell("")]
+            if folders
+            else []
+        )
+        cells += [Cell(label(row[p])) for p in params]
+        cells += [Cell(num(row[m]), bold=row[m] == best[m], numeric=True) for m in metrics]
+        rows.append(cells)
+    title = f"Top {len(top)} of {len(a.split.ok)} by {a.metric}"
+    head = ["#", "trial", *(["folder"] if folders else []), *params, *metrics]
+    return [Heading(title), Table(head, rows)]
+
+
+def _seeds_vary(a: Analysis) -> bool:
+    return "seed" in a.top and a.run.trials["seed"].nunique() > 1
+
+
+def _best_value(values: pd.Series, mode: str) -> float | None:
+    values = pd.to_numeric(values, errors="coerce").dropna()
+    if values.empty:
+        return None
+    return values.min() if mode == "min" else values.max()
+
+
+def repeats(a: Analysis) -> list[Block]:
+    """Configurations ranked by mean over seeds, with CIs and the leader/runner-up overlap."""
+    reps = a.repeats
+    if not reps.has_repeats:
+        return []
+    table = reps.table.head(a.k)
+    rows = [
+        [Cell(str(r["rank"])), *(Cell(label(r[p])) for p in reps.params)]
+        + [Cell(num(r[c]), numeric=True) for c in ("mean", "std")]
+        + [Cell(str(r["n"]), numeric=True), Cell(_ci(r), numeric=True)]
+        for _, r in table.iterrows()
+    ]
+    head = ["rank", *reps.params, f"mean {a.metric}", "std", "n", f"{reps.confidence:.0%} CI"]
+    intro = (
+        f"Configurations that differ only by seed, ranked by their mean `{a.metric}` over seeds "
+        f"(t-interval; pruned trials excluded). {len(reps.table)} configurations."
+    )
+    return [Heading("Repeats"), Para(intro), Table(head, rows), Para(_overlap(reps))]
+
+
+def _ci(row: pd.Series) -> str:
+    return "" if pd.isna(row["ci_low"]) else f"[{num(row['ci_low'])}, {num(row['ci_high'])}]"
+
+
+def _overlap(reps: Repeats) -> str:
+    if reps.overlap is None:
+        return "Fewer than two configurations with two or more seeds at the top: no CI comparison."
+    first, second = reps.table.iloc[0], reps.table.iloc[1]
+    if reps.overlap:
+        return (
+            f"**The leader's CI {_ci(first)} overlaps the runner-up's {_ci(second)}**: at "
+            f"{int(first['n'])} and {int(second['n'])} seeds the two are not distinguishable."
+        )
+    return f"The leader's CI {_ci(first)} does not overlap the runner-up's {_ci(second)}."
+
+
+def failures(a: Analysis) -> list[Block]:
+    """Every trial that was not ranked, with its status and error: none is silently dropped."""
+    bad = pd.concat([a.split.failed, a.split.no_value])
+    if bad.empty and a.split.pruned.empty:
+        return []
+    blocks: list[Block] = [Heading("Not ranked")]
+    if len(a.split.pruned):
+        ids = ", ".join(map(str, a.split.pruned["trial_id"].head(MAX_LISTED)))
+        more = (
+            f" and {len(a.split.pruned) - MAX_LISTED} more"
+            if len(a.split.pruned) > MAX_LISTED
+            else ""
+        )
+        blocks.append(Para(f"Pruned by the scheduler ({len(a.split.pruned)}): {ids}{more}."))
+    if bad.empty:
+        return blocks
+    params = [p for p in a.run.params if p in bad]
+    rows = [
+        [
+            Cell(str(r["trial_id"]), url=a.run.trial_url(r.get("mlflow_run_id"))),
+            Cell(_status(r, a.metric)),
+        ]
+        + [Cell(_error_line(r.get("error")))]
+        + [Cell(label(r[p])) for p in params]
+        for _, r in bad.head(MAX_LISTED).iterrows()
+    ]
+    blocks.append(Table(["trial", "status", "error", *params], rows))
+    if len(bad) > MAX_LISTED:
+        blocks.append(
+            Para(f"... and {len(bad) - MAX_LISTED} more: see `trials.parquet` (`status`, `error`).")
+        )
+    return blocks
+
+
+def _status(row: pd.Series, metric: str) -> str:
+    status = str(row["status"])
+    return f"{status}, no {metric}" if status == "completed" else status
+
+
+def _error_line(error: object, width: int = 120) -> str:
+    if not isinstance(error, str) or not error.strip():
+        return ""
+    line = error.strip().splitlines()[-1]  # a traceback's last line names the exception
+    return line if len(line) <= width else line[: width - 3] + "..."

@@ -1,0 +1,210 @@
+"""A run's report, rebuilt from its Parquet files alone: which choices matter, and how much.
+
+    abl report abl-runs/quickstart/2025-04-21_17-39-20 --by model.kind --pair model.pe_type,model.is_causal
+
+writes into the run directory ``report.md`` (GitHub markdown, to paste into a logbook),
+``report.html`` (the same, one self-contained file), ``importance.json`` and ``plots/*.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from abl.errors import AblError
+from abl.results import _findings, _sections
+from abl.results._design import python_value
+from abl.results._doc import Block, to_html, to_markdown
+from abl.results._sections import Analysis
+from abl.results.aggregate import aggregate_repeats, split_trials, top_trials
+from abl.results.effects import Effect, marginal_effects
+from abl.results.importance import ALL, Importance, compute_importance
+from abl.results.plots import curve_labels, plot_curves, plot_effect, plot_heatmap, slug
+from abl.results.run import RunData, load_run
+
+REPORT_MD, REPORT_HTML, IMPORTANCE_JSON, PLOTS = (
+    "report.md",
+    "report.html",
+    "importance.json",
+    "plots",
+)
+MAX_CURVES = 10  # learning curves drawn in one plot
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """What :func:`build_report` wrote."""
+
+    markdown: Path
+    html: Path
+    importance: Path
+    plots: list[Path]
+
+    def files(self) -> list[Path]:
+        """Every file written, e.g. to log as MLflow artifacts."""
+        return [self.markdown, self.html, self.importance, *self.plots]
+
+
+def build_report(
+    run_dir: Path,
+    *,
+    metric: str | None = None,
+    by: str | None = None,
+    pairs: Sequence[tuple[str, str] | str] = (),
+    k: int = 10,
+) -> ReportPaths:
+    """(Re)build the report of ``run_dir``; ``metric`` defaults to the space's.
+
+    ``by`` computes importance within each value of a parameter; ``pairs`` (``(a, b)`` or
+    ``"a,b"``) adds interaction heatmaps to the one of the two most interacting parameters.
+
+    >>> from abl.results import build_report
+    >>> paths = build_report(Path("abl-runs/quickstart/2025-04-21_17-39-20"))  # doctest: +SKIP
+    >>> paths.markdown.read_text().splitlines()[0]  # doctest: +SKIP
+    '# quickstart: which choices matter for val/loss'
+    """
+    run = load_run(Path(run_dir))
+    metric = run.check_metric(metric)
+    if by is not None:
+        run.check_param(by)
+    chosen = [_check_pair(run, p) for p in pairs]
+    if k < 1:
+        raise AblError(f"k must be at least 1; got {k}")
+    analysis = analyse(run, metric, by=by, k=k)
+    out = run.run_dir / PLOTS
+    for old in out.glob("*.png"):  # a rebuilt report leaves no stale plot behind
+        old.unlink()
+    heat = _heat_pairs(analysis.importance, chosen) if len(analysis.split.ok) else []
+    analysis.plots = draw_plots(analysis, heat, out) if len(analysis.split.ok) else {}
+    return _write(analysis, heat)
+
+
+def analyse(run: RunData, metric: str, *, by: str | None = None, k: int = 10) -> Analysis:
+    """Rank, aggregate repeats, compute importance and marginal effects (no files written)."""
+    mode = run.mode_of(metric)
+    importance = compute_importance(run.trials, run.params, metric, mode, by=by)
+    effects = marginal_effects(run.trials, run.params, metric, mode)
+    return Analysis(
+        run=run,
+        metric=metric,
+        mode=mode,
+        k=k,
+        split=split_trials(run.trials, metric),
+        top=top_trials(run.trials, metric, mode, k),
+        repeats=aggregate_repeats(run.trials, run.params, metric, mode),
+        importance=importance,
+        effects=_by_importance(effects, importance),
+    )
+
+
+def _check_pair(run: RunData, pair: tuple[str, str] | str) -> tuple[str, str]:
+    names = tuple(pair.split(",")) if isinstance(pair, str) else tuple(pair)
+    if len(names) != 2 or names[0] == names[1]:
+        raise AblError(f"a pair is two different parameters 'a,b'; got '{pair}'")
+    return run.check_param(names[0].strip()), run.check_param(names[1].strip())
+
+
+def _by_importance(effects: list[Effect], imp: Importance) -> list[Effect]:
+    """Effects ordered by the first method's ranking (or by how far they move the metric)."""
+    results = imp.groups.get(ALL) or next(iter(imp.groups.values()), [])
+    order = results[0].ranking() if results else []
+    rank = {p: i for i, p in enumerate(order)}
+    return sorted(effects, key=lambda e: (rank.get(e.param, len(rank)), -e.spread))
+
+
+def _heat_pairs(imp: Importance, chosen: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The two most interacting parameters by anova (over all trials), then the chosen pairs."""
+    results = imp.groups.get(ALL, [])
+    found = next((r.top_interaction() for r in results if r.interactions), None)
+    seen: set[frozenset[str]] = set()
+    out = []
+    for pair in ([found] if found else []) + chosen:
+        if frozenset(pair) not in seen:
+            seen.add(frozenset(pair))
+            out.append(pair)
+    return out
+
+
+def draw_plots(a: Analysis, heat: list[tuple[str, str]], out: Path) -> dict[str, list[Path]]:
+    """Draw the PNGs; returns section -> paths relative to the run directory."""
+    base = a.run.run_dir
+    plots: dict[str, list[Path]] = {"effects": [], "heatmaps": [], "curves": []}
+    for e in a.effects:
+        path = plot_effect(e, a.metric, out / f"effect_{slug(e.param)}.png")
+        plots["effects"].append(path.relative_to(base))
+    trials = a.split.ok
+    for x, y in heat:
+        path = plot_heatmap(
+            trials, x, y, a.metric, a.mode, out / f"heatmap_{slug(x)}__{slug(y)}.png"
+        )
+        plots["heatmaps"].append(path.relative_to(base))
+    top = a.top.head(MAX_CURVES)
+    history = a.run.history(top["trial_id"].astype(str).tolist(), [a.metric])
+    if len(history) and history[a.metric].notna().any():
+        names = curve_labels(top, a.run.params)
+        path = plot_curves(history, names, a.metric, out / f"curves_{slug(a.metric)}.png")
+        plots["curves"].append(path.relative_to(base))
+    return plots
+
+
+def compose(a: Analysis, heat: list[tuple[str, str]]) -> list[Block]:
+    """The report's blocks, in reading order."""
+    blocks = _sections.header(a) + _sections.summary(a)
+    if not len(a.split.ok):
+        return blocks + _sections.nothing_to_rank(a) + _sections.failures(a)
+    return (
+        blocks
+        + _sections.top_table(a)
+        + _sections.repeats(a)
+        + _findings.importance(a)
+        + _findings.effects(a)
+        + _findings.heatmaps(a, heat)
+        + _findings.curves(a)
+        + _sections.failures(a)
+    )
+
+
+def _write(a: Analysis, heat: list[tuple[str, str]]) -> ReportPaths:
+    run_dir = a.run.run_dir
+    blocks = compose(a, heat)
+    md, page, imp = run_dir / REPORT_MD, run_dir / REPORT_HTML, run_dir / IMPORTANCE_JSON
+    md.write_text(to_markdown(blocks), encoding="utf-8")
+    page.write_text(
+        to_html(blocks, title=f"{a.run.space.name} report", base=run_dir), encoding="utf-8"
+    )
+    imp.write_text(
+        json.dumps(importance_json(a), indent=2, allow_nan=False) + "\n", encoding="utf-8"
+    )
+    plots = [run_dir / p for paths in a.plots.values() for p in paths]
+    return ReportPaths(md, page, imp, plots)
+
+
+def importance_json(a: Analysis) -> dict[str, Any]:
+    """importance.json: the run, the trial counts, every method's scores, and the effects."""
+    return {
+        "run": str(a.run.run_dir),
+        "trials": {"total": len(a.run.trials), **a.split.counts()},
+        **a.importance.to_json(),
+        "effects": [
+            {
+                "param": e.param,
+                "best": _plain(e.best),
+                "runner_up": _plain(e.runner_up),
+                "cohens_d": _finite(e.d),
+            }
+            for e in a.effects
+        ],
+    }
+
+
+def _plain(value: Any) -> Any:
+    value = python_value(value)
+    return value if value is None or isinstance(value, (bool, int, float, str)) else str(value)
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None

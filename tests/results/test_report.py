@@ -1,0 +1,141 @@
+"""build_report on real run directories: a full grid, one trial, all errored, diverged trials."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from abl.errors import AblError
+from abl.results import build_report, compare_runs, resolve_run
+from tests.results.synthetic import GRID, grid_trials, trial
+
+CONFIG = {"model.pe_type": "rope", "model.is_causal": True, "train.lr": 1e-3, "model.n_embd": 64}
+
+
+def assert_self_contained(html: str) -> None:
+    sources = re.findall(r"src=['\"]([^'\"]*)", html)
+    assert all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "<link" not in html and "<script" not in html
+
+
+def test_full_grid_report(grid_run: Path) -> None:
+    paths = build_report(grid_run, pairs=["model.pe_type,model.is_causal"], k=5)
+    md = paths.markdown.read_text()
+    assert md.startswith("# synthetic: which choices matter for val/loss")
+    for heading in ("## Sweep", "## Top 5 of 72", "## Repeats", "## Which parameters matter"):
+        assert heading in md
+    url = "http://127.0.0.1:5000/#/experiments/7/runs/runt"
+    assert f"]({url}" in md  # trial ids link to their MLflow runs
+    assert "| anova | fanova | F | p |" in md
+    assert "train.lr × model.n_embd" in md
+    names = {p.name for p in paths.plots}
+    assert "heatmap_train.lr__model.n_embd.png" in names  # the strongest interaction
+    assert "heatmap_model.pe_type__model.is_causal.png" in names  # the pair asked for
+    assert "curves_val_loss.png" in names and "effect_model.pe_type.png" in names
+    assert all(p.is_file() and p.stat().st_size > 1000 for p in paths.plots)
+    html = paths.html.read_text()
+    assert_self_contained(html)
+    assert html.count("data:image/png;base64,") == len(paths.plots)
+    data = json.loads(paths.importance.read_text())
+    anova = data["groups"]["all"][0]
+    assert anova["method"] == "anova" and next(iter(anova["scores"])) == "model.pe_type"
+    assert anova["interactions"][0]["params"] == ["train.lr", "model.n_embd"]
+    assert {t["term"] for t in anova["ftests"]} >= {"model.pe_type", "train.lr × model.n_embd"}
+    assert data["trials"] == {"total": 72, "ok": 72, "pruned": 0, "failed": 0, "no_value": 0}
+
+
+def test_rebuild_removes_stale_plots(grid_run: Path) -> None:
+    stale = grid_run / "plots" / "effect_gone.png"
+    stale.parent.mkdir()
+    stale.write_bytes(b"x")
+    build_report(grid_run, by="model.is_causal")
+    assert not stale.exists()
+    assert "### `model.is_causal=true`" in (grid_run / "report.md").read_text()
+
+
+def test_one_trial(make_run: Callable[..., Path]) -> None:
+    run = make_run([trial(0, CONFIG, 1.5)])
+    paths = build_report(run)
+    md = paths.markdown.read_text()
+    assert "## Top 1 of 1 by val/loss" in md and "| 1 | t00000 |" in md
+    assert "Nothing to decompose: only 1 usable trial." in md
+    assert "## Repeats" not in md
+    assert json.loads(paths.importance.read_text())["skipped"] == {"all": "only 1 usable trial"}
+    assert_self_contained(paths.html.read_text())
+
+
+def test_all_trials_errored(make_run: Callable[..., Path]) -> None:
+    rows = [
+        trial(i, CONFIG, None, status="errored", error=f"Traceback\nRuntimeError: bad {i}")
+        for i in range(3)
+    ]
+    paths = build_report(make_run(rows))
+    md = paths.markdown.read_text()
+    assert "**Nothing to rank**: no completed trial of 3 has a finite `val/loss`" in md
+    assert md.count("RuntimeError: bad") == 3 and "## Not ranked" in md
+    assert paths.plots == []
+    assert json.loads(paths.importance.read_text())["groups"] == {}
+    assert_self_contained(paths.html.read_text())
+
+
+def test_diverged_trials_only_leave_nothing_to_rank(make_run: Callable[..., Path]) -> None:
+    rows = [trial(i, CONFIG, float("nan"), status="diverged") for i in range(2)]
+    md = build_report(make_run(rows)).markdown.read_text()
+    assert "**Nothing to rank**" in md and md.count("| diverged |") == 3  # summary + 2 listed
+
+
+def test_diverged_trials_beside_completed_ones_are_listed(make_run: Callable[..., Path]) -> None:
+    rows = grid_trials()
+    rows[0].update(status="diverged", **{"val/loss": float("nan")})
+    md = build_report(make_run(rows)).markdown.read_text()
+    assert "## Top 10 of 71" in md
+    assert "| t00000 | diverged |" in md
+
+
+def test_bad_metric_param_and_pair_name_what_exists(grid_run: Path) -> None:
+    with pytest.raises(
+        AblError, match=r"metric must be one of val/loss, train/loss; got 'val/los'"
+    ):
+        build_report(grid_run, metric="val/los")
+    with pytest.raises(AblError, match=r"varies \(model.pe_type, model.is_causal, train.lr"):
+        build_report(grid_run, by="model.kind")
+    with pytest.raises(AblError, match="a pair is two different parameters"):
+        build_report(grid_run, pairs=["model.pe_type"])
+
+
+def test_resolve_run_picks_the_latest_run_of_a_sweep(make_run: Callable[..., Path]) -> None:
+    first = make_run([trial(0, CONFIG, 1.0)])
+    second = make_run([trial(0, CONFIG, 2.0)])
+    root = first.parent.parent
+    assert resolve_run("synthetic", root=root) == second
+    assert resolve_run(first, root=root) == first
+    with pytest.raises(
+        AblError, match=r"sweep name under .* \(synthetic\); got 'synthetc'; did you mean"
+    ):
+        resolve_run("synthetc", root=root)
+
+
+def test_compare_runs_diffs_spaces_and_best_metrics(
+    grid_run: Path, make_run: Callable[..., Path]
+) -> None:
+    space = {"name": "synthetic", "trainable": "forecast", "grid": {**GRID, "train.lr": [1e-3]}}
+    other = make_run([trial(0, CONFIG, 1.0)], space=space)
+    c = compare_runs(grid_run, other, k=2)
+    assert not c.same_space
+    assert dict((k, (a, b)) for k, a, b in c.space_diff) == {
+        "grid.train.lr": ([1e-3, 3e-4], [1e-3]),
+        "repeats": (3, 1),
+    }
+    best = c.best.set_index("metric")
+    assert best.loc["val/loss", "B"] == 1.0 and best.loc["val/loss", "change"] < 0
+    assert len(c.top_a) == 2 and len(c.top_b) == 1
+    assert compare_runs(grid_run, grid_run).same_space
+
+
+def test_a_run_without_trials_yet(make_run: Callable[..., Path]) -> None:
+    md = build_report(make_run([])).markdown.read_text()
+    assert "**Nothing to rank**: no trial has started." in md
