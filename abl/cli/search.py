@@ -84,6 +84,12 @@ def command(
     trials = read_trials(sweep.run_dir)
     console.print(top_table(trials, loaded, k=show))
     console.print(f"results  {_rel(sweep.run_dir)}  (trials.parquet, history.parquet, space.yaml)")
+    if sweep.report is not None:
+        console.print(f"report   {_rel(sweep.report)}  (+ report.html, importance.json, plots/)")
+    if sweep.report_error:
+        console.print(
+            f"[yellow]report: {sweep.report_error}; rebuild it with: abl report {_rel(sweep.run_dir)}[/]"
+        )
     console.print(
         f"mlflow   {sweep.tracking_uri}  experiment '{loaded.name}'"
         + (f", parent run {sweep.parent_run_id}" if sweep.parent_run_id else "")

@@ -31,6 +31,7 @@ class SweepOptions:
     dashboard: bool = True  # start the Ray dashboard (127.0.0.1) with a local cluster
     verbose: bool = False  # forward trial stdout/stderr and Ray's logs to the terminal
     sinks: tuple[str, ...] = ("mlflow", "parquet", "progress")
+    report: bool = True  # build report.md/html, importance.json, plots/ at the end
 
 
 @dataclass
@@ -43,6 +44,8 @@ class Sweep:
     dashboard_url: str | None
     trials: int
     errors: list[str] = field(default_factory=list)
+    report: Path | None = None  # report.md, when the report was built
+    report_error: str | None = None  # why the report is missing or not attached
 
 
 def default_tracking_uri(root: Path) -> str:

@@ -69,7 +69,7 @@ def run_sweep(space: Space, options: SweepOptions, *, console: Any = None) -> Sw
     grid = tuner.fit()
     errors = [str(r.error).splitlines()[0] for r in grid if r.error is not None]
     parent = next((s.parent_run_id for s in sinks if hasattr(s, "parent_run_id")), None)
-    return Sweep(
+    sweep_result = Sweep(
         run_dir=run_dir,
         tracking_uri=tracking_uri,
         parent_run_id=parent,
@@ -77,6 +77,39 @@ def run_sweep(space: Space, options: SweepOptions, *, console: Any = None) -> Sw
         trials=len(grid),
         errors=errors,
     )
+    if options.report:
+        sweep_result.report, sweep_result.report_error = publish_report(
+            run_dir, tracking_uri, parent
+        )
+    return sweep_result
+
+
+def publish_report(
+    run_dir: Path, tracking_uri: str, parent_run_id: str | None
+) -> tuple[Path | None, str | None]:
+    """Build the report from the run's Parquet files and attach it to the MLflow parent run.
+
+    Returns ``(report.md, None)``, or ``(None, why)``: a report that fails must not hide
+    the sweep's results, which are all in the Parquet files (``abl report RUN`` retries).
+    """
+    from abl.results import build_report
+
+    try:
+        paths = build_report(run_dir)
+    except Exception as exc:  # reported to the user; results stay on disk
+        return None, f"{type(exc).__name__}: {exc}"
+    if parent_run_id:
+        try:
+            from mlflow.tracking import MlflowClient
+
+            client = MlflowClient(tracking_uri)
+            for path in (paths.markdown, paths.html, paths.importance):
+                client.log_artifact(parent_run_id, str(path), "report")
+            for path in paths.plots:
+                client.log_artifact(parent_run_id, str(path), "report/plots")
+        except Exception as exc:  # the tracking store may be down
+            return paths.markdown, f"report not attached to MLflow ({type(exc).__name__}: {exc})"
+    return paths.markdown, None
 
 
 def latest_run(root: Path, name: str) -> Path | None:

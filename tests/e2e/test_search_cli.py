@@ -106,10 +106,29 @@ def test_mlflow_has_a_parent_and_a_child_run_per_trial(sweep):
         assert child.data.params["train.lr"] == str(trial["train.lr"])
         if trial["status"] == "completed":
             assert child.info.status == "FINISHED"
+            assert {
+                m.key for m in client.get_metric_history(child.info.run_id, "predict/mse_batch")
+            }
             steps = [m.step for m in client.get_metric_history(child.info.run_id, "val/loss")]
             assert sorted(steps) == [1, 2]
         else:
             assert child.info.status == "FAILED"
+
+
+def test_report_is_built_and_attached_to_the_mlflow_parent_run(sweep):
+    proc, (run_dir,), tmp = sweep
+    for name in ("report.md", "report.html", "importance.json"):
+        assert (run_dir / name).stat().st_size > 0
+    assert "report   " in proc.stdout
+    markdown = (run_dir / "report.md").read_text()
+    assert "model.pe_type" in markdown and "errored" in markdown  # the failed trials are listed
+    client = MlflowClient(f"sqlite:///{tmp / 'runs' / 'mlflow.db'}")
+    parent = client.search_runs(
+        [client.get_experiment_by_name("tiny").experiment_id], "tags.mlflow.runName != ''"
+    )
+    parent = next(r for r in parent if "mlflow.parentRunId" not in r.data.tags)
+    attached = {f.path for f in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"report/report.md", "report/report.html", "report/importance.json"} <= attached
 
 
 def test_bad_space_is_one_line_exit_2_and_nothing_written(tmp_path):

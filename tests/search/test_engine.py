@@ -12,7 +12,7 @@ TINY = ["data.length=300", "data.time_steps=16", "model.d_model=8", "model.is_ca
 
 def sweep(tmp_path, overrides):
     space = load_space("quickstart", [*TINY, *overrides])
-    result = run_sweep(space, SweepOptions(root=tmp_path, sinks=("parquet",)))
+    result = run_sweep(space, SweepOptions(root=tmp_path, sinks=("parquet",), report=False))
     return space, read_trials(result.run_dir).to_pylist(), result
 
 
@@ -74,7 +74,9 @@ def test_keys_of_one_model_kind_never_reach_another(ray_local, tmp_path):
         "when:\n  - if: {model.kind: att}\n    grid: {model.pe_type: [none, rope]}\n"
         "  - if: {model.kind: lstm}\n    fixed: {model.n_layer: 2}\n"
     )
-    result = run_sweep(load_space(str(space_file)), SweepOptions(root=tmp_path, sinks=("parquet",)))
+    result = run_sweep(
+        load_space(str(space_file)), SweepOptions(root=tmp_path, sinks=("parquet",), report=False)
+    )
     trials = read_trials(result.run_dir).to_pylist()
     assert len(trials) == 3 and {t["status"] for t in trials} == {"completed"}, trials
     lstm = next(t for t in trials if t["model.kind"] == "lstm")

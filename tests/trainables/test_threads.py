@@ -21,6 +21,6 @@ def test_trial_threads_follow_its_cpu_resource(ray_local, tmp_path, cpu):
             f"resources.cpu={cpu}",
         ],
     )
-    sweep = run_sweep(space, SweepOptions(root=tmp_path, sinks=("parquet",)))
+    sweep = run_sweep(space, SweepOptions(root=tmp_path, sinks=("parquet",), report=False))
     history = read_history(sweep.run_dir).to_pylist()
     assert [row["perf/torch_threads"] for row in history] == [cpu]
