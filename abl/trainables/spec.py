@@ -125,5 +125,17 @@ for _spec in (
         models=("gpt", "bigram", "bigram_mf", "bigram_att"),
         description="character-level language model: GPT attention variants and the bigram family",
     ),
+    TrainableSpec(
+        name="copy",
+        task="copy",
+        models=("latent",),
+        description="latent 'thinker' model copying (flipping, rolling) digit strings",
+    ),
+    TrainableSpec(
+        name="addition",
+        task="addition",
+        models=("latent",),
+        description="latent 'thinker' model adding numbers in base b",
+    ),
 ):
     TRAINABLES.register(_spec.name, builtin=True)(_spec)

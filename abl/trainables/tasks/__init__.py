@@ -7,6 +7,8 @@ TASKS: Registry = Registry(
     {
         "timeseries": "abl.trainables.tasks.timeseries:TimeSeriesTask",
         "charlm": "abl.trainables.tasks.charlm:CharLMTask",
+        "copy": "abl.trainables.tasks.symbolic:CopyTask",
+        "addition": "abl.trainables.tasks.symbolic:AdditionTask",
     },
 )
 

@@ -1,0 +1,341 @@
+"""Symbolic sequence tasks of logbook 002: copy (flip, roll) a digit string, add two numbers.
+
+Tokens are the digits ``0..base-1`` followed by ``PAD = base``, ``EOS = base + 1`` and
+``SEP = base + 2`` (vocab ``base + 3``). Inputs are ``(B, T_in)`` and targets ``(B, T_out)``
+Long tensors padded with PAD, which the loss ignores; a target ends with EOS, so the model also
+says where the answer stops. Training data is drawn on the fly; validation is a fixed, seeded
+set at the full length.
+
+The sequence-length curriculum (logbook 002, 21-22 Dec): ``none`` trains at the full length,
+``uniform`` draws each sample's length uniformly in ``[min_len, full]``, ``progressive`` draws
+it in ``[min_len, max_len]`` where ``max_len`` starts at ``len_start`` and grows by ``len_inc``
+after every epoch whose ``curriculum/acc_seq`` (exact match at the current lengths) reaches
+``threshold``.
+
+Example::
+
+    from abl.trainables.config import build
+    task = CopyTask(build(CopyTask.Config, {"variant": "flip"}, section="data"), seed=0)
+    x, y = next(task.batches("train", 8))  # (8, 20) and (8, 21)
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from abl.errors import AblError
+from abl.trainables.config import param
+from abl.trainables.tasks.base import Split, Task, TaskInfo
+
+_EVAL_CHUNK = 1024  # samples per forward pass when measuring accuracy
+Piece = tuple[Tensor, Tensor]  # (tokens (B, W) left-aligned, used length (B,))
+
+
+@dataclass
+class SymbolicConfig:
+    """Knobs shared by :class:`CopyTask` and :class:`AdditionTask` (``data.*``)."""
+
+    base: int = param(16, "number base: digit tokens are 0..base-1")
+    curriculum: Literal["none", "uniform", "progressive"] = param(
+        "progressive", "length curriculum: full length, uniform lengths, or a rising max length"
+    )
+    min_len: int = param(1, "shortest sampled length (uniform, progressive)")
+    len_start: int = param(1, "first max length of the progressive curriculum")
+    len_inc: int = param(1, "max-length increase after an epoch that passes threshold")
+    threshold: float = param(0.9, "curriculum/acc_seq an epoch must reach to raise the max length")
+    train_samples: int = param(32768, "samples drawn per training epoch")
+    val_samples: int = param(1024, "samples of the fixed validation set (and of each level set)")
+
+
+@dataclass
+class CopyConfig(SymbolicConfig):
+    """Knobs of :class:`CopyTask` (``data.*``)."""
+
+    variant: Literal["copy", "flip", "roll"] = param(
+        "copy", "target: the string, reversed, or rotated right by roll_by"
+    )
+    seq_len: int = param(20, "full string length (validation, curriculum end)")
+    roll_by: int = param(1, "rotation of the roll variant (modulo each string's length)")
+
+
+@dataclass
+class AdditionConfig(SymbolicConfig):
+    """Knobs of :class:`AdditionTask` (``data.*``); lengths count digits per operand."""
+
+    max_value: int = param(1000, "largest operand; its digit count in base is the full length")
+
+
+def n_digits(value: int, base: int) -> int:
+    """Digits of ``value >= 0`` in ``base`` (0 has one digit)."""
+    count = 1
+    while value >= base:
+        value //= base
+        count += 1
+    return count
+
+
+def _seeded(*keys: int) -> torch.Generator:
+    """A torch generator seeded from independent integer keys (seed, stream, ...)."""
+    entropy = [k % 2**64 for k in keys]  # SeedSequence takes non-negative integers
+    seed = int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0])
+    return torch.Generator().manual_seed(seed)
+
+
+def pack(pieces: Sequence[Piece], width: int, pad: int) -> Tensor:
+    """Concatenate variable-length pieces row by row, left-aligned, padded to ``width``."""
+    batch = pieces[0][0].shape[0]
+    out = torch.full((batch, width), pad, dtype=torch.long)
+    offset = torch.zeros(batch, dtype=torch.long)
+    for tokens, used in pieces:
+        cols = torch.arange(tokens.shape[1])
+        valid = cols < used[:, None]
+        rows = torch.arange(batch)[:, None].expand_as(tokens)
+        out[rows[valid], (offset[:, None] + cols)[valid]] = tokens[valid]
+        offset = offset + used
+    return out
+
+
+class SymbolicTask(Task):
+    """Base of the digit tasks: tokens, padding, length curriculum, loss and accuracies.
+
+    Subclasses give :meth:`_shape` (full length, ``T_in``, ``T_out``) and :meth:`_make`, which
+    draws the samples of given lengths.
+    """
+
+    metrics: ClassVar[tuple[str, ...]] = (
+        "val/acc_token",
+        "val/acc_seq",
+        "curriculum/acc_seq",
+        "curriculum/max_len",
+    )
+
+    def __init__(self, cfg: Any, *, seed: int) -> None:
+        super().__init__(cfg, seed=seed)
+        if cfg.base < 2:
+            raise AblError(f"base must be >= 2; got {cfg.base} (data.base)")
+        self.pad_id, self.eos_id, self.sep_id = cfg.base, cfg.base + 1, cfg.base + 2
+        self.full_len, self.t_in, self.t_out = self._shape()
+        _check(cfg, self.full_len)
+        self.max_len = cfg.len_start if cfg.curriculum == "progressive" else self.full_len
+        self.info = TaskInfo(vocab_size=cfg.base + 3, block_size=self.t_in, output_len=self.t_out)
+        full = torch.full((cfg.val_samples,), self.full_len, dtype=torch.long)
+        self._val = self._make(full, _seeded(seed, 1))
+        self._levels: dict[int, tuple[Tensor, Tensor]] = {}
+
+    @abstractmethod
+    def _shape(self) -> tuple[int, int, int]:
+        """``(full length, T_in, T_out)``."""
+
+    @abstractmethod
+    def _make(self, lengths: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Inputs and targets of ``len(lengths)`` samples, sample ``i`` of length ``lengths[i]``."""
+
+    def _lengths(self, n: int, gen: torch.Generator) -> Tensor:
+        """Lengths of ``n`` training samples under the curriculum."""
+        if self.cfg.curriculum == "none":
+            return torch.full((n,), self.full_len, dtype=torch.long)
+        return torch.randint(self.cfg.min_len, self.max_len + 1, (n,), generator=gen)
+
+    def batches(
+        self, split: Split, batch_size: int, *, generator: torch.Generator | None = None
+    ) -> Iterator[tuple[Tensor, Tensor]]:
+        """Yield ``(inputs, targets)``: fresh samples for train (from ``generator``, else the
+        task seed), the fixed full-length set for val."""
+        if split == "val":
+            x, y = self._val
+            for start in range(0, x.shape[0], batch_size):
+                yield x[start : start + batch_size], y[start : start + batch_size]
+            return
+        gen = generator if generator is not None else _seeded(self.seed, 0)
+        for start in range(0, self.cfg.train_samples, batch_size):
+            n = min(batch_size, self.cfg.train_samples - start)
+            yield self._make(self._lengths(n, gen), gen)
+
+    def num_batches(self, split: Split, batch_size: int) -> int:
+        n = self.cfg.val_samples if split == "val" else self.cfg.train_samples
+        return -(-n // batch_size)
+
+    def loss(self, output: Tensor, target: Tensor) -> Tensor:
+        """Cross-entropy of ``(B, T_out, V)`` logits over the non-PAD target tokens."""
+        return F.cross_entropy(
+            output.reshape(-1, output.shape[-1]), target.reshape(-1), ignore_index=self.pad_id
+        )
+
+    def observe(self, metrics: dict[str, float]) -> None:
+        """Progressive curriculum: raise the max length after an epoch at ``threshold``.
+
+        The max length lives in the task, not in the loop's checkpoint: a trial resumed from a
+        checkpoint starts the curriculum again at ``len_start``.
+        """
+        if self.cfg.curriculum != "progressive":
+            return
+        if metrics.get("curriculum/acc_seq", 0.0) >= self.cfg.threshold:
+            self.max_len = min(self.full_len, self.max_len + self.cfg.len_inc)
+
+    @torch.no_grad()
+    def epoch_metrics(self, model: torch.nn.Module) -> dict[str, float]:
+        """Token and exact-match accuracy on the full-length val set and at the current lengths."""
+        was_training = model.training
+        model.eval()
+        try:
+            acc_token, acc_seq = self.accuracy(model, *self._val)
+            _, level_seq = self.accuracy(model, *self._level_set())
+        finally:
+            model.train(was_training)
+        return {
+            "val/acc_token": acc_token,
+            "val/acc_seq": acc_seq,
+            "curriculum/acc_seq": level_seq,
+            "curriculum/max_len": float(self.max_len),
+        }
+
+    def _level_set(self) -> tuple[Tensor, Tensor]:
+        """A fixed set drawn like the training data at the current max length."""
+        if self.cfg.curriculum == "none":
+            return self._val
+        if self.max_len not in self._levels:
+            gen = _seeded(self.seed, 2, self.max_len)
+            self._levels[self.max_len] = self._make(self._lengths(self.cfg.val_samples, gen), gen)
+        return self._levels[self.max_len]
+
+    def accuracy(self, model: torch.nn.Module, x: Tensor, y: Tensor) -> tuple[float, float]:
+        """``(token accuracy on non-PAD targets, share of targets matched exactly)``."""
+        device = next(iter(model.parameters()), torch.empty(0)).device
+        right, tokens, exact = 0, 0, 0
+        for start in range(0, x.shape[0], _EVAL_CHUNK):
+            xb, yb = x[start : start + _EVAL_CHUNK], y[start : start + _EVAL_CHUNK].to(device)
+            pred = model(xb.to(device)).argmax(-1)
+            mask = yb != self.pad_id
+            hit = (pred == yb) | ~mask
+            right += int((hit & mask).sum())
+            tokens += int(mask.sum())
+            exact += int(hit.all(-1).sum())
+        return right / max(tokens, 1), exact / max(x.shape[0], 1)
+
+
+class CopyTask(SymbolicTask):
+    """Copy a digit string; ``flip`` reverses it, ``roll`` rotates it right by ``roll_by``."""
+
+    Config = CopyConfig
+    smoke: ClassVar[dict[str, Any]] = {
+        "data.seq_len": 6,
+        "data.train_samples": 256,
+        "data.val_samples": 64,
+    }
+
+    def _shape(self) -> tuple[int, int, int]:
+        if self.cfg.seq_len < 1:
+            raise AblError(f"seq_len must be >= 1; got {self.cfg.seq_len} (data.seq_len)")
+        return self.cfg.seq_len, self.cfg.seq_len, self.cfg.seq_len + 1
+
+    def _make(self, lengths: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        digits = torch.randint(0, self.cfg.base, (lengths.shape[0], self.t_in), generator=gen)
+        return self.encode(digits, lengths)
+
+    def encode(self, digits: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """Input and target of the strings ``digits[i, :lengths[i]]`` (``digits`` is (B, T_in)).
+
+        With ``variant=flip``, base 16, ``seq_len=5``: digits ``[[1, 2, 3, 0, 0]]`` of length 3
+        give ``x = [[1, 2, 3, PAD, PAD]]`` and ``y = [[3, 2, 1, EOS, PAD, PAD]]``.
+        """
+        n, width = digits.shape
+        pos, used = torch.arange(width).expand(n, width), lengths[:, None]
+        if self.cfg.variant == "flip":
+            source = used - 1 - pos
+        elif self.cfg.variant == "roll":
+            source = (pos - self.cfg.roll_by) % used
+        else:
+            source = pos
+        body = digits.gather(1, source.clamp(0, width - 1))
+        eos = (torch.full((n, 1), self.eos_id), torch.ones(n, dtype=torch.long))
+        x = pack([(digits, lengths)], self.t_in, self.pad_id)
+        return x, pack([(body, lengths), eos], self.t_out, self.pad_id)
+
+
+class AdditionTask(SymbolicTask):
+    """``a SEP b`` -> the digits of ``a + b`` then EOS, most significant digit first.
+
+    A sample of length ``L`` draws both operands uniformly in ``[0, min(max_value, base**L - 1)]``.
+    """
+
+    Config = AdditionConfig
+    smoke: ClassVar[dict[str, Any]] = {
+        "data.max_value": 100,
+        "data.train_samples": 256,
+        "data.val_samples": 64,
+    }
+
+    def _shape(self) -> tuple[int, int, int]:
+        if self.cfg.max_value < 1:
+            raise AblError(f"max_value must be >= 1; got {self.cfg.max_value} (data.max_value)")
+        digits = n_digits(self.cfg.max_value, self.cfg.base)
+        return digits, 2 * digits + 1, n_digits(2 * self.cfg.max_value, self.cfg.base) + 1
+
+    def digits(self, values: Tensor, width: int) -> Piece:
+        """Tokens of ``values`` (most significant first, left-aligned) and their digit counts."""
+        base = self.cfg.base
+        cols = torch.arange(width)
+        used = 1 + (values[:, None] >= base ** cols[1:]).sum(1)
+        exponent = (used[:, None] - 1 - cols).clamp(min=0)
+        tokens = values[:, None] // base**exponent % base
+        return tokens.masked_fill(cols >= used[:, None], self.pad_id), used
+
+    def _make(self, lengths: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        cap = (self.cfg.base**lengths - 1).clamp(max=self.cfg.max_value)
+        return self.encode(_uniform_upto(cap, gen), _uniform_upto(cap, gen))
+
+    def encode(self, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+        """Input ``a SEP b`` and target ``a + b`` EOS of the operand pairs ``(a[i], b[i])``.
+
+        In base 16 with ``max_value=1000``: ``a = [1000], b = [1]`` (0x3e8 + 0x1) give
+        ``x = [[3, 14, 8, SEP, 1, PAD, PAD]]`` and ``y = [[3, 14, 9, EOS]]``.
+        """
+        one = torch.ones(a.shape[0], dtype=torch.long)
+        sep = (torch.full((a.shape[0], 1), self.sep_id), one)
+        eos = (torch.full((a.shape[0], 1), self.eos_id), one)
+        width = self.full_len
+        x = pack([self.digits(a, width), sep, self.digits(b, width)], self.t_in, self.pad_id)
+        return x, pack([self.digits(a + b, self.t_out - 1), eos], self.t_out, self.pad_id)
+
+
+def _uniform_upto(cap: Tensor, gen: torch.Generator) -> Tensor:
+    """Integers uniform in ``[0, cap[i]]``, one per entry of ``cap``."""
+    draw = torch.rand(cap.shape[0], generator=gen, dtype=torch.float64) * (cap + 1)
+    return draw.long().clamp(max=cap)
+
+
+def _check(cfg: SymbolicConfig, full_len: int) -> None:
+    checks = [
+        (
+            1 <= cfg.min_len <= full_len,
+            f"min_len must be in [1, {full_len}]",
+            cfg.min_len,
+            "data.min_len",
+        ),
+        (
+            cfg.curriculum != "progressive" or cfg.min_len <= cfg.len_start <= full_len,
+            f"len_start must be in [min_len, {full_len}]",
+            cfg.len_start,
+            "data.len_start",
+        ),
+        (cfg.len_inc >= 1, "len_inc must be >= 1", cfg.len_inc, "data.len_inc"),
+        (0 < cfg.threshold <= 1, "threshold must be in (0, 1]", cfg.threshold, "data.threshold"),
+        (
+            cfg.train_samples >= 1,
+            "train_samples must be >= 1",
+            cfg.train_samples,
+            "data.train_samples",
+        ),
+        (cfg.val_samples >= 1, "val_samples must be >= 1", cfg.val_samples, "data.val_samples"),
+    ]
+    for ok, rule, given, where in checks:
+        if not ok:
+            raise AblError(f"{rule}; got {given!r} ({where})")
