@@ -97,6 +97,7 @@ class Run:
             "opt": self.opt.state_dict(),
             "sched": self.sched.state_dict(),
             "gen": self.gen.get_state(),
+            "task": self.task.state(),
             "epoch": self.epoch - 1,
         }
 
@@ -105,6 +106,7 @@ class Run:
         self.opt.load_state_dict(state["opt"])
         self.sched.load_state_dict(state["sched"])
         self.gen.set_state(state["gen"])
+        self.task.load_state(state.get("task", {}))
         self.epoch = state["epoch"] + 1
 
 

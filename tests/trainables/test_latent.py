@@ -234,3 +234,20 @@ def test_one_epoch_of_the_loop_reports_finite_metrics(trainable: str) -> None:
     assert last["trial/status"] == "completed"
     assert set(task_cls.metrics) <= set(last)
     assert all(math.isfinite(last[k]) for k in ("train/loss", "val/loss", *task_cls.metrics))
+
+
+def test_curriculum_state_survives_a_checkpoint():
+    """A resumed trial continues its progressive curriculum instead of restarting it."""
+    from abl.trainables.loop import build_run
+    from abl.trainables.spec import TRAINABLES
+
+    spec = TRAINABLES.get("copy")
+    config = {"data.curriculum": "progressive", "data.len_start": 2, "data.len_inc": 2}
+    run = build_run(config, spec)
+    run.task.observe({"curriculum/acc_seq": 1.0, "val/acc_seq": 1.0})
+    grown = run.task.max_len
+    assert grown > 2
+    run.epoch = 1
+    resumed = build_run(config, spec)
+    resumed.load(run.state())
+    assert resumed.task.max_len == grown and resumed.epoch == 1

@@ -58,6 +58,13 @@ class Task(ABC):
     def observe(self, metrics: dict[str, float]) -> None:
         """Called after every epoch with its metrics; accuracy-driven curricula use it."""
 
+    def state(self) -> dict[str, Any]:
+        """What a curriculum has learnt so far; saved in every checkpoint."""
+        return {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state` when a trial resumes from a checkpoint."""
+
     def epoch_metrics(self, model: torch.nn.Module) -> dict[str, float]:
         """Metrics computed after every epoch besides the losses (``val/acc_token``); none by default."""
         return {}

@@ -169,6 +169,13 @@ class SymbolicTask(Task):
             output.reshape(-1, output.shape[-1]), target.reshape(-1), ignore_index=self.pad_id
         )
 
+    def state(self) -> dict[str, Any]:
+        """The progressive curriculum's current max length."""
+        return {"max_len": self.max_len}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.max_len = int(state.get("max_len", self.max_len))
+
     def observe(self, metrics: dict[str, float]) -> None:
         """Progressive curriculum: raise the max length after an epoch at ``threshold``.
 
