@@ -121,6 +121,17 @@ def _check_attention(cfg: Any, info: TaskInfo, head_dim: int) -> None:
         )
 
 
+def embed(model: Any, x: Tensor) -> Tensor:
+    """Input projection, optional LayerNorm and additive positions, shared by ``att`` and ``att_mh``."""
+    t = x.shape[1]
+    if t > model.cfg.block_size:
+        raise AblError(
+            f"sequence length must be <= model.block_size ({model.cfg.block_size}); got {t}"
+        )
+    h = model.in_ln(model.inp(x))
+    return h + model.pe[:t] if model.pe is not None else h
+
+
 class AttentionForecaster(Model):
     """Single-head self-attention forecaster: input projection, PE, one attention layer, head.
 
@@ -150,14 +161,7 @@ class AttentionForecaster(Model):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, T, input_dim)`` -> ``(B, T, output_dim)``: the next value at every position."""
-        t = x.shape[1]
-        if t > self.cfg.block_size:
-            raise AblError(
-                f"sequence length must be <= model.block_size ({self.cfg.block_size}); got {t}"
-            )
-        h = self.in_ln(self.inp(x))
-        if self.pe is not None:
-            h = h + self.pe[:t]
+        h = embed(self, x)
         q, k, v = self.q_ln(self.q(h)), self.k_ln(self.k(h)), self.v(h)
         rope = self.cfg.pe_type == "rope"
         att = attend(q, k, v, n_head=1, rope=rope, is_causal=self.cfg.is_causal)
@@ -226,14 +230,7 @@ class MultiHeadForecaster(Model):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, T, input_dim)`` -> ``(B, T, output_dim)``: the next value at every position."""
-        t = x.shape[1]
-        if t > self.cfg.block_size:
-            raise AblError(
-                f"sequence length must be <= model.block_size ({self.cfg.block_size}); got {t}"
-            )
-        h = self.in_ln(self.inp(x))
-        if self.pe is not None:
-            h = h + self.pe[:t]
+        h = embed(self, x)
         for block in self.blocks:
             h = block(h)
         return self.head(h)
