@@ -126,6 +126,12 @@ for _spec in (
         description="character-level language model: GPT attention variants and the bigram family",
     ),
     TrainableSpec(
+        name="icl_linreg",
+        task="linreg",
+        models=("looped",),
+        description="looped transformer learning linear regression in context",
+    ),
+    TrainableSpec(
         name="copy",
         task="copy",
         models=("latent",),

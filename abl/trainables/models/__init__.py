@@ -12,6 +12,7 @@ MODELS: Registry = Registry(
         "bigram": "abl.trainables.models.bigram:Bigram",
         "bigram_mf": "abl.trainables.models.bigram:BigramMF",
         "bigram_att": "abl.trainables.models.bigram:BigramAttention",
+        "looped": "abl.trainables.models.looped:LoopedTransformer",
         "latent": "abl.trainables.models.latent:LatentThinker",
     },
 )

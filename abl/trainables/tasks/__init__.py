@@ -9,6 +9,7 @@ TASKS: Registry = Registry(
         "charlm": "abl.trainables.tasks.charlm:CharLMTask",
         "copy": "abl.trainables.tasks.symbolic:CopyTask",
         "addition": "abl.trainables.tasks.symbolic:AdditionTask",
+        "linreg": "abl.trainables.tasks.linreg:LinearRegressionTask",
     },
 )
 
