@@ -106,6 +106,16 @@ def build(cls: type, values: dict[str, Any], *, section: str, where: str = "tria
     return cls(**checked)
 
 
+Rule = tuple[bool, str, Any, str]  # (holds, the rule, what was given, where: "data.length")
+
+
+def require(rules: list[Rule]) -> None:
+    """Raise an AblError for the first rule that does not hold: ``rule; got X (where)``."""
+    for ok, rule, given, where in rules:
+        if not ok:
+            raise AblError(f"{rule}; got {given!r} ({where})")
+
+
 def defaults(cls: type) -> dict[str, Any]:
     """``{field: default}`` of a config dataclass."""
     return {p.name: p.default for p in params_of(cls)}

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from abl.errors import AblError
-from abl.trainables.config import param
+from abl.trainables.config import param, require
 from abl.trainables.curriculum import Schedule
 from abl.trainables.models.base import Model
 from abl.trainables.tasks.base import TaskInfo
@@ -247,9 +247,7 @@ def _check_config(cfg: LoopedTransformerConfig, info: TaskInfo) -> Schedule:
                 "task info",
             ),
         ]
-    for ok, rule, given, where in checks:
-        if not ok:
-            raise AblError(f"{rule}; got {given!r} ({where})")
+    require(checks)
     try:
         return Schedule(cfg.n_loop_start, cfg.n_loop_end, cfg.n_loop_inc, cfg.n_loop_interval)
     except AblError as exc:

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from abl.errors import AblError
-from abl.trainables.config import param
+from abl.trainables.config import param, require
 from abl.trainables.tasks.base import Split, Task, TaskInfo
 
 _VAL_STREAM = 1  # seeds the validation windows apart from the default training stream (0)
@@ -186,6 +186,4 @@ def _check_config(cfg: CharLMConfig) -> None:
         ),
         (cfg.val_batches >= 1, "val_batches must be >= 1", cfg.val_batches, "data.val_batches"),
     ]
-    for ok, rule, given, where in checks:
-        if not ok:
-            raise AblError(f"{rule}; got {given!r} ({where})")
+    require(checks)

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from abl.errors import AblError
-from abl.trainables.config import param
+from abl.trainables.config import param, require
 from abl.trainables.tasks.base import Split, Task, TaskInfo
 
 _EVAL_CHUNK = 1024  # samples per forward pass when measuring accuracy
@@ -343,6 +343,4 @@ def _check(cfg: SymbolicConfig, full_len: int) -> None:
         ),
         (cfg.val_samples >= 1, "val_samples must be >= 1", cfg.val_samples, "data.val_samples"),
     ]
-    for ok, rule, given, where in checks:
-        if not ok:
-            raise AblError(f"{rule}; got {given!r} ({where})")
+    require(checks)

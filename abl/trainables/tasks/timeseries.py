@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from abl.errors import AblError, did_you_mean, one_of
-from abl.trainables.config import param
+from abl.trainables.config import param, require
 from abl.trainables.tasks.base import Split, Task, TaskInfo
 
 _EVAL_CHUNK = 1024  # windows per forward pass in final_metrics
@@ -226,6 +226,4 @@ def _check_config(cfg: TimeSeriesConfig) -> None:
         (cfg.noise >= 0, "noise must be >= 0", cfg.noise, "data.noise"),
         (cfg.length >= 1, "length must be >= 1", cfg.length, "data.length"),
     ]
-    for ok, rule, given, where in checks:
-        if not ok:
-            raise AblError(f"{rule}; got {given!r} ({where})")
+    require(checks)
