@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
+import os
 import sys
 
 import click
@@ -33,7 +33,7 @@ def command(obj: AblContext, tracking_uri: str | None, host: str, port: int) -> 
         raise click.BadParameter(
             f"{uri} is a tracking server already: open it in a browser", param_hint="--tracking-uri"
         )
-    click.echo(f"MLflow UI for {uri} on http://{host}:{port} (Ctrl-C stops it)")
+    click.echo(f"MLflow UI for {uri} on http://{host}:{port} (Ctrl-C stops it)", err=True)
     cmd = [
         sys.executable,
         "-m",
@@ -46,7 +46,5 @@ def command(obj: AblContext, tracking_uri: str | None, host: str, port: int) -> 
         "--port",
         str(port),
     ]
-    try:
-        sys.exit(subprocess.call(cmd))
-    except KeyboardInterrupt:
-        sys.exit(0)
+    # Become the MLflow server: signals (Ctrl-C, a supervisor's SIGTERM) reach it directly.
+    os.execv(sys.executable, cmd)

@@ -13,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from abl.results.store import read_history, read_trials
-from tests.e2e.test_ui import free_port, wait_for
+from tests.e2e.test_ui import serve_ui
 
 SPACE = """
 name: tiny
@@ -199,15 +199,7 @@ def test_mlflow_ui_in_chromium_shows_the_sweep(sweep, tmp_path):
     client = MlflowClient(f"sqlite:///{tmp / 'runs' / 'mlflow.db'}")
     exp = client.get_experiment_by_name("tiny")
     child = next(t for t in read_trials(run_dir).to_pylist() if t["status"] == "completed")
-    port = free_port()
-    ui = subprocess.Popen(
-        [sys.executable, "-m", "abl", "--root", "runs", "ui", "--port", str(port)],
-        cwd=tmp,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for(f"http://127.0.0.1:{port}/health")
+    with serve_ui(Path("runs"), cwd=tmp) as port:
         base = f"http://127.0.0.1:{port}/#/experiments/{exp.experiment_id}"
         dom = chromium(
             "--dump-dom", f"{base}/runs/{child['mlflow_run_id']}", profile=tmp_path / "a"
@@ -217,6 +209,3 @@ def test_mlflow_ui_in_chromium_shows_the_sweep(sweep, tmp_path):
         shot = ARTIFACTS / "mlflow-ui-runs.png"
         chromium(f"--screenshot={shot}", f"{base}/runs", profile=tmp_path / "b")
         assert shot.stat().st_size > 10_000
-    finally:
-        ui.terminate()
-        ui.wait(timeout=30)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
@@ -32,35 +36,45 @@ def wait_for(url: str, timeout: float = 120) -> None:
         time.sleep(0.5)
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def serve_ui(root: Path, *, cwd: Path) -> Iterator[int]:
+    """Run ``abl ui`` in its own process group; Ctrl-C (SIGINT to the group) stops all of it."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "abl", "--root", str(root), "ui", "--port", str(port)],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/health")
+        yield port
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        deadline = time.monotonic() + 30
+        while _group_alive(proc.pid) and time.monotonic() < deadline:
+            proc.poll()
+            time.sleep(0.2)
+        stopped = not _group_alive(proc.pid)
+        if not stopped:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        assert stopped, "abl ui left processes running after Ctrl-C"
+
+
 def test_ui_serves_the_store_of_the_results_root(tmp_path):
     root = tmp_path / "runs"
     root.mkdir()
     MlflowClient(f"sqlite:///{root / 'mlflow.db'}").create_experiment("from-abl")
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "abl", "--root", str(root), "ui", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as resp:
-                    assert resp.status == 200
-                    break
-            except OSError:
-                assert proc.poll() is None, proc.stdout.read()
-                assert time.monotonic() < deadline, "MLflow UI did not come up"
-                time.sleep(0.5)
+    with serve_ui(root, cwd=tmp_path) as port:
         names = [e.name for e in MlflowClient(f"http://127.0.0.1:{port}").search_experiments()]
         assert "from-abl" in names
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-    assert proc.returncode is not None
