@@ -64,7 +64,9 @@ def run_sweep(space: Space, options: SweepOptions, *, console: Any = None) -> Sw
         tracking_uri=tracking_uri,
     )
     sinks = make_sinks(options.sinks, tracking_uri=tracking_uri, console=console)
-    callback = SinkCallback(sinks, sweep, config_of=full_config)
+    callback = SinkCallback(
+        sinks, sweep, config_of=full_config, pruning=space.scheduler.asha is not None
+    )
     tuner = build_tuner(space, run_dir, [callback])
     grid = tuner.fit()
     errors = [str(r.error).splitlines()[0] for r in grid if r.error is not None]

@@ -167,11 +167,13 @@ class SinkCallback(Callback):
         *,
         flush_every_s: float = 2.0,
         config_of: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        pruning: bool = True,
     ) -> None:
         self.sinks = list(sinks)
         self.sweep = sweep
         self.flush_every_s = flush_every_s
         self.config_of = config_of
+        self.pruning = pruning  # a scheduler that stops trials early (ASHA) runs
         self._records: dict[str, TrialRecord] = {}
         self._final: dict[str, str] = {}  # trial id -> its last reported "trial/status"
         self._opened = False
@@ -212,10 +214,15 @@ class SinkCallback(Callback):
     def on_trial_complete(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
-        """The trial stopped: completed or diverged as it said, else pruned by the scheduler."""
+        """The trial stopped: completed or diverged as it said, else pruned by the scheduler.
+
+        A trainable that never says (a custom function) is completed unless a pruning
+        scheduler runs; only a scheduler stops a trial early without an error.
+        """
         final = self._final.get(trial.trial_id)
         status = {"completed": TrialStatus.COMPLETED, "diverged": TrialStatus.DIVERGED}
-        self._end(trial, status.get(final or "", TrialStatus.PRUNED))
+        unsaid = TrialStatus.PRUNED if self.pruning else TrialStatus.COMPLETED
+        self._end(trial, status.get(final or "", unsaid))
 
     def on_trial_error(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
