@@ -1,0 +1,96 @@
+"""Figure ``overhead``: what one trial costs when its training costs nothing.
+
+    python -m bench --only overhead
+
+64 trials (8 with ``--quick``) of :func:`bench.noop.trainable`, which only reports 10 times,
+run three ways on the same 2-CPU Ray instance, one trial per CPU:
+
+- abl: ``spaces/noop.yaml`` (``trainable: bench.noop:trainable``) through ``run_sweep`` with
+  every sink (MLflow on SQLite, Parquet, progress);
+- raw Ray Tune with its defaults (a new actor per trial);
+- raw Ray Tune with ``reuse_actors=True`` (what abl's ``build_tuner`` sets).
+
+Per-trial overhead is the sweep's wall time over its trial count. A 2-trial sweep of each
+kind runs first so that imports, ``mlflow.db``'s creation and Ray's worker pool are not
+charged to whichever runs first; the first abl sweep's time is reported on its own.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from bench._env import NOOP_SPACE, Stopwatch, ensure_ray, quiet_console
+from bench._figure import Figure, at_most
+from bench.noop import trainable
+
+TRIALS, QUICK_TRIALS = 64, 8
+
+
+def abl_sweep(root: Path, trials: int, *, sinks: tuple[str, ...] | None = None) -> float:
+    """Seconds of ``run_sweep`` over ``trials`` no-op trials (every sink unless ``sinks``)."""
+    from abl.search import SweepOptions, load_space, run_sweep
+
+    space = load_space(str(NOOP_SPACE), [f"repeats={trials}"])
+    options = SweepOptions(root=root, dashboard=False)
+    if sinks is not None:
+        options = SweepOptions(root=root, dashboard=False, sinks=sinks)
+    with Stopwatch() as sw:
+        sweep = run_sweep(space, options, console=quiet_console())
+    if sweep.errors or sweep.trials != trials:
+        raise RuntimeError(f"abl no-op sweep: {sweep.trials}/{trials} trials, {sweep.errors}")
+    return sw.seconds
+
+
+def tune_sweep(root: Path, trials: int, *, reuse_actors: bool) -> float:
+    """Seconds of a raw ``tune.Tuner(...).fit()`` over ``trials`` no-op trials."""
+    from ray import tune
+
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(num_samples=trials, reuse_actors=reuse_actors),
+        run_config=tune.RunConfig(storage_path=str(root / "tune"), verbose=0),
+    )
+    with Stopwatch() as sw:
+        grid = tuner.fit()
+    if grid.errors or len(grid) != trials:
+        raise RuntimeError(f"raw Tune no-op sweep: {len(grid)}/{trials} trials, {grid.errors}")
+    return sw.seconds
+
+
+def statuses_of_last_sweep(root: Path) -> set[str]:
+    """The trial statuses abl recorded in its newest no-op run directory."""
+    from abl.results import read_trials
+    from abl.search.sweep import latest_run
+
+    run_dir = latest_run(root, "bench_noop")
+    return set(read_trials(run_dir).column("status").to_pylist()) if run_dir else set()
+
+
+def run(quick: bool) -> Figure:
+    """Per-trial seconds of abl, raw Tune and Tune with ``reuse_actors``; abl's ratios."""
+    n = QUICK_TRIALS if quick else TRIALS
+    fig = Figure("overhead", f"per-trial overhead: {n} no-op trials (10 reports each), 2 CPUs")
+    ensure_ray()
+    with tempfile.TemporaryDirectory(prefix="abl-bench-overhead-") as tmp:
+        root = Path(tmp)
+        first = abl_sweep(root, 2)
+        statuses = statuses_of_last_sweep(root)
+        tune_sweep(root, 2, reuse_actors=True)
+        abl_s = abl_sweep(root, n)
+        default_s = tune_sweep(root, n, reuse_actors=False)
+        reuse_s = tune_sweep(root, n, reuse_actors=True)
+    fig.add("abl per trial", abl_s / n, "s/trial", at_most(0.2))
+    fig.add("abl / Tune(reuse_actors=True)", abl_s / reuse_s, "x", at_most(1.3))
+    fig.add("abl / Tune(defaults)", abl_s / default_s)
+    fig.add("Tune(defaults) per trial", default_s / n, "s/trial")
+    fig.add("Tune(reuse_actors=True) per trial", reuse_s / n, "s/trial")
+    fig.add("abl first sweep of 2 trials (creates mlflow.db)", first, "s")
+    fig.notes.append("raw Tune runs with verbose=0, as abl does: no status table is printed")
+    if statuses != {"completed"}:
+        fig.notes.append(
+            f"engine bug: the no-op trials ended normally but abl recorded them as "
+            f"{', '.join(sorted(statuses))}; a custom function trainable that never reports "
+            f"trial/status is taken for a pruned one (SinkCallback.on_trial_complete)"
+        )
+    return fig

@@ -1,0 +1,161 @@
+"""Figure ``throughput``: a sweep on abl against the same configs in a sequential loop.
+
+    python -m bench --only throughput
+
+32 trials (4 with ``--quick``) of ``spaces/att_timeseries.yaml`` on a tiny budget, three ways:
+
+- abl: ``run_sweep`` with every sink, 2 concurrent trials of 1 CPU (1 torch thread) each;
+- a sequential in-process loop over the same configs calling
+  :func:`abl.trainables.loop.train`, as Hydra's basic launcher runs ``--multirun`` jobs, with
+  torch's default thread count (one thread per core);
+- the same loop with ``torch.set_num_threads(1)``;
+- for information, the configs on a pool of 2 fresh 1-thread processes without Ray: what
+  the cores give at best, so a miss can be told apart from a machine that does not scale.
+
+The loops do the same work per trial as abl's (same epochs, checkpoint saves, final metrics):
+only the way trials are scheduled differs. Figures are loop seconds over abl seconds.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from bench._env import (
+    Stopwatch,
+    device,
+    ensure_ray,
+    ignore_report,
+    quiet_console,
+    sweep_overrides,
+    torch_threads,
+)
+from bench._figure import Figure, at_least
+
+REPEATS = 1  # a few minutes a run; --repeats asks for more
+SPACE = "att_timeseries"
+# Fixing three of the six grid axes leaves 4 PE types x 2 causal x 2 lr x 2 kln = 32 trials.
+FULL = ("model.is_inln=false", "model.is_qln=false", "train.lr=1e-3,3e-4")
+QUICK = (*FULL[:2], "train.lr=1e-3", "model.is_kln=false", "model.is_causal=true")
+BUDGET = ("train.epochs=2", "data.length=2000")
+QUICK_BUDGET = ("train.epochs=1", "data.length=600")
+
+
+def tiny_space(quick: bool, extra: tuple[str, ...] = ()) -> Any:
+    """The att_timeseries space cut to 32 trials (4 if ``quick``) on a tiny training budget."""
+    from abl.search import load_space
+
+    return load_space(SPACE, [*space_overrides(quick), *sweep_overrides(), *extra])
+
+
+def abl_seconds(space: Any, root: Path, *, sinks: tuple[str, ...] | None = None) -> float:
+    """Wall seconds of ``run_sweep(space)`` (every sink unless ``sinks`` is given)."""
+    from abl.search import SweepOptions, count_trials, run_sweep
+
+    kwargs: dict[str, Any] = {} if sinks is None else {"sinks": sinks}
+    options = SweepOptions(root=root, dashboard=False, **kwargs)
+    with Stopwatch() as sw:
+        sweep = run_sweep(space, options, console=quiet_console())
+    if sweep.errors or sweep.trials != count_trials(space):
+        raise RuntimeError(f"abl sweep of {space.name}: {sweep.trials} trials, {sweep.errors}")
+    return sw.seconds
+
+
+def loop_seconds(space: Any, threads: int | None) -> float:
+    """Wall seconds of training every config of ``space`` one after another in this process."""
+    from abl.search import expand
+    from abl.search.load import trainable_of
+    from abl.trainables.loop import train
+
+    spec, _ = trainable_of(space)
+    configs = expand(space, spec)
+    with torch_threads(threads), Stopwatch() as sw:
+        for config in configs:
+            train(config, trainable=spec, report=ignore_report, device=device())
+    return sw.seconds
+
+
+def _pool_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _pool_train(config: dict[str, Any], trainable: str, where: str) -> None:
+    from abl.trainables.loop import train
+
+    train(config, trainable=trainable, report=ignore_report, device=where)
+
+
+def pool_seconds(space: Any, workers: int = 2) -> float:
+    """Wall seconds of the configs on ``workers`` fresh 1-thread processes, no Ray: the ceiling.
+
+    What a plain process-pool launcher (Hydra's joblib launcher, say) would get from the
+    machine: if this is far from ``workers`` x the 1-thread loop, the cores do not scale.
+    """
+    from abl.search import expand
+    from abl.search.load import trainable_of
+
+    spec, _ = trainable_of(space)
+    configs = expand(space, spec)
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_pool_init)
+    with Stopwatch() as sw, pool:
+        jobs = [pool.submit(_pool_train, c, space.trainable, device()) for c in configs]
+        for job in jobs:
+            job.result()
+    return sw.seconds
+
+
+def warm_up(space: Any) -> None:
+    """One epoch of one config in this process, so the first timed loop pays no imports."""
+    from abl.search import expand
+    from abl.search.load import trainable_of
+    from abl.trainables.loop import train
+
+    spec, _ = trainable_of(space)
+    config = {**expand(space, spec, limit=1)[0], "train.epochs": 1}
+    train(config, trainable=spec, report=ignore_report, device=device())
+
+
+def run(quick: bool) -> Figure:
+    """abl's sweep against the default-threads and the 1-thread sequential loop."""
+    import torch
+
+    from abl.search import count_trials
+
+    space = tiny_space(quick)
+    n = count_trials(space)
+    fig = Figure("throughput", f"{n} trials of {SPACE} (tiny budget): abl vs a sequential loop")
+    ensure_ray()
+    warm_up(space)
+    with tempfile.TemporaryDirectory(prefix="abl-bench-throughput-") as tmp:
+        abl_s = abl_seconds(space, Path(tmp))
+    default_threads = torch.get_num_threads()
+    default_s = loop_seconds(space, None)
+    one_s = loop_seconds(space, 1)
+    pool_s = pool_seconds(space)
+    fig.add("default-threads loop / abl", default_s / abl_s, "x", at_least(1.15))
+    fig.add("1-thread loop / abl", one_s / abl_s, "x", at_least(1.8))
+    fig.add("abl per trial", abl_s / n, "s/trial")
+    # abl's time per trial beyond its share of the work (half a 1-thread trial on 2 CPUs),
+    # and how long a 1-thread trial must be for that cost to leave the 1.8x target standing.
+    extra = abl_s / n - one_s / n / 2
+    fig.add("abl cost per trial beyond half a 1-thread trial", extra, "s/trial")
+    fig.add("1-thread trial length at which 1.8x holds", max(extra, 0) * 18, "s")
+    fig.add(f"default-threads ({default_threads}) loop per trial", default_s / n, "s/trial")
+    fig.add("1-thread loop per trial", one_s / n, "s/trial")
+    fig.add("1-thread loop / 2-process pool (the machine's ceiling)", one_s / pool_s)
+    fig.add("2-process pool / abl", pool_s / abl_s)
+    fig.notes.append(
+        f"overrides: {' '.join(space_overrides(quick))}; abl runs 2 trials of 1 CPU at a time"
+    )
+    return fig
+
+
+def space_overrides(quick: bool) -> tuple[str, ...]:
+    """The overrides that cut att_timeseries down for this figure."""
+    return (*QUICK, *QUICK_BUDGET) if quick else (*FULL, *BUDGET)
