@@ -49,8 +49,9 @@ def echo_run(fig: Figure, i: int, repeats: int) -> None:
         return
     for m in fig.measures:
         target = f"  (target {m.target})" if m.target else ""
+        unit = f" {m.unit}" if m.unit else ""
         click.echo(
-            f"{fig.name} {i + 1}/{repeats}: {m.name} = {m.value:.4g} {m.unit}{target}", err=True
+            f"{fig.name} {i + 1}/{repeats}: {m.name} = {m.value:.4g}{unit}{target}", err=True
         )
 
 

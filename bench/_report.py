@@ -97,7 +97,7 @@ def figure_section(result: FigureResult) -> list[str]:
         "|---|---:|---:|---:|---|---|",
     ]
     for s in result.summaries():
-        unit = "" if s.unit == "x" else f" {s.unit}"
+        unit = f" {s.unit}" if s.unit not in ("x", "") else ""
         target = f"{s.target}{unit}" if s.target else ""
         lines.append(
             f"| {s.name} | {_num(s.low)} | {_num(s.median)}{unit} | {_num(s.high)} "

@@ -39,7 +39,9 @@ def run(quick: bool) -> Figure:
     if module is None or not hasattr(module, "run"):
         fig.skipped = "bench/report_scale.py (with run(n_trials)) does not exist yet"
         return fig
+    caller_mb = 0.0
     for n in sizes:
+        caller_mb = max(caller_mb, own_rss_mb())
         out: dict[str, Any] = module.run(n)
         target = TARGET_S.get(n)
         fig.add(
@@ -50,5 +52,23 @@ def run(quick: bool) -> Figure:
         )
         fig.add(f"{n:,} trials: build_report alone", out["report_s"], "s")
         fig.add(f"{n:,} trials: peak RSS", out["peak_rss_mb"], "MB")
+    fig.add("this process's RSS when it spawned the reports", caller_mb, "MB")
     fig.notes.append("absolute seconds: the report process includes the interpreter and imports")
+    fig.notes.append(
+        "peak RSS is os.wait4's ru_maxrss, which on Linux is at least the RSS of the process "
+        "that spawned the report (exec keeps the old address space's high-water mark): when "
+        "it is close to the row above, it is the bench's memory, not the report's"
+    )
     return fig
+
+
+def own_rss_mb() -> float:
+    """This process's resident memory in MB (``VmRSS``; 0 where ``/proc`` is missing)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
