@@ -51,9 +51,9 @@ def main(ctx: click.Context, root: Path) -> None:
 
 
 def _register() -> None:
-    from abl.cli import compare, report, search, spaces, top, trainables, ui
+    from abl.cli import compare, report, search, spaces, sync, top, trainables, ui
 
-    for module in (search, spaces, trainables, ui, report, top, compare):
+    for module in (search, spaces, trainables, ui, report, top, compare, sync):
         main.add_command(module.command)
 
 

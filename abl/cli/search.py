@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -10,12 +12,31 @@ from rich.table import Table
 
 from abl.cli import AblContext
 from abl.cli._render import fmt, terminal, top_table, varying_keys
+from abl.errors import AblError
 from abl.search import SweepOptions, count_trials, expand, load_space
 
 
 @click.command("search")
-@click.argument("space")
+@click.argument("space", required=False)
 @click.argument("overrides", nargs=-1)
+@click.option(
+    "--resume",
+    "resume",
+    metavar="RUN",
+    default=None,
+    help="Finish an interrupted sweep: a run directory, or a sweep name (its latest run).",
+)
+@click.option(
+    "--retry-errored",
+    is_flag=True,
+    help="With --resume: run errored trials again, from their last checkpoint.",
+)
+@click.option(
+    "--max-failures",
+    type=click.IntRange(min=-1),
+    default=None,
+    help="Retries per trial after a crash (-1: no limit) [default: the space's max_failures].",
+)
 @click.option(
     "--dry-run", is_flag=True, help="Print the trial count and the first configs; run nothing."
 )
@@ -51,6 +72,9 @@ def command(
     tracking_uri: str | None,
     dashboard: bool,
     verbose: bool,
+    resume: str | None,
+    retry_errored: bool,
+    max_failures: int | None,
 ) -> None:
     """Run the ablation grid of SPACE (a YAML file or a built-in space name).
 
@@ -59,19 +83,22 @@ def command(
     \b
     abl search spaces/att_timeseries.yaml model.pe_type=rope,sinpe train.epochs=3
     abl search quickstart --dry-run
+    abl search --resume quickstart            # finish the latest quickstart sweep
     """
     console = terminal()
-    loaded = load_space(space, overrides)
+    run_dir = _resume_target(obj, space, overrides, resume, retry_errored, dry_run)
+    loaded = load_space(str(run_dir / "space.yaml") if run_dir else space, overrides)  # type: ignore[arg-type]
     n = count_trials(loaded)
     if dry_run:
         _dry_run(console, loaded, n, show)
         return
     from abl.results.store import read_trials
-    from abl.search.sweep import run_sweep
+    from abl.search.sweep import resume_sweep, run_sweep
 
     console.print(
         f"[bold]{loaded.name}[/]: {n} trials of '{loaded.trainable}' "
         f"({loaded.search.algorithm} search), ranked by {loaded.metric} ({loaded.mode})"
+        + (f"; resuming {_rel(run_dir)}" if run_dir else "")
     )
     options = SweepOptions(
         root=obj.root,
@@ -79,8 +106,20 @@ def command(
         tracking_uri=tracking_uri,
         dashboard=dashboard,
         verbose=verbose,
+        max_failures=max_failures,
     )
-    sweep = run_sweep(loaded, options, console=console)
+    if run_dir is not None:
+        sweep = resume_sweep(run_dir, options, retry_errored=retry_errored, console=console)
+    else:
+        sweep = run_sweep(loaded, options, console=console)
+    if sweep.unfinished:
+        console.print(
+            f"[yellow]interrupted: {sweep.unfinished} of {n} trials unfinished; results so far "
+            f"are in {_rel(sweep.run_dir)}[/]"
+        )
+        console.print(f"resume with: abl --root {obj.root} search --resume {_rel(sweep.run_dir)}")
+        _print_mlflow_pending(console, obj, sweep)
+        sys.exit(130)
     trials = read_trials(sweep.run_dir)
     console.print(top_table(trials, loaded, k=show))
     console.print(f"results  {_rel(sweep.run_dir)}  (trials.parquet, history.parquet, space.yaml)")
@@ -95,8 +134,48 @@ def command(
         + (f", parent run {sweep.parent_run_id}" if sweep.parent_run_id else "")
     )
     console.print(f"         browse it: abl --root {obj.root} ui")
+    _print_mlflow_pending(console, obj, sweep)
     if sweep.dashboard_url:
         console.print(f"ray      dashboard was at {sweep.dashboard_url} while the sweep ran")
+
+
+def _resume_target(
+    obj: AblContext,
+    space: str | None,
+    overrides: tuple[str, ...],
+    resume: str | None,
+    retry_errored: bool,
+    dry_run: bool,
+) -> Path | None:
+    """The run directory to resume, or None for a new sweep; one-line errors for bad mixes."""
+    if resume is None:
+        if space is None:
+            raise AblError(
+                "SPACE is required: a space file or a built-in name (see: abl spaces), or --resume RUN"
+            )
+        if retry_errored:
+            raise AblError("--retry-errored goes with --resume RUN; got it for a new sweep")
+        return None
+    if space is not None or overrides:
+        given = " ".join([space or "", *overrides]).strip()
+        raise AblError(
+            f"--resume RUN continues a sweep as it was defined (its space.yaml); "
+            f"SPACE and overrides are not allowed with it; got '{given}'"
+        )
+    if dry_run:
+        raise AblError("--dry-run shows a new sweep; got it with --resume")
+    from abl.results.run import resolve_run
+
+    return resolve_run(resume, root=obj.root).resolve()
+
+
+def _print_mlflow_pending(console: Console, obj: AblContext, sweep: Any) -> None:
+    if sweep.mlflow_pending:
+        console.print(
+            f"[yellow]mlflow   {sweep.mlflow_pending} trials are not complete in MLflow (the "
+            f"tracking store did not answer); send them with: abl --root {obj.root} sync "
+            f"{_rel(sweep.run_dir)}[/]"
+        )
 
 
 def _rel(path: Path) -> str:

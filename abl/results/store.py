@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 TRIALS = "trials.parquet"
 HISTORY = "history.parquet"
+HISTORY_KEY = ("trial_id", "step")  # one report per trial and step
 
 _PART = re.compile(r"^part-(\d{6,})\.parquet$")
 _COMPACTED = b"abl.compacted"
@@ -70,14 +71,19 @@ def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.table({n: _column([row.get(n) for row in rows]) for n in names})
 
 
-def last_per_key(table: pa.Table, key: str) -> pa.Table:
-    """Keep the last row for every value of ``key``, in the order keys first appeared."""
-    if table.num_rows == 0 or key not in table.column_names:
+def last_per_key(table: pa.Table, key: str | tuple[str, ...]) -> pa.Table:
+    """Keep the last row for every value of ``key`` (one column or several), in first-seen order."""
+    keys = (key,) if isinstance(key, str) else tuple(key)
+    if table.num_rows == 0 or any(k not in table.column_names for k in keys):
         return table
-    last: dict[Any, int] = {}
-    for i, value in enumerate(table.column(key).to_pylist()):
-        last[value] = i  # dict keeps first-insertion order; the index is the last one seen
-    return table.take(pa.array(list(last.values()), type=pa.int64()))
+    index = pa.array(range(table.num_rows), type=pa.int64())
+    groups = (
+        pa.table({**{k: table.column(k) for k in keys}, "_i": index})
+        .group_by(list(keys), use_threads=False)
+        .aggregate([("_i", "min"), ("_i", "max")])
+        .sort_by("_i_min")
+    )
+    return table.take(groups.column("_i_max"))
 
 
 def _unify(tables: list[pa.Table]) -> pa.Table:
@@ -125,8 +131,11 @@ def read_trials(run_dir: Path) -> pa.Table:
 
 
 def read_history(run_dir: Path) -> pa.Table:
-    """Every report of every trial of a run: ``trial_id``, ``step``, ``time``, metrics."""
-    return read_table(Path(run_dir) / HISTORY)
+    """Every report of every trial of a run: ``trial_id``, ``step``, ``time``, metrics.
+
+    A step reported twice (a trial resumed from an earlier checkpoint) counts once: the last.
+    """
+    return last_per_key(read_table(Path(run_dir) / HISTORY), HISTORY_KEY)
 
 
 class PartWriter:
@@ -147,7 +156,7 @@ class PartWriter:
         if rows:
             self._write(rows_to_table(rows))
 
-    def compact(self, *, key: str | None = None) -> None:
+    def compact(self, *, key: str | tuple[str, ...] | None = None) -> None:
         """Rewrite all parts into one; with ``key``, keep only the last row per key value."""
         parts = _parts(self.path)
         if not parts or (len(parts) == 1 and key is None):

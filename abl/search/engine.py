@@ -19,6 +19,7 @@ from abl.search.space import Dist, Space
 from abl.search.variants import expand
 
 TRIAL_INDEX = "__trial_index__"  # set by Tune's Repeater: which repeat (seed) of a TPE config
+TUNE_DIR = "tune"  # in the run dir: Ray Tune's experiment state and checkpoints, for resume
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class SweepOptions:
     verbose: bool = False  # forward trial stdout/stderr and Ray's logs to the terminal
     sinks: tuple[str, ...] = ("mlflow", "parquet", "progress")
     report: bool = True  # build report.md/html, importance.json, plots/ at the end
+    max_failures: int | None = None  # retries per trial; None: the space's max_failures
 
 
 @dataclass
@@ -46,6 +48,8 @@ class Sweep:
     errors: list[str] = field(default_factory=list)
     report: Path | None = None  # report.md, when the report was built
     report_error: str | None = None  # why the report is missing or not attached
+    unfinished: int = 0  # trials not finished (interrupted: ``abl search --resume`` goes on)
+    mlflow_pending: int = 0  # trials whose MLflow runs are incomplete (``abl sync`` sends them)
 
 
 def default_tracking_uri(root: Path) -> str:
@@ -133,17 +137,16 @@ class DefineByRun:
         return {k: v for k, v in full.items() if k not in given}
 
 
-def build_tuner(space: Space, run_dir: Path, callbacks: list[Any]) -> Any:
+def build_tuner(
+    space: Space, run_dir: Path, callbacks: list[Any], *, max_failures: int | None = None
+) -> Any:
     """The Ray Tune Tuner for a space; its experiment state goes to ``run_dir/tune``."""
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    spec, function = trainable_of(space)
-    fn = function or tune.with_parameters(
-        run_function, trainable_name=space.trainable, plugins=tuple(space.plugins)
-    )
-    resources = {"cpu": space.resources.cpu, "gpu": space.resources.gpu}
+    from abl.search._asha import MarkingASHA
+
+    spec, _ = trainable_of(space)
     param_space: dict[str, Any] = {}
     if space.search.algorithm == "tpe":
         search_alg = _tpe(space, spec)
@@ -158,14 +161,14 @@ def build_tuner(space: Space, run_dir: Path, callbacks: list[Any]) -> Any:
     if space.scheduler.asha is not None:
         asha = space.scheduler.asha
         max_t = asha.max_t or _max_epochs(space, spec)
-        scheduler = ASHAScheduler(
+        scheduler = MarkingASHA(
             time_attr="training_iteration",
             max_t=max_t,
             grace_period=min(asha.grace_period, max_t),
             reduction_factor=asha.reduction_factor,
         )
     return tune.Tuner(
-        tune.with_resources(fn, resources),
+        trainable(space),
         param_space=param_space,
         tune_config=tune.TuneConfig(
             metric=space.metric,
@@ -178,14 +181,63 @@ def build_tuner(space: Space, run_dir: Path, callbacks: list[Any]) -> Any:
             trial_dirname_creator=lambda trial: trial.trial_id,
         ),
         run_config=tune.RunConfig(
-            name="tune",
+            name=TUNE_DIR,
             storage_path=str(run_dir),
             callbacks=callbacks,
             verbose=0,
-            failure_config=tune.FailureConfig(max_failures=space.max_failures),
+            failure_config=tune.FailureConfig(
+                max_failures=space.max_failures if max_failures is None else max_failures
+            ),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         ),
     )
+
+
+def trainable(space: Space) -> Any:
+    """What Tune runs for ``space``: its function trainable with the space's resources."""
+    from ray import tune
+
+    _, function = trainable_of(space)
+    fn = function or tune.with_parameters(
+        run_function, trainable_name=space.trainable, plugins=tuple(space.plugins)
+    )
+    return tune.with_resources(fn, {"cpu": space.resources.cpu, "gpu": space.resources.gpu})
+
+
+def restore_tuner(
+    space: Space,
+    run_dir: Path,
+    callbacks: list[Any],
+    *,
+    retry_errored: bool = False,
+    max_failures: int | None = None,
+) -> Any:
+    """The Tuner of an interrupted sweep, from ``run_dir/tune``: finished trials stay finished,
+    unfinished ones continue from their last checkpoint, errored ones too if ``retry_errored``.
+    """
+    from ray import tune
+
+    # Tune warns about every trial that had not started yet (no result.json): expected here.
+    analysis_log = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    level = analysis_log.level
+    analysis_log.setLevel(logging.ERROR)
+    try:
+        tuner = tune.Tuner.restore(
+            str(run_dir / TUNE_DIR),
+            trainable=trainable(space),
+            resume_unfinished=True,
+            resume_errored=retry_errored,
+        )
+    finally:
+        analysis_log.setLevel(level)
+    # Tune restores the RunConfig pickled by the first session, sinks included. A resumed
+    # sweep gets fresh sinks (a new terminal, maybe a new tracking URI) that read their state
+    # from the run directory, and the failure budget given now. Tuner has no public setter.
+    run_config = tuner._local_tuner.get_run_config()
+    run_config.callbacks = callbacks
+    if max_failures is not None:
+        run_config.failure_config = tune.FailureConfig(max_failures=max_failures)
+    return tuner
 
 
 def _tpe(space: Space, spec: Any) -> Any:

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from abl.errors import AblError
+from abl.results.store import TrialStatus
 from abl.search.engine import (
+    TUNE_DIR,
     Sweep,
     SweepOptions,
     build_tuner,
     default_tracking_uri,
     init_ray,
     new_run_dir,
+    restore_tuner,
     trial_config,
 )
 from abl.search.space import Space
 from abl.search.variants import count_trials
 
 SPACE_FILE = "space.yaml"
+MLFLOW_JSON = "mlflow.json"  # written by the MLflow sink: the tracking URI and parent run
+_LIVE = (TrialStatus.PENDING, TrialStatus.RUNNING)
 
 
 def make_sinks(names: tuple[str, ...], *, tracking_uri: str, console: Any = None) -> list[Any]:
@@ -40,35 +51,79 @@ def run_sweep(space: Space, options: SweepOptions, *, console: Any = None) -> Sw
     >>> from abl.search import load_space  # doctest: +SKIP
     >>> run_sweep(load_space("quickstart"), SweepOptions())  # doctest: +SKIP
     """
+    run_dir = new_run_dir(options.root, space.name)
+    (run_dir / SPACE_FILE).write_text(space.to_yaml(), encoding="utf-8")
+    return _execute(space, run_dir, options, console=console)
+
+
+def resume_sweep(
+    run_dir: Path,
+    options: SweepOptions,
+    *,
+    retry_errored: bool = False,
+    console: Any = None,
+) -> Sweep:
+    """Finish an interrupted sweep in ``run_dir`` (driver killed, Ctrl-C, lost head node).
+
+    Finished trials are not run again; unfinished ones continue from their last checkpoint;
+    errored ones run again from theirs when ``retry_errored``. The same Parquet stores and the
+    same MLflow parent run are continued: every trial keeps one row and one child run.
+    """
+    from abl.search.load import load_space
+    from abl.search.sinks.parquet import recover_reports
+
+    if not (run_dir / TUNE_DIR / "tuner.pkl").is_file():
+        raise AblError(
+            f"--resume needs a sweep's run directory with Ray Tune state ({TUNE_DIR}/tuner.pkl); "
+            f"{run_dir} has none (the sweep never started, or its {TUNE_DIR}/ was deleted)"
+        )
+    space = load_space(str(run_dir / SPACE_FILE))
+    recover_reports(run_dir, run_dir / TUNE_DIR)
+    return _execute(space, run_dir, options, console=console, resume=True, retry=retry_errored)
+
+
+def _execute(
+    space: Space,
+    run_dir: Path,
+    options: SweepOptions,
+    *,
+    console: Any,
+    resume: bool = False,
+    retry: bool = False,
+) -> Sweep:
     from abl.search.load import trainable_of
     from abl.search.sinks import SinkCallback, SweepInfo
+    from abl.search.sinks.parquet import prior_records
 
-    run_dir = new_run_dir(options.root, space.name)
-    space_file = run_dir / SPACE_FILE
-    space_file.write_text(space.to_yaml(), encoding="utf-8")
-    tracking_uri = options.tracking_uri or default_tracking_uri(options.root)
+    tracking_uri = (
+        options.tracking_uri
+        or (_saved_tracking_uri(run_dir) if resume else None)
+        or default_tracking_uri(options.root)
+    )
     dashboard_url = init_ray(options)
     spec, _ = trainable_of(space)
-
-    def full_config(config: dict[str, Any]) -> dict[str, Any]:
-        config = trial_config(config, spec)
-        return spec.resolve(config, "trial config") if spec is not None else config
-
     sweep = SweepInfo(
         name=space.name,
         run_dir=run_dir,
         metric=space.metric,
         mode=space.mode,
-        space_file=space_file,
+        space_file=run_dir / SPACE_FILE,
         total_trials=count_trials(space),
         tracking_uri=tracking_uri,
     )
+    prior = prior_records(run_dir, space.metric, space.mode) if resume else {}
+    rerun = (*_LIVE, TrialStatus.ERRORED) if retry else _LIVE
+    sweep.ended_before = sum(r.status not in rerun for r in prior.values())
     sinks = make_sinks(options.sinks, tracking_uri=tracking_uri, console=console)
-    callback = SinkCallback(
-        sinks, sweep, config_of=full_config, pruning=space.scheduler.asha is not None
-    )
-    tuner = build_tuner(space, run_dir, [callback])
-    grid = tuner.fit()
+    callback = SinkCallback(sinks, sweep, config_of=_FullConfig(spec), prior=prior)
+    if resume:
+        tuner = restore_tuner(
+            space, run_dir, [callback], retry_errored=retry, max_failures=options.max_failures
+        )
+    else:
+        tuner = build_tuner(space, run_dir, [callback], max_failures=options.max_failures)
+    with _sigterm_stops_gracefully():
+        grid = tuner.fit()
     errors = [str(r.error).splitlines()[0] for r in grid if r.error is not None]
     parent = next((s.parent_run_id for s in sinks if hasattr(s, "parent_run_id")), None)
     sweep_result = Sweep(
@@ -78,12 +133,47 @@ def run_sweep(space: Space, options: SweepOptions, *, console: Any = None) -> Sw
         dashboard_url=dashboard_url,
         trials=len(grid),
         errors=errors,
+        unfinished=callback.unfinished(),
+        mlflow_pending=sum(getattr(s, "pending", 0) for s in sinks),
     )
-    if options.report:
+    if options.report and not sweep_result.unfinished:
         sweep_result.report, sweep_result.report_error = publish_report(
             run_dir, tracking_uri, parent
         )
     return sweep_result
+
+
+class _FullConfig:
+    """The full flat config the sinks record for a trial (defaults and seed filled in)."""
+
+    def __init__(self, spec: Any) -> None:
+        self.spec = spec
+
+    def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
+        config = trial_config(config, self.spec)
+        return self.spec.resolve(config, "trial config") if self.spec is not None else config
+
+
+def _saved_tracking_uri(run_dir: Path) -> str | None:
+    """The tracking URI the sweep in ``run_dir`` logged to (its mlflow.json), if any."""
+    try:
+        return json.loads((run_dir / MLFLOW_JSON).read_text()).get("tracking_uri") or None
+    except (OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def _sigterm_stops_gracefully() -> Iterator[None]:
+    """SIGTERM (systemd, Kubernetes, ``kill``) stops the sweep as Ctrl-C does: Tune saves its
+    state, the sinks flush, and ``--resume`` continues it. Only in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def publish_report(

@@ -16,6 +16,7 @@ from abl.results import (
     read_table,
     read_trials,
 )
+from abl.results.store import HISTORY_KEY
 
 
 def part_names(path: Path) -> list[str]:
@@ -97,12 +98,25 @@ def test_compacted_part_shadows_old_parts_left_behind(tmp_path: Path) -> None:
 def test_reader_sees_complete_table_between_appends(tmp_path: Path) -> None:
     w = PartWriter(tmp_path / HISTORY)
     for i in range(5):
-        w.append([{"trial_id": "a", "step": i, "x": float(i)} for _ in range(10)])
+        w.append([{"trial_id": "a", "step": 10 * i + j, "x": float(i)} for j in range(10)])
         assert read_history(tmp_path).num_rows == 10 * (i + 1)
         assert not [p for p in (tmp_path / HISTORY).iterdir() if p.name.startswith(".")]
     # Every part is a valid Parquet file on its own.
     for part in (tmp_path / HISTORY).iterdir():
         assert pq.read_table(part).num_rows == 10
+
+
+def test_a_step_reported_twice_is_read_once_and_compacted_once(tmp_path: Path) -> None:
+    """A resumed trial re-reports the steps after its checkpoint: the last report wins."""
+    w = PartWriter(tmp_path / HISTORY)
+    w.append([{"trial_id": "a", "step": s, "x": 1.0} for s in (1, 2, 3)])
+    w.append([{"trial_id": "a", "step": s, "x": 2.0} for s in (3, 4)])
+    w.append([{"trial_id": "b", "step": 1, "x": 3.0}])
+    expected = {"trial_id": ["a"] * 4 + ["b"], "step": [1, 2, 3, 4, 1], "x": [1, 1, 2, 2, 3.0]}
+    assert read_history(tmp_path).select(["trial_id", "step", "x"]).to_pydict() == expected
+    w.compact(key=HISTORY_KEY)
+    assert len(list((tmp_path / HISTORY).iterdir())) == 1
+    assert read_table(tmp_path / HISTORY).select(["trial_id", "step", "x"]).to_pydict() == expected
 
 
 def test_numbering_continues_after_existing_parts(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import ray
 import ray.cloudpickle
 from mlflow.tracking import MlflowClient
 from ray import tune
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from rich.console import Console
 
 from abl.results import TrialStatus, read_history, read_trials
@@ -26,6 +27,7 @@ from abl.search.sinks import (
     SweepInfo,
     TrialRecord,
 )
+from abl.search.sinks.base import PRUNED_MARK
 
 KINDS = {"ok": "completed", "fail": "errored", "diverge": "diverged", "prune": "pruned"}
 STEPS = {"ok": 3, "fail": 1, "diverge": 2, "prune": 1}
@@ -47,9 +49,14 @@ def trainable(config: dict[str, Any]) -> None:
         tune.report(metrics)
 
 
-def stop_pruned(trial_id: str, result: dict[str, Any]) -> bool:
-    """Stand-in for a scheduler: stop the "prune" trials after their first report."""
-    return result["config"]["kind"] == "prune"
+class StopPruned(FIFOScheduler):
+    """Stand-in for ASHA: stop the "prune" trials after their first report, marked as pruned."""
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        if trial.config["kind"] == "prune":
+            setattr(trial, PRUNED_MARK, True)
+            return TrialScheduler.STOP
+        return TrialScheduler.CONTINUE
 
 
 def make_sweep(tmp_path: Path, tracking_uri: str) -> SweepInfo:
@@ -93,13 +100,13 @@ def swept(ray_local: Any, tmp_path_factory: pytest.TempPathFactory):
         "seed": 0,
     }
     run_config = tune.RunConfig(
-        storage_path=str(tmp_path / "tune"), callbacks=[callback], stop=stop_pruned, verbose=0
+        storage_path=str(tmp_path / "tune"), callbacks=[callback], verbose=0
     )
     tuner = tune.Tuner(
         trainable,
         param_space=param_space,
         run_config=run_config,
-        tune_config=tune.TuneConfig(reuse_actors=True),
+        tune_config=tune.TuneConfig(reuse_actors=True, scheduler=StopPruned()),
     )
     tuner.fit()
     return sweep, callback, out.getvalue()

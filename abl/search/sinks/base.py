@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ray.tune.experiment import Trial
 
 STATUS_KEY = "trial/status"  # the trainable's last report: "completed" or "diverged"
+PRUNED_MARK = "abl_pruned"  # set on a Trial by abl's ASHA when it stops the trial early
 
 # Keys Ray adds to every result; they are not metrics.
 # fmt: off
@@ -59,6 +60,7 @@ class SweepInfo:
     space_file: Path  # the resolved space.yaml inside run_dir
     total_trials: int | None  # None when unknown (e.g. open-ended random search)
     tracking_uri: str  # MLflow tracking URI, e.g. "sqlite:///abl-runs/mlflow.db"
+    ended_before: int = 0  # trials that ended before this session (a resumed sweep)
 
 
 @dataclass
@@ -72,7 +74,7 @@ class TrialRecord:
     end: float | None = None  # unix seconds, once ended
     node: str = ""  # host the trial ran on
     error: str | None = None  # one summary line, then the error text
-    steps: int = 0  # reports received
+    steps: int = 0  # the last step reported (reports received, each step counted once)
     last: dict[str, float] = field(default_factory=dict)  # last value of each metric
     best: float | None = None  # best value of the sweep's ranking metric
     best_step: int | None = None  # step at which `best` was reported
@@ -84,8 +86,9 @@ class TrialRecord:
         return None if self.end is None else self.end - self.start
 
     def update(self, step: int, metrics: dict[str, float], metric: str, mode: str) -> None:
-        """Count a report, remember each metric's last value, and track the best ``metric``."""
-        self.steps += 1
+        """Count step ``step``, remember each metric's last value, track the best ``metric``."""
+        # A step counts once: a trial resumed from a checkpoint reports the steps after it again.
+        self.steps = max(self.steps, step)
         self.last.update(metrics)
         value = metrics.get(metric)
         if value is None or math.isnan(value):
@@ -167,13 +170,15 @@ class SinkCallback(Callback):
         *,
         flush_every_s: float = 2.0,
         config_of: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-        pruning: bool = True,
+        prior: dict[str, TrialRecord] | None = None,
     ) -> None:
         self.sinks = list(sinks)
         self.sweep = sweep
         self.flush_every_s = flush_every_s
         self.config_of = config_of
-        self.pruning = pruning  # a scheduler that stops trials early (ASHA) runs
+        # A resumed sweep's trials as its Parquet store left them: a trial that runs on keeps
+        # its start time, steps and best value (see abl.search.sinks.parquet.prior_records).
+        self._prior = dict(prior or {})
         self._records: dict[str, TrialRecord] = {}
         self._final: dict[str, str] = {}  # trial id -> its last reported "trial/status"
         self._opened = False
@@ -214,15 +219,16 @@ class SinkCallback(Callback):
     def on_trial_complete(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
-        """The trial stopped: completed or diverged as it said, else pruned by the scheduler.
+        """The trial stopped: completed or diverged as it said, pruned if the scheduler said.
 
-        A trainable that never says (a custom function) is completed unless a pruning
-        scheduler runs; only a scheduler stops a trial early without an error.
+        A trainable that never says (a custom function) is completed unless the scheduler
+        marked the trial (:data:`PRUNED_MARK`) when it stopped it early.
         """
         final = self._final.get(trial.trial_id)
         status = {"completed": TrialStatus.COMPLETED, "diverged": TrialStatus.DIVERGED}
-        unsaid = TrialStatus.PRUNED if self.pruning else TrialStatus.COMPLETED
-        self._end(trial, status.get(final or "", unsaid))
+        pruned = getattr(trial, PRUNED_MARK, False)
+        unsaid = TrialStatus.PRUNED if pruned else TrialStatus.COMPLETED
+        self._end(trial, TrialStatus.PRUNED if pruned else status.get(final or "", unsaid))
 
     def on_trial_error(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
@@ -244,14 +250,14 @@ class SinkCallback(Callback):
         self._flush()
         self._each("close")
 
-    def get_state(self) -> dict[str, Any]:
-        """Trial records, saved in Tune's experiment checkpoint for ``--resume``."""
-        return {"records": self._records, "final": self._final}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        """Restore the records of a resumed experiment."""
-        self._records.update(state.get("records", {}))
-        self._final.update(state.get("final", {}))
+    def unfinished(self) -> int:
+        """Trials of the sweep that have not ended (all of them until the sweep has run)."""
+        known = {**self._prior, **self._records}
+        ended = sum(
+            r.status not in (TrialStatus.PENDING, TrialStatus.RUNNING) for r in known.values()
+        )
+        total = max(self.sweep.total_trials or 0, len(known))
+        return total - ended
 
     def _open(self) -> None:
         if not self._opened:
@@ -272,12 +278,13 @@ class SinkCallback(Callback):
         """The trial's record; a trial first seen now is started first."""
         rec = self._records.get(trial.trial_id)
         if rec is None:
-            rec = TrialRecord(
-                trial_id=trial.trial_id,
-                config=self._config(trial),
-                status=TrialStatus.RUNNING,
-                start=time.time(),
-            )
+            rec = self._prior.pop(trial.trial_id, None)
+            if rec is None:
+                rec = TrialRecord(trial.trial_id, {}, TrialStatus.RUNNING, start=time.time())
+            elif rec.status in (TrialStatus.COMPLETED, TrialStatus.DIVERGED):
+                self._final[trial.trial_id] = rec.status.value  # it may end without a report
+            rec.config = self._config(trial)
+            rec.status, rec.end, rec.error = TrialStatus.RUNNING, None, None
             self._records[trial.trial_id] = rec
             self._each("trial_started", rec)
         return rec

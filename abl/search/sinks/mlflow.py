@@ -9,6 +9,7 @@ the sweep goes on (Parquet has every report anyway).
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,13 @@ MLFLOW_JSON = "mlflow.json"  # in the run dir: where the sweep's runs are, for r
 _MAX_PARAMS, _MAX_METRICS = 100, 1000  # MLflow's log_batch limits
 _MAX_PARAM_LEN, _MAX_TAG_LEN = 6000, 5000
 _FAILED = {TrialStatus.ERRORED, TrialStatus.DIVERGED}
+# MLflow's HTTP client retries a dead server for minutes by default (7 retries, backoff 2 s,
+# timeout 120 s), which would stall the Tune driver loop; the sink retries on its own.
+_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+}
 
 
 @dataclass
@@ -82,9 +90,20 @@ class MLflowSink(Sink):
         """The sweep's parent run (None until the tracking server first answered)."""
         return self._parent_run_id
 
+    @property
+    def pending(self) -> int:
+        """Trials whose runs are not yet complete in MLflow (``abl sync RUN`` sends them)."""
+        if not self._opened:
+            return self._sweep.total_trials or len(self._children) if self._sweep else 0
+        return len(self._children)
+
     def open(self, sweep: SweepInfo) -> None:
         """Get or create the experiment and the parent run; retried on flush when it fails."""
+        for name, value in _HTTP_DEFAULTS.items():
+            os.environ.setdefault(name, value)
         self._sweep, self._opened = sweep, False
+        if not (sweep.run_dir / MLFLOW_JSON).exists():  # where to sync to, even if never opened
+            self._write_json(sweep)
         self._guard("opening the MLflow experiment", self._open)
 
     def trial_started(self, rec: TrialRecord) -> None:
@@ -115,6 +134,7 @@ class MLflowSink(Sink):
 
     def close(self) -> None:
         """Flush, mark runs of unfinished trials KILLED, and finish the parent run."""
+        self._interrupted = any(not c.ended for c in self._children.values())
         for child in self._children.values():
             child.ended = True  # interrupted: terminated below as KILLED, resumable
         self._retry_at = 0.0  # last chance: try even while failing
@@ -263,4 +283,120 @@ class MLflowSink(Sink):
 
     def _close(self) -> None:
         self._sync_all()
-        self._mlflow().set_terminated(self._parent_run_id, status="FINISHED")
+        status = "KILLED" if getattr(self, "_interrupted", False) else "FINISHED"
+        self._mlflow().set_terminated(self._parent_run_id, status=status)
+
+
+@dataclass
+class SyncReport:
+    """What ``abl sync`` sent: zero everywhere when MLflow already had everything."""
+
+    parent_created: bool = False
+    runs_created: int = 0
+    values_sent: int = 0
+    runs_terminated: int = 0
+    trials: int = 0
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything was written to MLflow."""
+        return bool(
+            self.parent_created or self.runs_created or self.values_sent or self.runs_terminated
+        )
+
+
+# Columns of a trials row that are not the trial's config (see parquet.trial_row).
+_ROW_COLUMNS = frozenset(
+    ("trial_id", "status", "start", "end", "wall_s", "node", "error", "steps", "mlflow_run_id",
+     "seed", "best_step")
+)  # fmt: skip
+
+
+def sync_run(
+    sweep: SweepInfo, trials: list[dict[str, Any]], history: list[dict[str, Any]]
+) -> SyncReport:
+    """Push to MLflow exactly what it lacks of a run directory's Parquet stores; idempotent.
+
+    The parent run is the one in ``mlflow.json`` (created if MLflow never saw it), each trial's
+    child run is found by its ``abl.trial_id`` tag (created with its params if missing), and
+    only the (metric, step) pairs a child run does not have are logged. Errors propagate:
+    a sync that cannot reach the store says so.
+    """
+    from mlflow.entities import Metric
+    from mlflow.exceptions import MlflowException
+
+    from abl.search.sinks.parquet import prior_records
+
+    report = SyncReport(trials=len(trials))
+    sink = MLflowSink(tracking_uri=sweep.tracking_uri)
+    sink._sweep = sweep
+    client = sink._mlflow()
+    parent = sink._previous_parent(sweep)
+    if parent is not None:
+        try:
+            client.get_run(parent)
+        except MlflowException:  # a different store behind the same URI, or deleted
+            parent = None
+    sink._parent_run_id = parent
+    report.parent_created = parent is None
+    sink._open()
+    sink._resumed = not report.parent_created
+    records = prior_records(sweep.run_dir, sweep.metric, sweep.mode)
+    reports: dict[str, list[dict[str, Any]]] = {}
+    for row in history:
+        reports.setdefault(row["trial_id"], []).append(row)
+    finished = 0
+    for row in trials:
+        rec = records.get(row.get("trial_id") or "")
+        if rec is None:
+            continue
+        metric_names = {k for r in reports.get(rec.trial_id, []) for k in r} - {
+            "trial_id",
+            "step",
+            "time",
+        }
+        rec.config = {
+            k: v
+            for k, v in row.items()
+            if k not in _ROW_COLUMNS
+            and k not in metric_names
+            and not k.startswith("best/")
+            and v is not None
+        }
+        run_id = _existing_child(client, sink, rec)
+        if run_id is None:
+            run_id = sink._create_child(client, rec)
+            report.runs_created += 1
+        have: dict[str, set[int]] = {}
+        missing: list[Metric] = []
+        for r in reports.get(rec.trial_id, []):
+            for key, value in r.items():
+                if key in ("trial_id", "step", "time") or value is None:
+                    continue
+                if key not in have:
+                    have[key] = {m.step for m in client.get_metric_history(run_id, key)}
+                if int(r["step"]) not in have[key]:
+                    missing.append(Metric(key, float(value), int(r["time"] * 1000), int(r["step"])))
+        for i in range(0, len(missing), _MAX_METRICS):
+            client.log_batch(run_id, metrics=missing[i : i + _MAX_METRICS])
+        report.values_sent += len(missing)
+        if rec.status in (TrialStatus.PENDING, TrialStatus.RUNNING):
+            continue
+        finished += 1
+        run = client.get_run(run_id)
+        if run.info.status == "RUNNING" or run.data.tags.get("abl.status") != rec.status.value:
+            sink._terminate(client, _Child(rec, run_id=run_id))
+            report.runs_terminated += 1
+    status = "FINISHED" if finished == len(trials) else "KILLED"  # KILLED: resumable
+    if client.get_run(sink._parent_run_id).info.status != status:
+        client.set_terminated(sink._parent_run_id, status=status)
+    return report
+
+
+def _existing_child(client: MlflowClient, sink: MLflowSink, rec: TrialRecord) -> str | None:
+    query = (
+        f"tags.`mlflow.parentRunId` = '{sink._parent_run_id}' "
+        f"and tags.`abl.trial_id` = '{rec.trial_id}'"
+    )
+    runs = client.search_runs([sink._experiment_id], query, max_results=1)
+    return runs[0].info.run_id if runs else None

@@ -8,10 +8,19 @@ both stores. A report can be rebuilt from these files alone (``abl report RUN``)
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from abl.results.store import HISTORY, TRIALS, PartWriter
-from abl.search.sinks.base import Sink, SweepInfo, TrialRecord
+from abl.results.store import (
+    HISTORY,
+    HISTORY_KEY,
+    TRIALS,
+    PartWriter,
+    TrialStatus,
+    read_history,
+    read_trials,
+)
+from abl.search.sinks.base import Sink, SweepInfo, TrialRecord, numeric_metrics
 
 _SEED_KEYS = ("seed", "train.seed")
 
@@ -98,7 +107,7 @@ class ParquetSink(Sink):
             return  # never opened, or the disk is failing: leave the parts as they are
         try:
             self._trials.compact(key="trial_id")
-            self._history.compact()
+            self._history.compact(key=HISTORY_KEY)
         except OSError as exc:
             self._io_failed("compacting the Parquet stores", exc, "nothing (all parts kept)")
 
@@ -118,3 +127,82 @@ class ParquetSink(Sink):
             self._io_failed(f"writing to {self._trials.path.parent}", exc, pending)
         else:
             self._io_ok()
+
+
+def prior_records(run_dir: Path, metric: str, mode: str) -> dict[str, TrialRecord]:
+    """The trials of an interrupted sweep as its Parquet stores left them, for ``--resume``.
+
+    Parquet, not Tune's experiment snapshot, is the record: the driver writes a trial's rows
+    the moment it starts and ends, while Tune snapshots its state every few seconds. Steps,
+    last values and the best ``metric`` are recomputed from the history. The configs are left
+    empty: the callback fills them from Tune's trials.
+    """
+    records: dict[str, TrialRecord] = {}
+    for row in read_trials(run_dir).to_pylist():
+        trial_id = row.get("trial_id")
+        if not trial_id:
+            continue
+        try:
+            status = TrialStatus(row.get("status"))
+        except ValueError:
+            status = TrialStatus.RUNNING
+        rec = TrialRecord(
+            trial_id=trial_id,
+            config={},
+            status=status,
+            start=float(row.get("start") or 0.0),
+            end=row.get("end"),
+            node=row.get("node") or "",
+            error=row.get("error"),
+        )
+        if row.get("mlflow_run_id"):
+            rec.extra["mlflow_run_id"] = row["mlflow_run_id"]
+        records[trial_id] = rec
+    history = read_history(run_dir)
+    if history.num_rows == 0 or "trial_id" not in history.column_names:
+        return records
+    skip = {*HISTORY_KEY, "time"}
+    for report in history.sort_by([("trial_id", "ascending"), ("step", "ascending")]).to_pylist():
+        rec = records.get(report["trial_id"])
+        if rec is None:
+            continue
+        metrics = {
+            k: float(v)
+            for k, v in report.items()
+            if k not in skip and isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+        rec.update(int(report["step"]), metrics, metric, mode)
+    return records
+
+
+def recover_reports(run_dir: Path, tune_dir: Path) -> int:
+    """Append to history the reports a killed driver received but had not flushed yet.
+
+    Reports reach ``history.parquet`` every few seconds; Tune's own logger writes each one to
+    ``<trial>/result.json`` as it arrives. Steps missing from the history are copied from there.
+    Returns how many reports were recovered.
+    """
+    history = read_history(run_dir)
+    seen: set[tuple[str, int]] = set()
+    if history.num_rows and "trial_id" in history.column_names:
+        pairs = zip(
+            history.column("trial_id").to_pylist(), history.column("step").to_pylist(), strict=True
+        )
+        seen = {(t, int(s)) for t, s in pairs}
+    rows: list[dict[str, Any]] = []
+    for results in sorted(Path(tune_dir).glob("*/result.json")):
+        trial_id = results.parent.name
+        for line in results.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                result = json.loads(line)
+            except ValueError:  # the line being written when the driver died
+                continue
+            step = int(result.get("training_iteration") or 0)
+            if step and (trial_id, step) not in seen:
+                seen.add((trial_id, step))
+                time = float(result.get("timestamp") or 0.0)
+                rows.append(
+                    {"trial_id": trial_id, "step": step, "time": time, **numeric_metrics(result)}
+                )
+    PartWriter(Path(run_dir) / HISTORY).append(rows)
+    return len(rows)

@@ -47,7 +47,8 @@ class ProgressSink(Sink):
         self._sweep: SweepInfo | None = None
         self._t0 = time.time()
         self._running: set[str] = set()
-        self._done = 0
+        self._done = 0  # trials ended in this session
+        self._before = 0  # trials ended before a resume
         self._wall_total = 0.0
         self._most_running = 1  # the concurrency seen so far, for the ETA
         self._best: tuple[float, str] | None = None  # (value, trial id)
@@ -55,6 +56,7 @@ class ProgressSink(Sink):
     def open(self, sweep: SweepInfo) -> None:
         """Start the clock, and the live line on a terminal."""
         self._sweep, self._t0 = sweep, time.time()
+        self._before = sweep.ended_before
         if self._console is None:
             self._console = Console()
         if self._console.is_terminal and self._live is None:
@@ -103,7 +105,7 @@ class ProgressSink(Sink):
     def status(self) -> Text:
         """The one-line status (called from the live display's refresh thread)."""
         total = self._sweep.total_trials if self._sweep else None
-        running, done = len(self._running), self._done
+        running, done = len(self._running), self._before + self._done
         parts = [f"{done}/{total} done" if total else f"{done} done", f"{running} running"]
         if total:
             parts.append(f"{max(total - done - running, 0)} pending")
@@ -111,9 +113,9 @@ class ProgressSink(Sink):
             value, trial_id = self._best
             parts.append(f"best {self._sweep.metric}={value:.4g} (trial {trial_id})")
         parts.append(duration(time.time() - self._t0))
-        if total and done:
+        if total and self._done:
             remaining = max(total - done, 0)
-            eta = self._wall_total / done * remaining / self._most_running
+            eta = self._wall_total / self._done * remaining / self._most_running
             parts.append(f"ETA {duration(eta)}")
         return Text(" · ".join(parts))
 
