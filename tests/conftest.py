@@ -16,6 +16,7 @@ def ray_local():
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     ray.init(
+        address="local",  # never join a cluster another test started with `ray start`
         num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False
     )
     yield ray

@@ -8,6 +8,7 @@ talks to a store.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -153,7 +154,10 @@ def build_tuner(
         num_samples = space.search.samples * space.repeats
     else:
         variants = expand(space, spec)
-        search_alg = BasicVariantGenerator(points_to_evaluate=variants)
+        # Tune ignores max_concurrent_trials for a generator given as search_alg: set it here.
+        search_alg = BasicVariantGenerator(
+            points_to_evaluate=variants, max_concurrent=space.search.concurrency or 0
+        )
         num_samples = len(variants)
         # Tune only lets a preset set keys that the param space declares.
         param_space = dict.fromkeys(k for v in variants for k in v)
@@ -176,7 +180,9 @@ def build_tuner(
             search_alg=search_alg,
             scheduler=scheduler,
             num_samples=num_samples,
-            max_concurrent_trials=space.search.concurrency,
+            max_concurrent_trials=space.search.concurrency
+            if space.search.algorithm == "tpe"
+            else None,
             reuse_actors=True,
             trial_dirname_creator=lambda trial: trial.trial_id,
         ),
@@ -202,6 +208,32 @@ def trainable(space: Space) -> Any:
         run_function, trainable_name=space.trainable, plugins=tuple(space.plugins)
     )
     return tune.with_resources(fn, {"cpu": space.resources.cpu, "gpu": space.resources.gpu})
+
+
+def mark_errored(run_dir: Path, errored: set[str]) -> int:
+    """Record ``errored`` trials as ERROR in Tune's newest experiment snapshot; returns how many.
+
+    Ray 2.60 can leave a trial that failed for good (``max_failures`` spent) as RUNNING in
+    the snapshot it saves at the end, and would then resume it like an interrupted trial.
+    The Parquet store, written when the trial failed, says what happened; only
+    ``--retry-errored`` runs such a trial again.
+    """
+    snapshots = sorted((run_dir / TUNE_DIR).glob("experiment_state-*.json"))
+    if not errored or not snapshots:
+        return 0
+    state = json.loads(snapshots[-1].read_text())
+    changed = 0
+    for entry in state.get("trial_data", []):
+        trial = json.loads(entry[0])
+        if trial.get("trial_id") in errored and trial.get("status") != "ERROR":
+            trial["status"] = "ERROR"
+            entry[0] = json.dumps(trial, indent=2)
+            changed += 1
+    if changed:
+        tmp = snapshots[-1].with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, snapshots[-1])
+    return changed
 
 
 def restore_tuner(
@@ -283,6 +315,12 @@ def init_ray(options: SweepOptions) -> str | None:
     if options.address:
         ctx = ray.init(address=options.address, **kwargs)
     else:
-        ctx = ray.init(include_dashboard=options.dashboard, dashboard_host="127.0.0.1", **kwargs)
+        # "local": a new cluster even when `ray start` left one running here (--address auto joins it).
+        ctx = ray.init(
+            address="local",
+            include_dashboard=options.dashboard,
+            dashboard_host="127.0.0.1",
+            **kwargs,
+        )
     url = getattr(ctx, "dashboard_url", None)
     return f"http://{url}" if url and not str(url).startswith("http") else url

@@ -19,6 +19,7 @@ from abl.search.engine import (
     build_tuner,
     default_tracking_uri,
     init_ray,
+    mark_errored,
     new_run_dir,
     restore_tuner,
     trial_config,
@@ -117,6 +118,7 @@ def _execute(
     sinks = make_sinks(options.sinks, tracking_uri=tracking_uri, console=console)
     callback = SinkCallback(sinks, sweep, config_of=_FullConfig(spec), prior=prior)
     if resume:
+        mark_errored(run_dir, {k for k, r in prior.items() if r.status == TrialStatus.ERRORED})
         tuner = restore_tuner(
             space, run_dir, [callback], retry_errored=retry, max_failures=options.max_failures
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 
 from abl.results.store import read_history, read_trials
@@ -81,3 +82,16 @@ def test_keys_of_one_model_kind_never_reach_another(ray_local, tmp_path):
     assert len(trials) == 3 and {t["status"] for t in trials} == {"completed"}, trials
     lstm = next(t for t in trials if t["model.kind"] == "lstm")
     assert lstm["model.n_layer"] == 2 and lstm["model.pe_type"] is None
+
+
+def test_search_concurrency_one_runs_grid_trials_one_at_a_time(ray_local, tmp_path):
+    # Tune ignores max_concurrent_trials when given a generator; the engine must limit it.
+    _, trials, result = sweep(
+        tmp_path, ["model.pe_type=none,rope", "train.epochs=3", "search.concurrency=1"]
+    )
+    assert len(trials) == 4
+    spans: dict[str, list[float]] = {}
+    for row in read_history(result.run_dir).to_pylist():
+        spans.setdefault(row["trial_id"], []).append(row["time"])
+    ranges = sorted((min(t), max(t)) for t in spans.values())
+    assert all(nxt[0] > prev[1] for prev, nxt in itertools.pairwise(ranges))
