@@ -14,7 +14,7 @@ from abl.search.engine import (
     new_run_dir,
     trial_config,
 )
-from abl.search.space import Space
+from abl.search.space import MARK_KEYS, Space
 from abl.search.variants import count_trials
 
 SPACE_FILE = "space.yaml"
@@ -51,8 +51,9 @@ def run_sweep(space: Space, options: SweepOptions, *, console: Any = None) -> Sw
     spec, _ = trainable_of(space)
 
     def full_config(config: dict[str, Any]) -> dict[str, Any]:
+        marks = {k: config[k] for k in MARK_KEYS if k in config}  # tuned ablations
         config = trial_config(config, spec)
-        return spec.resolve(config, "trial config") if spec is not None else config
+        return {**(spec.resolve(config, "trial config") if spec is not None else config), **marks}
 
     sweep = SweepInfo(
         name=space.name,
