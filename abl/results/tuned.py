@@ -357,9 +357,7 @@ def _shared(arms: list[Arm], params: dict[str, Dist]) -> tuple[str | None, Any, 
     return key, value, why
 
 
-def _untuned(
-    arm: Arm, ok: pd.DataFrame, key: str, value: Any, dist: Dist, metric: str
-) -> None:
+def _untuned(arm: Arm, ok: pd.DataFrame, key: str, value: Any, dist: Dist, metric: str) -> None:
     """The arm's tuning trial nearest to the shared value (in log space for loguniform)."""
     rows = ok[(ok[ARM_KEY] == arm.index) & (ok[PHASE_KEY] == Phase.TUNE.value)]
     if not len(rows) or key not in rows:

@@ -176,11 +176,11 @@ class TunedSearcher(Searcher):
         """The result a trial stopped on (Tune passes a pruning result only here)."""
         value = _finite(result.get(self.metric))
         steps = int(result.get("training_iteration", live.steps))
-        if value is None or steps <= live.steps:
+        if value is None or steps < live.steps:
             return
-        live.value, live.steps = value, steps
-        if live.trial is not None:
+        if live.trial is not None and steps > live.steps:
             live.trial.report(value, steps)
+        live.value, live.steps = value, steps
 
     def tuned(self, arm: int) -> bool:
         """Whether every tuning trial of ``arm`` has ended."""
