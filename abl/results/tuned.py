@@ -139,7 +139,8 @@ class TunedAnalysis:
             "ranked_on": "confirmation seeds" if self.confirmed else "best tuning trial",
             "arms": [
                 {
-                    "arm": a.index,
+                    "index": a.index,
+                    "name": a.name,
                     **{k: _plain(v) for k, v in a.values.items()},
                     "rank": a.rank,
                     "tied": a.tied,
