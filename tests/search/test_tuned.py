@@ -168,9 +168,13 @@ def test_save_and_restore_continue_the_same_search(tmp_path):
     for i in range(7):
         c = a.suggest(f"t{i}")
         finish(a, f"t{i}", lr_loss(c))
+    running = a.suggest("running")  # in flight when the driver dies
     a.save(str(tmp_path / "searcher.pkl"))
     b.restore(str(tmp_path / "searcher.pkl"))
+    finish(a, "running", lr_loss(running))
+    finish(b, "running", lr_loss(running))
     assert [b.suggest(f"n{i}") for i in range(5)] == [a.suggest(f"n{i}") for i in range(5)]
+    assert [len(s.trials) for s in b.studies] == [len(s.trials) for s in a.studies]
 
 
 def test_confirmed_asha_never_prunes_confirmation_trials():
@@ -226,3 +230,20 @@ def test_report_ties_arms_that_are_not_significantly_apart(tmp_path):
     )
     assert not t.arms[0].edges
     assert t.shared_value == pytest.approx(1e-3) and t.changed is False
+
+
+def test_dry_run_lists_the_arms_and_writes_nothing(tmp_path):
+    from click.testing import CliRunner
+
+    from abl.cli import main
+
+    path = tmp_path / "space.yaml"
+    path.write_text(BASE + TUNE + "confirm: 2", encoding="utf-8")
+    result = CliRunner().invoke(
+        main, ["--root", str(tmp_path / "runs"), "search", str(path), "--dry-run"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "20 trials" in result.output and "per arm 3 tpe trials over train.lr" in result.output
+    assert "4 arms" in result.output and not (tmp_path / "runs").exists()
+    bad = CliRunner().invoke(main, ["search", str(path), "repeats=2", "--dry-run"])
+    assert bad.exit_code == 2 and "repeats must be 1 with tune:" in bad.output
