@@ -51,8 +51,9 @@ class Arm:
 
     @property
     def name(self) -> str:
-        """``qk_norm=rms_norm, attn_activ=softmax``."""
-        return ", ".join(f"{k.rsplit('.', 1)[-1]}={label(v)}" for k, v in self.values.items())
+        """``qk_norm=rms_norm, attn_activ=softmax`` (``arm 0`` for a space without a grid)."""
+        names = [f"{k.rsplit('.', 1)[-1]}={label(v)}" for k, v in self.values.items()]
+        return ", ".join(names) or f"arm {self.index}"
 
     @property
     def score(self) -> float:
@@ -182,6 +183,10 @@ def analyse_tuned(trials: pd.DataFrame, space: Space, metric: str, mode: str) ->
     keys = [k for k in arm_keys(space) if k in trials]
     params = space.tune.params
     arms = [_arm(i, rows, keys, params, metric, mode) for i, rows in _by_arm(ok, trials)]
+    for arm in arms:  # an arm without a single value still shows what it was
+        if not arm.values and keys:
+            first = trials[trials[ARM_KEY] == arm.index].iloc[0]
+            arm.values = {k: first[k] for k in keys}
     pairs = _pairs(arms, mode)
     _rank(arms, pairs, mode)
     arms.sort(key=lambda a: (a.rank, _key(a.score, mode)))
@@ -221,10 +226,7 @@ def _arm(
     metric: str,
     mode: str,
 ) -> Arm:
-    values = {}
-    if len(rows):
-        values = {k: rows.iloc[0][k] for k in keys}
-    arm = Arm(index=index, values=values or {"arm": index})
+    arm = Arm(index=index, values={k: rows.iloc[0][k] for k in keys} if len(rows) else {})
     tuning = rows[rows[PHASE_KEY] == Phase.TUNE.value]
     arm.tuned = len(tuning)
     if len(tuning):

@@ -247,3 +247,38 @@ def test_dry_run_lists_the_arms_and_writes_nothing(tmp_path):
     assert "4 arms" in result.output and not (tmp_path / "runs").exists()
     bad = CliRunner().invoke(main, ["search", str(path), "repeats=2", "--dry-run"])
     assert bad.exit_code == 2 and "repeats must be 1 with tune:" in bad.output
+
+
+def test_report_without_confirmation_ranks_best_tuning_trials_and_keeps_failed_arms():
+    space = parse_space(
+        {
+            "name": "t",
+            "trainable": "x:f",
+            "metric": "loss",
+            "mode": "max",
+            "grid": {"model.pe_type": ["none", "rope", "sinpe"]},
+            "tune": {"params": {"train.lr": {"loguniform": [1e-4, 1e-1]}}, "trials": 2},
+        },
+        source="t.yaml",
+    )
+    rows = [
+        ("none", 1e-3, 0, "tune", 0, 0.9),
+        ("none", 1e-2, 0, "tune", 0, 0.1),
+        ("rope", 1e-3, 0, "tune", 1, 0.2),
+        ("rope", 1e-2, 0, "tune", 1, 0.5),
+        ("sinpe", 1e-2, 0, "tune", 2, None),
+    ]
+    trials = frame(rows)
+    trials.loc[4, "status"] = "errored"
+    t = analyse_tuned(trials, space, "loss", "max")
+    assert not t.confirmed and not t.pairs
+    assert [(a.name, a.rank, a.best_value) for a in t.arms] == [
+        ("pe_type=none", 1, 0.9),
+        ("pe_type=rope", 2, 0.5),
+        ("pe_type=sinpe", 3, None),
+    ]
+    # Optima 1e-3 and 1e-2 disagree: the shared lr is their (log) median.
+    assert t.shared_value == pytest.approx(10**-2.5) and "median" in t.shared_why
+    assert [a.name for a in t.untuned] == ["pe_type=none", "pe_type=rope"] and t.changed is False
+    assert "did not change" in t.conclusion()
+    assert "widen" not in " ".join(e for a in t.arms for e in a.edges)
