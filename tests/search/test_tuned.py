@@ -263,8 +263,8 @@ def test_report_without_confirmation_ranks_best_tuning_trials_and_keeps_failed_a
     )
     rows = [
         ("none", 1e-3, 0, "tune", 0, 0.9),
-        ("none", 1e-2, 0, "tune", 0, 0.1),
-        ("rope", 1e-3, 0, "tune", 1, 0.2),
+        ("none", 3e-2, 0, "tune", 0, 0.1),
+        ("rope", 2e-3, 0, "tune", 1, 0.2),
         ("rope", 1e-2, 0, "tune", 1, 0.5),
         ("sinpe", 1e-2, 0, "tune", 2, None),
     ]
