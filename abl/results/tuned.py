@@ -254,8 +254,12 @@ def edge_notes(best: dict[str, Any], params: dict[str, Dist]) -> list[str]:
             continue
         where = position(float(value), dist)
         side = "low" if where <= EDGE else "high" if where >= 1 - EDGE else None
-        if side:
-            low, high = dist.args
+        low, high = dist.args
+        if side == "low" and low == 0:  # nothing below 0 (no warmup, no weight decay)
+            notes.append(
+                f"`{key}` = {label(value)} is near 0, its lower bound: little or none is best"
+            )
+        elif side:
             notes.append(
                 f"`{key}` = {label(value)} sits at the {side} edge of [{label(low)}, {label(high)}]: "
                 "widen the range"

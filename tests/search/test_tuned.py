@@ -282,3 +282,16 @@ def test_report_without_confirmation_ranks_best_tuning_trials_and_keeps_failed_a
     assert [a.name for a in t.untuned] == ["pe_type=none", "pe_type=rope"] and t.changed is False
     assert "did not change" in t.conclusion()
     assert "widen" not in " ".join(e for a in t.arms for e in a.edges)
+
+
+def test_edges_say_widen_except_at_a_natural_zero():
+    from abl.results.tuned import edge_notes
+
+    params = {
+        "train.lr": Dist(kind="loguniform", args=(1e-4, 1e-1)),
+        "train.warmup_steps": Dist(kind="int", args=(0, 500)),
+    }
+    assert edge_notes({"train.lr": 1e-3, "train.warmup_steps": 250}, params) == []
+    high, zero = edge_notes({"train.lr": 0.08, "train.warmup_steps": 10}, params)
+    assert "high edge" in high and "widen the range" in high
+    assert "near 0, its lower bound" in zero and "widen" not in zero
