@@ -147,14 +147,14 @@ def build_tuner(space: Space, run_dir: Path, callbacks: list[Any]) -> Any:
     param_space: dict[str, Any] = {}
     asha_class = ASHAScheduler
     if space.tune is not None:
-        from abl.search.tuned import ConfirmedASHA, tuned_searcher
+        from abl.search.tuned import TunedASHA, tuned_searcher
 
         asha = space.scheduler.asha
         # A full trial's length tells pruned trials apart; unknown for custom functions.
         max_t = (asha.max_t or (spec and _max_epochs(space, spec))) if asha else None
         search_alg = tuned_searcher(space, spec, max_t=max_t)
         num_samples = count_trials(space)
-        asha_class = ConfirmedASHA
+        asha_class = TunedASHA
     elif space.search.algorithm == "tpe":
         search_alg = _tpe(space, spec)
         num_samples = space.search.samples * space.repeats

@@ -12,7 +12,7 @@ from abl.errors import AblError
 from abl.results.tuned import analyse_tuned
 from abl.search import count_trials, load_space
 from abl.search.space import ARM_KEY, PHASE_KEY, Dist, parse_space
-from abl.search.tuned import ConfirmedASHA, TunedSearcher
+from abl.search.tuned import TunedASHA, TunedSearcher
 
 BASE = """
 name: t
@@ -178,7 +178,7 @@ def test_save_and_restore_continue_the_same_search(tmp_path):
 
 
 def test_confirmed_asha_never_prunes_confirmation_trials():
-    asha = ConfirmedASHA(
+    asha = TunedASHA(
         time_attr="training_iteration", metric="loss", mode="min", max_t=4, grace_period=1
     )
     trials = [
@@ -295,3 +295,21 @@ def test_edges_say_widen_except_at_a_natural_zero():
     high, zero = edge_notes({"train.lr": 0.08, "train.warmup_steps": 10}, params)
     assert "high edge" in high and "widen the range" in high
     assert "near 0, its lower bound" in zero and "widen" not in zero
+
+
+def test_tuned_asha_compares_a_trial_only_with_its_own_arm():
+    asha = TunedASHA(
+        time_attr="training_iteration", metric="loss", mode="min", max_t=4, grace_period=1
+    )
+    strong = [SimpleNamespace(trial_id=f"s{i}", config={ARM_KEY: 0}) for i in range(3)]
+    weak = [SimpleNamespace(trial_id=f"w{i}", config={ARM_KEY: 1}) for i in range(2)]
+    for t in strong + weak:
+        asha.on_trial_add(None, t)
+    step = {"training_iteration": 1}
+    assert [asha.on_trial_result(None, t, {**step, "loss": 0.1}) for t in strong[:2]] == [
+        "CONTINUE"
+    ] * 2
+    assert asha.on_trial_result(None, strong[2], {**step, "loss": 5.0}) == "STOP"
+    # Far worse than arm 0's rung, but the first of its own arm: it continues.
+    assert asha.on_trial_result(None, weak[0], {**step, "loss": 3.0}) == "CONTINUE"
+    assert asha.on_trial_result(None, weak[1], {**step, "loss": 2.0}) == "CONTINUE"
