@@ -19,9 +19,10 @@ overhead per trial on thousands of trials; the objective costs nothing). Compute
 trial-epochs spent until the best value so far is within 1% of the full grid's best (the
 target), and, stricter, until *every* arm's best is within 1% of that arm's grid best (what an
 ablation that compares arms at their best needs); median over 5 search seeds, as a share of
-the full grid's compute. For information, the worst arm's gap to its grid best when the
-search stopped (median over seeds): what an ablation that stopped there would misjudge. A search that has not got there when it has spent the grid's compute
-stops and counts as the grid's compute (the notes say how often).
+the full grid's compute. A search that has not got there when it has spent the grid's
+compute stops and counts as the grid's compute (the notes say how often). For information,
+the worst arm's gap to its grid best when the search stopped (median over seeds): what an
+ablation that stopped there would misjudge.
 """
 
 from __future__ import annotations
