@@ -25,6 +25,7 @@ FIGURES: dict[str, str] = {
     "loop_cost": "bench.loop_cost",
     "report_scale": "bench.scale",
     "driver_memory": "bench.driver_memory",
+    "search_efficiency": "bench.search_efficiency",
 }
 DEFAULT_REPEATS = 3  # repeats of a figure whose module sets no REPEATS
 

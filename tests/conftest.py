@@ -17,7 +17,10 @@ def ray_local():
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     ray.init(
         address="local",  # never join a cluster another test started with `ray start`
-        num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level=logging.WARNING,
+        log_to_driver=False,
     )
     yield ray
     ray.shutdown()

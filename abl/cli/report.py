@@ -60,3 +60,11 @@ def command(
         console.print(
             f"importance{'' if group == 'all' else f' [{group}]'}: nothing to decompose ({reason})"
         )
+    tuned = summary.get("tuned")
+    if tuned and tuned["arms"]:
+        changed = {True: "changed", False: "did not change", None: "unknown"}
+        console.print(
+            f"    tuned: {tuned['arms'][0]['name']} ranks first; tuning per arm "
+            f"{changed[tuned['conclusion_changed']]} the conclusion",
+            markup=False,
+        )

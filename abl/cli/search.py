@@ -97,7 +97,7 @@ def command(
 
     console.print(
         f"[bold]{loaded.name}[/]: {n} trials of '{loaded.trainable}' "
-        f"({loaded.search.algorithm} search), ranked by {loaded.metric} ({loaded.mode})"
+        f"({_how(loaded)}), ranked by {loaded.metric} ({loaded.mode})"
         + (f"; resuming {_rel(run_dir)}" if run_dir else "")
     )
     options = SweepOptions(
@@ -185,15 +185,29 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
+def _how(space) -> str:
+    """How the space searches, in a few words."""
+    if space.tune is None:
+        return f"{space.search.algorithm} search"
+    tune = space.tune
+    return (
+        f"tuned ablation: per arm {tune.trials} {tune.algorithm} trials over "
+        f"{', '.join(tune.params)}, then {space.confirm} confirmation seeds"
+    )
+
+
 def _dry_run(console: Console, space, n: int, show: int) -> None:
     from abl.search.load import trainable_of
 
     spec, _ = trainable_of(space)
     console.print(
         f"[bold]{space.name}[/]: {n} trials of '{space.trainable}' "
-        f"({space.search.algorithm} search, repeats {space.repeats}), "
+        f"({_how(space)}{'' if space.tune else f', repeats {space.repeats}'}), "
         f"ranked by {space.metric} ({space.mode}); nothing was run"
     )
+    if space.tune is not None:
+        _dry_run_arms(console, space, spec, show)
+        return
     configs = expand(space, spec, limit=show)
     keys = varying_keys(space)
     if space.search.algorithm == "tpe":
@@ -204,3 +218,18 @@ def _dry_run(console: Console, space, n: int, show: int) -> None:
     console.print(table)
     if n > len(configs) and space.search.algorithm != "tpe":
         console.print(f"... and {n - len(configs)} more")
+
+
+def _dry_run_arms(console: Console, space, spec, show: int) -> None:
+    from abl.search.space import arm_keys
+    from abl.search.variants import arm_configs
+
+    arms = arm_configs(space, spec.resolve({}, space.source) if spec is not None else None)
+    keys = arm_keys(space)
+    console.print(f"{len(arms)} arms; the nuisance parameters are tuned within each:")
+    table = Table("arm", *keys)
+    for i, arm in enumerate(arms[:show]):
+        table.add_row(str(i), *(fmt(arm.get(k)) for k in keys))
+    console.print(table)
+    if len(arms) > show:
+        console.print(f"... and {len(arms) - show} more")

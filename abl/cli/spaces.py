@@ -24,7 +24,7 @@ def command() -> None:
         table.add_row(
             path.stem,
             space.trainable,
-            space.search.algorithm,
+            space.search.algorithm if space.tune is None else f"tuned ({space.tune.algorithm})",
             str(count_trials(space)),
             space.description,
         )

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from abl.results.plots import plot_curves, plot_effect, plot_heatmap
     from abl.results.report import ReportPaths, build_report
     from abl.results.run import RunData, load_run, resolve_run
+    from abl.results.tuned import TunedAnalysis, analyse_tuned
 
 _LAZY = {
     "aggregate": ["Repeats", "TrialSplit", "aggregate_repeats", "split_trials", "top_trials"],
@@ -63,6 +64,7 @@ _LAZY = {
     "plots": ["plot_curves", "plot_effect", "plot_heatmap"],
     "report": ["ReportPaths", "build_report"],
     "run": ["RunData", "load_run", "resolve_run"],
+    "tuned": ["TunedAnalysis", "analyse_tuned"],
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 
@@ -83,7 +85,9 @@ __all__ = [
     "RunData",
     "TrialSplit",
     "TrialStatus",
+    "TunedAnalysis",
     "aggregate_repeats",
+    "analyse_tuned",
     "build_report",
     "choose_methods",
     "compare_runs",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -13,6 +14,9 @@ from abl.results.aggregate import Repeats, TrialSplit
 from abl.results.effects import Effect
 from abl.results.importance import Importance
 from abl.results.run import RunData
+
+if TYPE_CHECKING:
+    from abl.results.tuned import TunedAnalysis
 
 MAX_LISTED = 50  # failures listed one by one; the rest are counted
 
@@ -31,6 +35,7 @@ class Analysis:
     importance: Importance
     effects: list[Effect]  # most important parameter first
     plots: dict[str, list[Path]] = field(default_factory=dict)  # section -> paths under run_dir
+    tuned: TunedAnalysis | None = None  # a tuned ablation's arms at their best (space has tune:)
 
 
 def plural(n: int, word: str) -> str:
@@ -59,9 +64,14 @@ def duration(seconds: float) -> str:
 def header(a: Analysis) -> list[Block]:
     """Title, what was swept and how to rerun it (the logbooks open with the command)."""
     space = a.run.space
+    how = (
+        f"{space.search.algorithm} search, {plural(space.repeats, 'seed')} per configuration"
+        if space.tune is None
+        else f"tuned ablation ({space.tune.algorithm} within every arm, "
+        f"{plural(space.confirm, 'confirmation seed')})"
+    )
     lines = [
-        f"Trainable `{space.trainable}`, {space.search.algorithm} search, "
-        f"{plural(space.repeats, 'seed')} per configuration, ranked by `{a.metric}` ({a.mode}).",
+        f"Trainable `{space.trainable}`, {how}, ranked by `{a.metric}` ({a.mode}).",
         f"Run folder `{a.run.run_dir}`; rerun it with:",
     ]
     blocks: list[Block] = [Heading(f"{space.name}: which choices matter for {a.metric}", 1)]

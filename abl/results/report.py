@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from abl.errors import AblError
-from abl.results import _findings, _sections
+from abl.results import _findings, _sections, _tuned_section
 from abl.results._design import python_value
 from abl.results._doc import Block, to_html, to_markdown
 from abl.results._sections import Analysis
@@ -88,6 +88,11 @@ def analyse(run: RunData, metric: str, *, by: str | None = None, k: int = 10) ->
     mode = run.mode_of(metric)
     importance = compute_importance(run.trials, run.params, metric, mode, by=by)
     effects = marginal_effects(run.trials, run.params, metric, mode)
+    tuned = None
+    if run.space.tune is not None:
+        from abl.results.tuned import analyse_tuned
+
+        tuned = analyse_tuned(run.trials, run.space, metric, mode)
     return Analysis(
         run=run,
         metric=metric,
@@ -98,6 +103,7 @@ def analyse(run: RunData, metric: str, *, by: str | None = None, k: int = 10) ->
         repeats=aggregate_repeats(run.trials, run.params, metric, mode),
         importance=importance,
         effects=_by_importance(effects, importance),
+        tuned=tuned,
     )
 
 
@@ -132,7 +138,10 @@ def _heat_pairs(imp: Importance, chosen: list[tuple[str, str]]) -> list[tuple[st
 def draw_plots(a: Analysis, heat: list[tuple[str, str]], out: Path) -> dict[str, list[Path]]:
     """Draw the PNGs; returns section -> paths relative to the run directory."""
     base = a.run.run_dir
-    plots: dict[str, list[Path]] = {"effects": [], "heatmaps": [], "curves": []}
+    plots: dict[str, list[Path]] = {"effects": [], "heatmaps": [], "curves": [], "tuned": []}
+    if a.tuned is not None and a.tuned.arms:
+        path = _tuned_section.plot_isolation(a.tuned, _tuned_section.plot_path(out, a.metric))
+        plots["tuned"].append(path.relative_to(base))
     for e in a.effects:
         path = plot_effect(e, a.metric, out / f"effect_{slug(e.param)}.png")
         plots["effects"].append(path.relative_to(base))
@@ -158,6 +167,7 @@ def compose(a: Analysis, heat: list[tuple[str, str]]) -> list[Block]:
         return blocks + _sections.nothing_to_rank(a) + _sections.failures(a)
     return (
         blocks
+        + _tuned_section.section(a)
         + _sections.top_table(a)
         + _sections.repeats(a)
         + _findings.importance(a)
@@ -189,6 +199,7 @@ def importance_json(a: Analysis) -> dict[str, Any]:
         "run": str(a.run.run_dir),
         "trials": {"total": len(a.run.trials), **a.split.counts()},
         **a.importance.to_json(),
+        **({"tuned": a.tuned.to_json()} if a.tuned is not None else {}),
         "effects": [
             {
                 "param": e.param,

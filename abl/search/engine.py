@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from abl.search.load import trainable_of
-from abl.search.space import Dist, Space
-from abl.search.variants import expand
+from abl.search.space import MARK_KEYS, Dist, Space
+from abl.search.variants import count_trials, expand
 
 TRIAL_INDEX = "__trial_index__"  # set by Tune's Repeater: which repeat (seed) of a TPE config
 TUNE_DIR = "tune"  # in the run dir: Ray Tune's experiment state and checkpoints, for resume
@@ -78,9 +78,9 @@ def trial_config(config: dict[str, Any], spec: Any | None) -> dict[str, Any]:
 
     A Repeater index is folded into ``seed``. Tune gives every trial every key of the param
     space (None where the trial's preset lacks it), so keys that the trial's model kind does
-    not have and that are None are dropped.
+    not have and that are None are dropped, and so are a tuned ablation's marks (``tune.*``).
     """
-    config = dict(config)
+    config = {k: v for k, v in config.items() if k not in MARK_KEYS}
     if TRIAL_INDEX in config:
         config["seed"] = int(config.get("seed", 0) or 0) + int(config.pop(TRIAL_INDEX))
     if spec is not None:
@@ -149,7 +149,17 @@ def build_tuner(
 
     spec, _ = trainable_of(space)
     param_space: dict[str, Any] = {}
-    if space.search.algorithm == "tpe":
+    asha_class = MarkingASHA
+    if space.tune is not None:
+        from abl.search.tuned import TunedASHA, tuned_searcher
+
+        asha = space.scheduler.asha
+        # A full trial's length tells pruned trials apart; unknown for custom functions.
+        max_t = (asha.max_t or (spec and _max_epochs(space, spec))) if asha else None
+        search_alg = tuned_searcher(space, spec, max_t=max_t)
+        num_samples = count_trials(space)
+        asha_class = TunedASHA
+    elif space.search.algorithm == "tpe":
         search_alg = _tpe(space, spec)
         num_samples = space.search.samples * space.repeats
     else:
@@ -165,7 +175,7 @@ def build_tuner(
     if space.scheduler.asha is not None:
         asha = space.scheduler.asha
         max_t = asha.max_t or _max_epochs(space, spec)
-        scheduler = MarkingASHA(
+        scheduler = asha_class(
             time_attr="training_iteration",
             max_t=max_t,
             grace_period=min(asha.grace_period, max_t),

@@ -23,6 +23,8 @@ SETTINGS = (
     "metric",
     "mode",
     "repeats",
+    "tune",
+    "confirm",
     "search",
     "scheduler",
     "resources",

@@ -9,8 +9,9 @@ an :class:`AblError` naming the file, the key, what is allowed and what was give
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -89,6 +90,42 @@ class When(_Strict):
         return True
 
 
+def _parse_dists(raw: Any, where: str) -> Any:
+    if isinstance(raw, dict):
+        return {
+            k: v if isinstance(v, Dist) else Dist.parse(v, f"{where}.{k}") for k, v in raw.items()
+        }
+    return raw
+
+
+class TuneSettings(_Strict):
+    """``tune:``: nuisance parameters tuned separately within every arm (grid cell)."""
+
+    params: Annotated[dict[str, Dist], Field(min_length=1)]  # distributions, as in `sample:`
+    trials: Annotated[int, Field(ge=1)] = 8  # tuning trials per arm
+    algorithm: Literal["random", "tpe"] = "tpe"  # one Optuna sampler per arm
+    seed: int = 0  # seeds every arm's sampler (arm i gets seed + i)
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _dists(cls, raw: Any) -> Any:
+        return _parse_dists(raw, "tune.params")
+
+
+class Phase(str, Enum):
+    """Which part of a tuned ablation a trial belongs to (column ``tune.phase``)."""
+
+    TUNE = "tune"  # searching the arm's nuisance parameters
+    CONFIRM = "confirm"  # the arm's best nuisance setting again, with a new seed
+
+
+# Keys a tuned ablation adds to every trial config (and so to trials.parquet); the trainable
+# never sees them.
+PHASE_KEY = "tune.phase"
+ARM_KEY = "tune.arm"  # the arm's index, in grid order
+MARK_KEYS = (PHASE_KEY, ARM_KEY)
+
+
 class SearchSettings(_Strict):
     algorithm: Literal["grid", "random", "tpe"] = "grid"
     samples: Annotated[int, Field(ge=1)] = 1  # random: draws of `sample:`; tpe: trials per repeat
@@ -123,7 +160,8 @@ class Space(_Strict):
     grid: dict[str, Annotated[list[Scalar], Field(min_length=1)]] = {}
     sample: dict[str, Dist] = {}
     when: list[When] = []
-    tune: dict[str, Any] | None = None
+    tune: TuneSettings | None = None
+    confirm: Annotated[int, Field(ge=0)] = 0  # tuned ablations: seeds re-running each arm's best
     repeats: Annotated[int, Field(ge=1)] = 1
     search: SearchSettings = SearchSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
@@ -135,12 +173,7 @@ class Space(_Strict):
     @field_validator("sample", mode="before")
     @classmethod
     def _dists(cls, raw: Any) -> Any:
-        if isinstance(raw, dict):
-            return {
-                k: v if isinstance(v, Dist) else Dist.parse(v, f"sample.{k}")
-                for k, v in raw.items()
-            }
-        return raw
+        return _parse_dists(raw, "sample")
 
     @field_validator("scheduler", mode="before")
     @classmethod
@@ -155,6 +188,8 @@ class Space(_Strict):
         data = {"name": self.name, "trainable": self.trainable, **data}
         if self.sample:
             data["sample"] = {k: d.to_yaml() for k, d in self.sample.items()}
+        if self.tune is not None:
+            data["tune"]["params"] = {k: d.to_yaml() for k, d in self.tune.params.items()}
         for block, raw in zip(self.when, data.get("when", []), strict=False):
             if block.sample:
                 raw["sample"] = {k: d.to_yaml() for k, d in block.sample.items()}
@@ -165,7 +200,9 @@ class Space(_Strict):
         keys = [*self.grid, *self.sample]
         for block in self.when:
             keys += [k for k in (*block.grid, *block.sample) if k not in keys]
-        if self.repeats > 1:
+        if self.tune is not None:
+            keys += list(self.tune.params)
+        if self.repeats > 1 or self.confirm > 0:
             keys.append("seed")
         return list(dict.fromkeys(keys))
 
@@ -187,11 +224,63 @@ def parse_space(raw: Any, *, source: str) -> Space:
         raise AblError(_first_error(exc, source)) from None
     except AblError as exc:
         raise AblError(f"{exc} ({source})".replace(") (", ", ", 1)) from None
-    if space.tune is not None:
-        raise AblError(
-            f"tune: (per-arm nuisance tuning) is not supported yet; remove it ({source}, tune)"
-        )
+    _check_tune(space)
     return space
+
+
+def arm_keys(space: Space) -> list[str]:
+    """The scientific parameters of a tuned ablation: what tells its arms apart."""
+    keys = list(space.grid)
+    for block in space.when:
+        keys += [k for k in block.grid if k not in keys]
+    return keys
+
+
+def _check_tune(space: Space) -> None:
+    """What ``tune:`` and ``confirm:`` combine with, each refusal a one-line rule."""
+    src = space.source
+    if space.tune is None:
+        if space.confirm:
+            raise AblError(
+                f"confirm: re-runs each arm's tuned best, so it needs a tune: block; "
+                f"got confirm: {space.confirm} without one ({src}, confirm)"
+            )
+        return
+    rules = [
+        (
+            space.search.algorithm != "grid",
+            "search.algorithm",
+            "tune: searches within every arm itself (tune.algorithm random or tpe); "
+            f"search.algorithm must stay grid; got {space.search.algorithm}",
+        ),
+        (
+            bool(space.sample) or any(b.sample for b in space.when),
+            "sample",
+            "tune: takes its distributions in tune.params; sample: must be empty with it",
+        ),
+        (
+            space.repeats > 1,
+            "repeats",
+            "tune: tunes on one seed and confirm: N re-runs each arm's best with N new seeds; "
+            f"repeats must be 1 with tune:; got {space.repeats}",
+        ),
+        (
+            "seed" in space.tune.params or "seed" in arm_keys(space),
+            "tune.params",
+            "seeds are set by a tuned ablation (tuning on one, confirm: on new ones); "
+            "remove seed from grid and tune.params",
+        ),
+    ]
+    for broken, key, rule in rules:
+        if broken:
+            raise AblError(f"{rule} ({src}, {key})")
+    fixed = {*space.fixed, *arm_keys(space)} | {k for b in space.when for k in b.fixed}
+    for key in space.tune.params:
+        if key in fixed or key in MARK_KEYS:
+            raise AblError(
+                f"a tuned parameter must not also be fixed or a grid axis; "
+                f"got '{key}' in both ({src}, tune.params.{key})"
+            )
 
 
 def _first_error(exc: ValidationError, source: str) -> str:
@@ -212,6 +301,7 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
     for part in loc:
         field = model.model_fields.get(str(part))
         ann = getattr(field, "annotation", None)
+        ann = next((a for a in get_args(ann) if a is not type(None)), ann)  # X | None -> X
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             model = ann
         elif str(part).isdigit() and model is Space:

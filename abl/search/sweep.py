@@ -24,7 +24,7 @@ from abl.search.engine import (
     restore_tuner,
     trial_config,
 )
-from abl.search.space import Space
+from abl.search.space import MARK_KEYS, Space
 from abl.search.variants import count_trials
 
 SPACE_FILE = "space.yaml"
@@ -152,8 +152,10 @@ class _FullConfig:
         self.spec = spec
 
     def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
+        marks = {k: config[k] for k in MARK_KEYS if k in config}  # tuned ablations' phase, arm
         config = trial_config(config, self.spec)
-        return self.spec.resolve(config, "trial config") if self.spec is not None else config
+        full = self.spec.resolve(config, "trial config") if self.spec is not None else config
+        return {**full, **marks}
 
 
 def _saved_tracking_uri(run_dir: Path) -> str | None:

@@ -41,7 +41,9 @@ def draw(dist: Dist, rng: np.random.Generator) -> Any:
 
 
 def count_trials(space: Space) -> int:
-    """How many trials the space runs."""
+    """How many trials the space runs (a tuned ablation: arms x (tune.trials + confirm))."""
+    if space.tune is not None:
+        return len(arm_configs(space)) * (space.tune.trials + space.confirm)
     if space.search.algorithm == "tpe":
         return space.search.samples * space.repeats
     return sum(1 for _ in _given_configs(space, np.random.default_rng(0)))
@@ -74,15 +76,31 @@ def _given_configs(
         for cell in grid_cells(space.grid):
             given = {**space.fixed, **cell}
             given.update({k: draw(d, rng) for k, d in space.sample.items()})
+            if space.tune is not None:  # one draw per arm: enough to check every key
+                given.update({k: draw(d, rng) for k, d in space.tune.params.items()})
             for config in _with_whens(space, given, defaults or {}, rng):
                 for r in range(space.repeats):
                     yield {**config, "seed": base_seed + r} if space.repeats > 1 else config
 
 
+def arm_configs(space: Space, defaults: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The arms of a tuned ablation: fixed values plus one grid cell (and its ``when:`` keys).
+
+    ``defaults`` are the trainable's defaults, which ``when: {if: ...}`` may match on.
+    """
+    rng = np.random.default_rng(0)  # unused: a tuned space has no sample: draws
+    return [
+        config
+        for cell in grid_cells(space.grid)
+        for config in _with_whens(space, {**space.fixed, **cell}, defaults or {}, rng)
+    ]
+
+
 def expand(space: Space, spec: Any | None, *, limit: int | None = None) -> list[dict[str, Any]]:
     """Full flat configs of the trials a grid or random space runs, each checked against ``spec``.
 
-    For a TPE space this is one draw per grid cell: enough to check every reachable key.
+    For a TPE space this is one draw per grid cell: enough to check every reachable key; so is
+    it for a tuned ablation (one draw of ``tune.params`` per arm).
     ``spec`` is a TrainableSpec, or None for a custom function trainable (configs pass as given).
     """
     rng = np.random.default_rng(space.search.seed)

@@ -23,6 +23,7 @@ EXPECTED = {
     "looped_linreg": 24,
     "latent_copy": 20,
     "latent_addition": 20,
+    "qk_norm_tuned": 6 * (6 + 3),
 }
 
 

@@ -164,7 +164,10 @@ def test_att_timeseries_is_the_logbook_grid():
             BASE + "metric: val/los",
             "metric must be one that trainable 'forecast' reports .*got 'val/los'",
         ),
-        (BASE + "tune: {params: {train.lr: {loguniform: [1e-4, 1e-2]}}}", "not supported yet"),
+        (
+            BASE + "tune: {params: {train.lr: {loguniform: [1e-4, 1e-2]}}}\nrepeats: 2",
+            "repeats must be 1 with tune:",
+        ),
         (BASE + "repeats: 3\ngrid: {seed: [1, 2]}", "repeats runs seeds"),
         (BASE + "grid: {model.pe_type: []}", "grid.model.pe_type"),
         (
