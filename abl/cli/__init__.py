@@ -51,9 +51,9 @@ def main(ctx: click.Context, root: Path) -> None:
 
 
 def _register() -> None:
-    from abl.cli import compare, nightly, report, search, spaces, top, trainables, ui
+    from abl.cli import compare, nightly, report, search, server, spaces, top, trainables, ui
 
-    for module in (search, spaces, trainables, ui, report, top, compare, nightly):
+    for module in (search, spaces, trainables, ui, server, report, top, compare, nightly):
         main.add_command(module.command)
 
 
