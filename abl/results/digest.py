@@ -113,9 +113,9 @@ class SpaceDigest:
 def failed_digest(
     name: str, run_dir: Path | None, previous: Path | None, error: str
 ) -> SpaceDigest:
-    """The digest of a space whose sweep raised: the ``sweep_failed`` rule fires."""
+    """The digest of a space whose sweep (or comparison) raised: ``sweep_failed`` fires."""
     return SpaceDigest(
-        name, run_dir, previous, findings=[Finding(Rule.SWEEP_FAILED, f"sweep failed: {error}")]
+        name, run_dir, previous, findings=[Finding(Rule.SWEEP_FAILED, f"failed: {error}")]
     )
 
 
@@ -191,8 +191,7 @@ def arm_changes(
     table["change"] = table["mean"] - table["prev_mean"]
     with np.errstate(invalid="ignore", divide="ignore"):
         table["worse_pct"] = 100 * sign * table["change"] / table["prev_mean"].abs()
-        pooled = np.sqrt(np.nanmean(np.vstack([table["std"] ** 2, table["prev_std"] ** 2]), axis=0))
-        table["worse_std"] = sign * table["change"] / np.where(pooled > 0, pooled, np.nan)
+        table["worse_std"] = sign * table["change"] / pooled_std(table["prev_std"], table["std"])
     table = table.rename_axis("arm").reset_index()
     return table[
         [
@@ -208,6 +207,12 @@ def arm_changes(
             "worse_std",
         ]
     ]
+
+
+def pooled_std(a: pd.Series, b: pd.Series) -> pd.Series:
+    """sqrt of the mean of the two variances; one alone where the other is NaN; NaN for 0."""
+    var = pd.concat([a**2, b**2], axis=1).mean(axis=1, skipna=True)
+    return np.sqrt(var.where(var > 0))
 
 
 def regressions(arms: pd.DataFrame, metric: str, rules: Rules) -> list[Finding]:

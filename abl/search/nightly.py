@@ -16,7 +16,7 @@ import json
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -48,6 +48,9 @@ class NightlyConfig(_Strict):
     """``cluster/nightly.yaml``: the spaces to run and the rules that make the night fail."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = "nightly"  # digests + experiment
+    # last: the newest nightly of the space; last_clear: the newest in which no rule fired
+    # (a regression then fires every night until fixed); the newest when none was clear.
+    compare_with: Literal["last", "last_clear"] = "last"
     rules: dict[str, Any] = {}  # defaults for every space (keys of abl.results.digest.Rules)
     spaces: Annotated[list[NightlySpace], Field(min_length=1)]
     source: str = "<nightly>"
@@ -164,18 +167,37 @@ def plan_nightly(config: NightlyConfig, root: Path) -> list[PlannedSpace]:
             )
         seen[space.name] = i
         planned.append(
-            PlannedSpace(entry, space, rules_of(config, i), previous_nightly(root, space.name))
+            PlannedSpace(
+                entry,
+                space,
+                rules_of(config, i),
+                previous_nightly(root, space.name, clear=config.compare_with == "last_clear"),
+            )
         )
     return planned
 
 
-def previous_nightly(root: Path, name: str) -> Path | None:
-    """The newest run of sweep ``name`` under ``root`` that ``abl nightly`` made."""
+def previous_nightly(root: Path, name: str, *, clear: bool = False) -> Path | None:
+    """The newest run of sweep ``name`` under ``root`` that ``abl nightly`` made.
+
+    With ``clear``, the newest one in which no rule fired, if there is one.
+    """
     from abl.results.run import _run_order
 
     base = root / name
     runs = [p for p in base.iterdir() if (p / NIGHTLY_JSON).is_file()] if base.is_dir() else []
-    return max(runs, key=_run_order).resolve() if runs else None
+    runs.sort(key=_run_order)
+    cleared = [p for p in runs if not _marked(p).get("fired", True)] if clear else []
+    chosen = cleared or runs
+    return chosen[-1].resolve() if chosen else None
+
+
+def _marked(run_dir: Path) -> dict[str, Any]:
+    try:
+        info = json.loads((run_dir / NIGHTLY_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
 
 
 def run_nightly(
@@ -209,8 +231,11 @@ def run_nightly(
             digests.append(failed_digest(plan.space.name, None, plan.previous, _one_line(exc)))
             continue
         runs.append(sweep.run_dir)
-        _mark(sweep.run_dir, stamp, config, plan, out_dir)
-        digest = compare_nightly(plan.previous, sweep.run_dir, plan.rules)
+        try:
+            digest = compare_nightly(plan.previous, sweep.run_dir, plan.rules)
+        except Exception as exc:  # e.g. rules.metric names no metric the trainable reports
+            digest = failed_digest(plan.space.name, sweep.run_dir, plan.previous, _one_line(exc))
+        _mark(sweep.run_dir, stamp, config, plan, out_dir, fired=digest.fired)
         digest.notes += (
             [f"{len(sweep.errors)} trial(s) raised: {sweep.errors[0]}"] if sweep.errors else []
         )
@@ -228,9 +253,16 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _mark(
-    run_dir: Path, stamp: str, config: NightlyConfig, plan: PlannedSpace, digest: Path
+    run_dir: Path,
+    stamp: str,
+    config: NightlyConfig,
+    plan: PlannedSpace,
+    digest: Path,
+    *,
+    fired: bool,
 ) -> None:
     info = {
+        "fired": fired,
         "nightly": stamp,
         "config": config.source,
         "space": plan.entry.space,
