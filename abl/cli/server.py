@@ -75,7 +75,7 @@ def command(
         root.mkdir(parents=True, exist_ok=True)
     uri = check_backend_uri(backend_store_uri or f"sqlite:///{root / 'mlflow.db'}")
     artifacts = artifacts_destination or str(root / "mlartifacts")
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri]
+    cmd = [sys.executable, "-m", "mlflow", "server"]
     cmd += ["--serve-artifacts", "--artifacts-destination", artifacts]
     cmd += ["--host", host, "--port", str(port)]
     cmd += ["--workers", str(workers)] if workers else []
@@ -90,8 +90,10 @@ def command(
             f"note: {host} is not loopback: anyone who reaches port {port} can read and write runs",
             err=True,
         )
+    # The URI goes through MLflow's environment variable: a password stays out of `ps`.
+    env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": uri}
     # Become the MLflow server: signals (Ctrl-C, a supervisor's SIGTERM) reach it directly.
-    os.execv(sys.executable, cmd)
+    os.execve(sys.executable, cmd, env)
 
 
 def check_backend_uri(uri: str) -> str:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -40,6 +41,7 @@ TINY = [
 
 
 ABL = [sys.executable, "-m", "abl"]
+PASSWORD = "s3cret-pw"
 
 
 def pg_bin() -> Path | None:
@@ -120,7 +122,8 @@ def postgresql() -> Iterator[str]:
         conn.autocommit = True
         conn.cursor().execute("CREATE DATABASE mlflow")
         conn.close()
-        yield f"postgresql://postgres@127.0.0.1:{port}/mlflow"
+        # Trust authentication ignores the password; it is there to check that it never shows.
+        yield f"postgresql://postgres:{PASSWORD}@127.0.0.1:{port}/mlflow"
     finally:
         stopped = stop_group(server)
         log.close()
@@ -141,9 +144,22 @@ def _connect(port: int, dbname: str, timeout: float = 60) -> Any:
             time.sleep(0.3)
 
 
+def group_cmdlines(pgid: int) -> list[str]:
+    """The command lines of the processes in process group ``pgid``."""
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError):
+            if os.getpgid(int(pid)) == pgid:
+                out.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode())
+    return out
+
+
 @contextlib.contextmanager
-def abl_server(uri: str, root: Path, artifacts: Path) -> Iterator[int]:
-    """``abl server`` on a free loopback port in its own process group; stopped with Ctrl-C."""
+def abl_server(uri: str, root: Path, artifacts: Path) -> Iterator[tuple[int, list[str]]]:
+    """``abl server`` on a free loopback port in its own process group; stopped with Ctrl-C.
+
+    Yields the port and the command lines of every process of the server's group.
+    """
     port = free_port()
     log = open(root.parent / "server.log", "wb")  # noqa: SIM115  (closed below)
     flags = ["--artifacts-destination", str(artifacts), "--port", str(port), "--workers", "1"]
@@ -155,7 +171,7 @@ def abl_server(uri: str, root: Path, artifacts: Path) -> Iterator[int]:
     )
     try:
         wait_for(f"http://127.0.0.1:{port}/health", timeout=180)
-        yield port
+        yield port, group_cmdlines(proc.pid)
     finally:
         stopped = stop_group(proc)
         log.close()
@@ -166,7 +182,7 @@ def abl_server(uri: str, root: Path, artifacts: Path) -> Iterator[int]:
 def team_sweep(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("server")
     root, artifacts = tmp / "runs", tmp / "artifacts"
-    with postgresql() as uri, abl_server(uri, root, artifacts) as port:
+    with postgresql() as uri, abl_server(uri, root, artifacts) as (port, cmdlines):
         url = f"http://127.0.0.1:{port}"
         proc = subprocess.run(
             [
@@ -189,12 +205,13 @@ def team_sweep(tmp_path_factory):
         exp = client.get_experiment_by_name("quickstart")
         runs = client.search_runs([exp.experiment_id]) if exp else []
         artifacts_of = {r.info.run_id: client.list_artifacts(r.info.run_id) for r in runs}
-        conn = _connect(int(uri.rsplit(":", 1)[1].split("/")[0]), "mlflow")
+        conn = _connect(urlsplit(uri).port, "mlflow")
         with conn.cursor() as cur:
             cur.execute("SELECT run_uuid FROM runs")
             in_postgres = {row[0] for row in cur.fetchall()}
         conn.close()
-        yield proc, root, artifacts, runs, artifacts_of, in_postgres
+    server_log = (tmp / "server.log").read_text(errors="replace")
+    yield proc, root, artifacts, runs, artifacts_of, in_postgres, cmdlines, server_log
 
 
 @pytest.mark.ray
@@ -207,7 +224,7 @@ def test_the_sweep_logged_to_the_server(team_sweep):
 
 @pytest.mark.ray
 def test_parent_and_one_child_per_trial_with_params_and_metrics(team_sweep):
-    _, root, _, runs, _, _ = team_sweep
+    _, root, _, runs, *_ = team_sweep
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1 and len(children) == 2
@@ -224,12 +241,20 @@ def test_parent_and_one_child_per_trial_with_params_and_metrics(team_sweep):
 
 @pytest.mark.ray
 def test_runs_live_in_postgresql_and_artifacts_on_the_server(team_sweep):
-    _, _, artifacts, runs, artifacts_of, in_postgres = team_sweep
+    _, _, artifacts, runs, artifacts_of, in_postgres, *_ = team_sweep
     assert {r.info.run_id for r in runs} == in_postgres
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     names = {f.path for f in artifacts_of[parent.info.run_id]}
     assert {"space.yaml", "report"} <= names
     assert list(artifacts.rglob("space.yaml")) and list(artifacts.rglob("report.md"))
+
+
+@pytest.mark.ray
+def test_the_database_password_is_never_shown(team_sweep):
+    *_, cmdlines, server_log = team_sweep
+    assert any("mlflow" in c and "server" in c for c in cmdlines), cmdlines
+    assert not [c for c in cmdlines if PASSWORD in c]
+    assert "postgresql://postgres:***@127.0.0.1:" in server_log and PASSWORD not in server_log
 
 
 @pytest.mark.parametrize(
