@@ -318,8 +318,8 @@ def write_digest(digests: Sequence[SpaceDigest], out_dir: Path, *, title: str) -
 
 def digest_blocks(digests: Sequence[SpaceDigest], *, title: str) -> list[Block]:
     """The digest as report blocks: a verdict table, then every space's findings and arms."""
-    fired = sum(len(d.findings) for d in digests)
-    verdict = f"{fired} rule{'s' if fired != 1 else ''} fired" if fired else "all clear"
+    found = sum(len(d.findings) for d in digests)
+    verdict = f"{found} finding{'s' if found != 1 else ''}" if found else "all clear"
     blocks: list[Block] = [Heading(f"{title}: {verdict}", 1)]
     rows = [
         [

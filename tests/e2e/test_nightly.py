@@ -89,7 +89,7 @@ def test_a_planted_regression_is_named_in_the_digest_and_exits_1(nightlies):
     assert any(m.startswith("(best arm): val/loss") for m in regressions), regressions
     assert "FIRED" in third.stdout and "regression: model.pe_type=" in third.stdout
     markdown = (tmp / third.stdout.split("digest   ")[1].split()[0]).read_text()
-    assert markdown.splitlines()[0].endswith("fired") and "all clear" not in markdown
+    assert markdown.splitlines()[0].endswith(f"{len(space['findings'])} findings")
     assert "**regression**: model.pe_type=rope: val/loss" in markdown
 
 
