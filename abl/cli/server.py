@@ -92,6 +92,9 @@ def command(
         )
     # The URI goes through MLflow's environment variable: a password stays out of `ps`.
     env = {**os.environ, "MLFLOW_BACKEND_STORE_URI": uri}
+    # MLflow's job runner (GenAI judges, trace rollups; abl uses neither) starts 7 worker
+    # processes and delays shutdown by ~30 s; MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true keeps it.
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     # Become the MLflow server: signals (Ctrl-C, a supervisor's SIGTERM) reach it directly.
     os.execve(sys.executable, cmd, env)
 

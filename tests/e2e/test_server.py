@@ -155,16 +155,15 @@ def group_cmdlines(pgid: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def abl_server(uri: str, root: Path, artifacts: Path) -> Iterator[tuple[int, list[str]]]:
+def abl_server(root: Path, *flags: str) -> Iterator[tuple[int, list[str]]]:
     """``abl server`` on a free loopback port in its own process group; stopped with Ctrl-C.
 
     Yields the port and the command lines of every process of the server's group.
     """
     port = free_port()
     log = open(root.parent / "server.log", "wb")  # noqa: SIM115  (closed below)
-    flags = ["--artifacts-destination", str(artifacts), "--port", str(port), "--workers", "1"]
     proc = subprocess.Popen(
-        [*ABL, "--root", str(root), "server", "--backend-store-uri", uri, *flags],
+        [*ABL, "--root", str(root), "server", *flags, "--port", str(port), "--workers", "1"],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -182,7 +181,13 @@ def abl_server(uri: str, root: Path, artifacts: Path) -> Iterator[tuple[int, lis
 def team_sweep(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("server")
     root, artifacts = tmp / "runs", tmp / "artifacts"
-    with postgresql() as uri, abl_server(uri, root, artifacts) as (port, cmdlines):
+    with (
+        postgresql() as uri,
+        abl_server(root, "--backend-store-uri", uri, "--artifacts-destination", str(artifacts)) as (
+            port,
+            cmdlines,
+        ),
+    ):
         url = f"http://127.0.0.1:{port}"
         proc = subprocess.run(
             [
@@ -255,6 +260,19 @@ def test_the_database_password_is_never_shown(team_sweep):
     assert any("mlflow" in c and "server" in c for c in cmdlines), cmdlines
     assert not [c for c in cmdlines if PASSWORD in c]
     assert "postgresql://postgres:***@127.0.0.1:" in server_log and PASSWORD not in server_log
+
+
+def test_without_flags_it_serves_sqlite_and_artifacts_of_the_results_root(tmp_path):
+    root = tmp_path / "runs"
+    (tmp_path / "note.txt").write_text("hello")
+    with abl_server(root) as (port, _):
+        client = MlflowClient(f"http://127.0.0.1:{port}")
+        run = client.create_run(client.create_experiment("solo"))
+        client.log_artifact(run.info.run_id, str(tmp_path / "note.txt"))
+    local = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    assert local.get_run(run.info.run_id).info.experiment_id == run.info.experiment_id
+    (stored,) = (root / "mlartifacts").rglob("note.txt")
+    assert stored.read_text() == "hello"
 
 
 @pytest.mark.parametrize(
