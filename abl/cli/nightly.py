@@ -80,7 +80,8 @@ def command(
     result = run_nightly(nightly, planned, options, console=console)
     for digest in result.digests:
         verdict = "[red]FIRED[/]" if digest.fired else "[green]ok[/]"
-        console.print(f"{verdict}  {escape(digest.name)}")
+        where = f"  {digest.run_dir}" if digest.run_dir else ""
+        console.print(f"{verdict}  {escape(digest.name)}{where}")
         for finding in digest.findings:
             console.print(f"       {finding.rule.value}: {escape(finding.message)}")
     console.print(f"digest   {result.paths.markdown}  (+ digest.html, digest.json)")

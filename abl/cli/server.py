@@ -52,7 +52,8 @@ FORM = "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE or sqlite:///PATH"
 @click.option(
     "--allowed-hosts",
     default=None,
-    help="Host headers to accept besides localhost and private IPs, e.g. mlflow.lab.org.",
+    help="Host headers to accept instead of MLflow's default (localhost, private IPs), e.g. "
+    "'mlflow.lab.org:*,localhost:*' when clients use a DNS name.",
 )
 @click.pass_obj
 def command(
