@@ -51,9 +51,20 @@ def main(ctx: click.Context, root: Path) -> None:
 
 
 def _register() -> None:
-    from abl.cli import compare, report, search, spaces, sync, top, trainables, ui
+    from abl.cli import (
+        compare,
+        nightly,
+        report,
+        search,
+        server,
+        spaces,
+        sync,
+        top,
+        trainables,
+        ui,
+    )
 
-    for module in (search, spaces, trainables, ui, report, top, compare, sync):
+    for module in (search, spaces, trainables, ui, server, report, top, compare, sync, nightly):
         main.add_command(module.command)
 
 

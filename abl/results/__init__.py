@@ -29,6 +29,15 @@ if TYPE_CHECKING:
         top_trials,
     )
     from abl.results.compare import Comparison, compare_runs
+    from abl.results.digest import (
+        DigestPaths,
+        Finding,
+        Rule,
+        Rules,
+        SpaceDigest,
+        compare_nightly,
+        write_digest,
+    )
     from abl.results.effects import Effect, marginal_effects
     from abl.results.importance import (
         IMPORTANCE_METHODS,
@@ -49,6 +58,15 @@ if TYPE_CHECKING:
 _LAZY = {
     "aggregate": ["Repeats", "TrialSplit", "aggregate_repeats", "split_trials", "top_trials"],
     "compare": ["Comparison", "compare_runs"],
+    "digest": [
+        "DigestPaths",
+        "Finding",
+        "Rule",
+        "Rules",
+        "SpaceDigest",
+        "compare_nightly",
+        "write_digest",
+    ],
     "effects": ["Effect", "marginal_effects"],
     "importance": [
         "IMPORTANCE_METHODS",
@@ -73,8 +91,10 @@ __all__ = [
     "IMPORTANCE_METHODS",
     "TRIALS",
     "Comparison",
+    "DigestPaths",
     "Effect",
     "FTest",
+    "Finding",
     "Importance",
     "ImportanceMethod",
     "ImportanceResult",
@@ -82,7 +102,10 @@ __all__ = [
     "PartWriter",
     "Repeats",
     "ReportPaths",
+    "Rule",
+    "Rules",
     "RunData",
+    "SpaceDigest",
     "TrialSplit",
     "TrialStatus",
     "TunedAnalysis",
@@ -90,6 +113,7 @@ __all__ = [
     "analyse_tuned",
     "build_report",
     "choose_methods",
+    "compare_nightly",
     "compare_runs",
     "compute_importance",
     "importance_method",
@@ -104,6 +128,7 @@ __all__ = [
     "resolve_run",
     "split_trials",
     "top_trials",
+    "write_digest",
 ]
 
 
