@@ -51,9 +51,21 @@ def main(ctx: click.Context, root: Path) -> None:
 
 
 def _register() -> None:
-    from abl.cli import compare, report, search, spaces, top, trainables, ui
+    from abl.cli import (
+        compare,
+        jobs,
+        logs,
+        report,
+        search,
+        spaces,
+        stop,
+        submit,
+        top,
+        trainables,
+        ui,
+    )
 
-    for module in (search, spaces, trainables, ui, report, top, compare):
+    for module in (search, spaces, trainables, ui, report, top, compare, submit, jobs, logs, stop):
         main.add_command(module.command)
 
 
