@@ -1,0 +1,151 @@
+"""GPU placement on a multi-node Ray cluster: a head and two worker nodes that declare a GPU each.
+
+Ray lets a node declare GPUs it does not have, so the placement is Ray's real scheduling; the
+trials still train on CPU here, since torch sees no CUDA device.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from abl.results.store import read_history, read_trials
+from abl.search import SweepOptions, load_space, run_sweep
+
+pytestmark = pytest.mark.ray
+
+
+@dataclass
+class GpuCluster:
+    address: str
+    workers: list[str]  # node ids of the two GPU workers
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def gpu_cluster() -> Iterator[GpuCluster]:
+    """Head (1 CPU, no GPU, dashboard for the state API) + 2 workers (4 CPUs, 1 GPU each)."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    if ray.is_initialized():  # another module's local Ray; a later ray.init() starts afresh
+        ray.shutdown()
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 1,
+            "num_gpus": 0,
+            "include_dashboard": True,
+            "dashboard_host": "127.0.0.1",
+            "dashboard_port": _free_port(),
+        },
+    )
+    try:
+        workers = [cluster.add_node(num_cpus=4, num_gpus=1) for _ in range(2)]
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, logging_level=logging.WARNING, log_to_driver=False)
+        yield GpuCluster(cluster.address, [w.node_id for w in workers])
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def _space(gpu: float, trials: int) -> Any:
+    return load_space(
+        "quickstart",
+        [
+            "model.pe_type=none,rope",
+            "model.is_causal=true",
+            "model.d_model=16",
+            "train.epochs=3",
+            "data.length=1500",
+            f"repeats={trials // 2}",
+            "resources.cpu=1",
+            f"resources.gpu={gpu}",
+            f"search.concurrency={trials}",
+        ],
+    )
+
+
+def _sweep(cluster: GpuCluster, gpu: float, trials: int, tmp_path) -> list[dict[str, Any]]:
+    """Run the sweep through abl on the cluster; check every trial trained on CPU."""
+    space = _space(gpu, trials)
+    options = SweepOptions(root=tmp_path, address=cluster.address, sinks=("parquet",), report=False)
+    sweep = run_sweep(space, options)
+    rows = read_trials(sweep.run_dir).to_pylist()
+    assert len(rows) == trials and {r["status"] for r in rows} == {"completed"}
+    history = read_history(sweep.run_dir).to_pylist()
+    assert history and {h["perf/cuda"] for h in history} == {0.0}  # a declared GPU, no CUDA
+    assert all(r["node"] for r in rows)
+    return rows
+
+
+def _most_at_once(rows: list[dict[str, Any]]) -> int:
+    """The most trials whose [start, end] intervals overlap at one moment."""
+    events = sorted([(r["start"], 1) for r in rows] + [(r["end"], -1) for r in rows])
+    most = now = 0
+    for _, step in events:
+        now += step
+        most = max(most, now)
+    return most
+
+
+def _trial_nodes(sweep_actors_before: set[str]) -> dict[str, set[str]]:
+    """Node id -> ids of Tune's trial actors (ImplicitFunc) that this sweep started there."""
+    from ray.util.state import list_actors
+
+    nodes: dict[str, set[str]] = {}
+    for actor in list_actors(filters=[("class_name", "=", "ImplicitFunc")], limit=1000):
+        if actor.actor_id not in sweep_actors_before:
+            nodes.setdefault(actor.node_id, set()).add(actor.actor_id)
+    return nodes
+
+
+def _actor_ids() -> set[str]:
+    from ray.util.state import list_actors
+
+    return {a.actor_id for a in list_actors(limit=1000)}
+
+
+def test_one_gpu_per_trial_spreads_trials_over_both_gpu_nodes(gpu_cluster, tmp_path):
+    before = _actor_ids()
+    rows = _sweep(gpu_cluster, gpu=1, trials=4, tmp_path=tmp_path)
+    # Two trials ran at once, and each node has one GPU: they were on different nodes.
+    assert _most_at_once(rows) == 2
+    assert set(_trial_nodes(before)) == set(gpu_cluster.workers)
+
+
+def test_quarter_gpu_packs_four_trials_onto_one_card_at_once(gpu_cluster, tmp_path):
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    @ray.remote(num_gpus=1, num_cpus=0)
+    class HoldsTheCard:
+        def ready(self) -> bool:
+            return True
+
+    # Another job holds the second worker's card: the sweep has exactly one GPU to share.
+    holder = HoldsTheCard.options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(gpu_cluster.workers[1], soft=False)
+    ).remote()
+    ray.get(holder.ready.remote())
+    try:
+        before = _actor_ids()
+        rows = _sweep(gpu_cluster, gpu=0.25, trials=4, tmp_path=tmp_path)
+    finally:
+        ray.kill(holder)
+    assert _most_at_once(rows) == 4
+    assert set(_trial_nodes(before)) == {gpu_cluster.workers[0]}
