@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from abl.results.store import read_history, read_trials
 from abl.search import SweepOptions, load_space, run_sweep
 
 pytestmark = pytest.mark.ray
+GPU_KEY = re.compile(r"GPU(_group_[0-9a-f]+)?")
 
 
 @dataclass
@@ -70,12 +72,11 @@ def _space(gpu: float, trials: int) -> Any:
             "model.pe_type=none,rope",
             "model.is_causal=true",
             "model.d_model=16",
-            "train.epochs=3",
+            "train.epochs=4",
             "data.length=1500",
             f"repeats={trials // 2}",
             "resources.cpu=1",
             f"resources.gpu={gpu}",
-            f"search.concurrency={trials}",
         ],
     )
 
@@ -103,15 +104,39 @@ def _most_at_once(rows: list[dict[str, Any]]) -> int:
     return most
 
 
-def _trial_nodes(sweep_actors_before: set[str]) -> dict[str, set[str]]:
-    """Node id -> ids of Tune's trial actors (ImplicitFunc) that this sweep started there."""
+def _intervals(rows: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    """Each trial's (start, end), in seconds after the first start: the failure message."""
+    t0 = min(r["start"] for r in rows)
+    return sorted((round(r["start"] - t0, 2), round(r["end"] - t0, 2)) for r in rows)
+
+
+def _trial_nodes(sweep_actors_before: set[str], gpu: float) -> dict[str, set[str]]:
+    """Node id -> ids of Tune's trial actors (ImplicitFunc) that this sweep started there.
+
+    Each of them must have asked Ray for ``gpu`` GPUs.
+    """
     from ray.util.state import list_actors
 
     nodes: dict[str, set[str]] = {}
-    for actor in list_actors(filters=[("class_name", "=", "ImplicitFunc")], limit=1000):
+    actors = list_actors(filters=[("class_name", "=", "ImplicitFunc")], limit=1000, detail=True)
+    for actor in actors:
         if actor.actor_id not in sweep_actors_before:
+            # Tune places a trial in a placement group: its GPU shows as GPU_group_<id>.
+            asked = [v for k, v in actor.required_resources.items() if GPU_KEY.fullmatch(k)]
+            assert asked == [gpu], actor.required_resources
             nodes.setdefault(actor.node_id, set()).add(actor.actor_id)
     return nodes
+
+
+def _wait_for_free_gpus(n: float, timeout: float = 60) -> None:
+    import time
+
+    import ray
+
+    deadline = time.monotonic() + timeout
+    while ray.available_resources().get("GPU", 0) < n:
+        assert time.monotonic() < deadline, f"GPUs still held: {ray.available_resources()}"
+        time.sleep(0.2)
 
 
 def _actor_ids() -> set[str]:
@@ -124,8 +149,8 @@ def test_one_gpu_per_trial_spreads_trials_over_both_gpu_nodes(gpu_cluster, tmp_p
     before = _actor_ids()
     rows = _sweep(gpu_cluster, gpu=1, trials=4, tmp_path=tmp_path)
     # Two trials ran at once, and each node has one GPU: they were on different nodes.
-    assert _most_at_once(rows) == 2
-    assert set(_trial_nodes(before)) == set(gpu_cluster.workers)
+    assert _most_at_once(rows) == 2, _intervals(rows)
+    assert set(_trial_nodes(before, gpu=1)) == set(gpu_cluster.workers)
 
 
 def test_quarter_gpu_packs_four_trials_onto_one_card_at_once(gpu_cluster, tmp_path):
@@ -137,6 +162,7 @@ def test_quarter_gpu_packs_four_trials_onto_one_card_at_once(gpu_cluster, tmp_pa
         def ready(self) -> bool:
             return True
 
+    _wait_for_free_gpus(2)  # the last sweep's trial actors may still be shutting down
     # Another job holds the second worker's card: the sweep has exactly one GPU to share.
     holder = HoldsTheCard.options(
         scheduling_strategy=NodeAffinitySchedulingStrategy(gpu_cluster.workers[1], soft=False)
@@ -147,5 +173,5 @@ def test_quarter_gpu_packs_four_trials_onto_one_card_at_once(gpu_cluster, tmp_pa
         rows = _sweep(gpu_cluster, gpu=0.25, trials=4, tmp_path=tmp_path)
     finally:
         ray.kill(holder)
-    assert _most_at_once(rows) == 4
-    assert set(_trial_nodes(before)) == {gpu_cluster.workers[0]}
+    assert _most_at_once(rows) == 4, _intervals(rows)
+    assert set(_trial_nodes(before, gpu=0.25)) == {gpu_cluster.workers[0]}
