@@ -7,6 +7,7 @@ commands talk to it over HTTP with Ray's own ``JobSubmissionClient``.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,17 @@ address_option = click.option(
     show_default=True,
     help="The head's Ray dashboard, which serves the Jobs API (env RAY_API_SERVER_ADDRESS).",
 )
+
+
+def cluster_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Click callback for ``abl search --address``: the cluster's GCS, never the Jobs API."""
+    if value is None or value == "auto" or re.fullmatch(r"(ray://)?[\w.\-]+:\d+", value):
+        return value
+    hint = "; the dashboard's http:// address is for `abl submit`" if "://" in value else ""
+    raise AblError(
+        f"--address must be 'auto', ray://HOST:10001 or HOST:6379 (a running Ray cluster); "
+        f"got '{value}'{hint}"
+    )
 
 
 def connect(address: str) -> JobSubmissionClient:

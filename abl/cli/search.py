@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from abl.cli import AblContext
+from abl.cli._jobs import cluster_address
 from abl.cli._render import fmt, terminal, top_table, varying_keys
 from abl.search import SweepOptions, count_trials, expand, load_space
 
@@ -25,6 +26,7 @@ from abl.search import SweepOptions, count_trials, expand, load_space
 @click.option(
     "--address",
     default=None,
+    callback=cluster_address,
     help="Ray cluster to join ('auto', 'ray://host:10001'); default: a local one.",
 )
 @click.option(

@@ -277,6 +277,10 @@ def test_user_mistakes_are_one_line_errors(head, tmp_path):
     )  # fmt: skip
     assert bad.returncode == 2 and "train.epoch" in bad.stderr and "no answer" not in bad.stderr
 
+    # abl search joins a cluster's GCS; the Jobs API address is for abl submit.
+    search = abl(head, "search", "spaces/jobtiny.yaml", "--address", head.address, cwd=proj)
+    assert search.returncode == 2 and "is for `abl submit`" in search.stderr
+
     outside = tmp_path / "elsewhere.yaml"
     outside.write_text(SPACE.format(name="x", epochs=1, length=400))
     away = abl(head, "submit", str(outside), "--address", head.address, cwd=proj)

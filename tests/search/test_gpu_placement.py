@@ -10,8 +10,11 @@ import logging
 import os
 import re
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,30 +68,43 @@ def gpu_cluster() -> Iterator[GpuCluster]:
         cluster.shutdown()
 
 
-def _space(gpu: float, trials: int) -> Any:
-    return load_space(
-        "quickstart",
-        [
-            "model.pe_type=none,rope",
-            "model.is_causal=true",
-            "model.d_model=16",
-            "train.epochs=4",
-            "data.length=1500",
-            f"repeats={trials // 2}",
-            "resources.cpu=1",
-            f"resources.gpu={gpu}",
-        ],
-    )
+def _overrides(gpu: float, trials: int) -> list[str]:
+    return [
+        "model.pe_type=none,rope",
+        "model.is_causal=true",
+        "model.d_model=16",
+        "train.epochs=4",
+        "data.length=1500",
+        f"repeats={trials // 2}",
+        "resources.cpu=1",
+        f"resources.gpu={gpu}",
+    ]
 
 
-def _sweep(cluster: GpuCluster, gpu: float, trials: int, tmp_path) -> list[dict[str, Any]]:
-    """Run the sweep through abl on the cluster; check every trial trained on CPU."""
-    space = _space(gpu, trials)
-    options = SweepOptions(root=tmp_path, address=cluster.address, sinks=("parquet",), report=False)
-    sweep = run_sweep(space, options)
-    rows = read_trials(sweep.run_dir).to_pylist()
+def _sweep(
+    cluster: GpuCluster, gpu: float, trials: int, tmp_path: Path, *, cli: bool = False
+) -> list[dict[str, Any]]:
+    """Run the sweep through abl on the cluster; check every trial trained on CPU.
+
+    ``cli``: as a user would, ``abl search --address`` in its own process, a second driver.
+    """
+    overrides = _overrides(gpu, trials)
+    if cli:
+        command = [sys.executable, "-m", "abl", "--root", str(tmp_path), "search", "quickstart"]
+        out = subprocess.run(
+            [*command, *overrides, "--address", cluster.address],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr[-3000:]
+        (run_dir,) = (tmp_path / "quickstart").iterdir()
+    else:
+        options = SweepOptions(
+            root=tmp_path, address=cluster.address, sinks=("parquet",), report=False
+        )
+        run_dir = run_sweep(load_space("quickstart", overrides), options).run_dir
+    rows = read_trials(run_dir).to_pylist()
     assert len(rows) == trials and {r["status"] for r in rows} == {"completed"}
-    history = read_history(sweep.run_dir).to_pylist()
+    history = read_history(run_dir).to_pylist()
     assert history and {h["perf/cuda"] for h in history} == {0.0}  # a declared GPU, no CUDA
     assert all(r["node"] for r in rows)
     return rows
@@ -147,7 +163,7 @@ def _actor_ids() -> set[str]:
 
 def test_one_gpu_per_trial_spreads_trials_over_both_gpu_nodes(gpu_cluster, tmp_path):
     before = _actor_ids()
-    rows = _sweep(gpu_cluster, gpu=1, trials=4, tmp_path=tmp_path)
+    rows = _sweep(gpu_cluster, gpu=1, trials=4, tmp_path=tmp_path, cli=True)
     # Two trials ran at once, and each node has one GPU: they were on different nodes.
     assert _most_at_once(rows) == 2, _intervals(rows)
     assert set(_trial_nodes(before, gpu=1)) == set(gpu_cluster.workers)
