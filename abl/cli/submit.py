@@ -11,6 +11,7 @@ import shlex
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from abl.cli import AblContext
 from abl.cli._jobs import address_option, connect, follow_logs, status_of
@@ -59,8 +60,9 @@ def command(
     """Submit SPACE as a Ray job: `abl search SPACE --address auto` runs on the head.
 
     The space is checked here first. The working directory is uploaded (without .venv,
-    abl-runs, .git, test-artifacts). Results go to --root on the cluster: an absolute path
-    (shared storage) as given, a relative one under the home directory there.
+    abl-runs, .git, test-artifacts). Results go to the cluster's $ABL_ROOT (the configs in
+    cluster/ set it to the shared storage), else ~/abl-runs on the head; `abl --root PATH
+    submit` overrides it: an absolute PATH as given, a relative one under the home directory.
 
     \b
     abl --root /mnt/shared/abl-runs submit spaces/quickstart.yaml train.epochs=3 \\
@@ -69,7 +71,9 @@ def command(
     loaded = load_space(space, overrides)
     space_arg = _space_on_cluster(space, working_dir)
     client = connect(address)
-    command_line = [python, "-m", "abl", "--root", _root_on_cluster(obj.root), "search"]
+    explicit = click.get_current_context().find_root().get_parameter_source("root")
+    root = _root_on_cluster(obj.root if explicit is ParameterSource.COMMANDLINE else None)
+    command_line = [python, "-m", "abl", "--root", root, "search"]
     command_line += [shlex.quote(space_arg), *(shlex.quote(o) for o in overrides)]
     command_line += ["--address", "auto"]
     if tracking_uri:
@@ -111,8 +115,15 @@ def _space_on_cluster(space: str, working_dir: Path) -> str:
         ) from None
 
 
-def _root_on_cluster(root: Path) -> str:
-    """``--root`` for the job: absolute as given, relative under the cluster user's home."""
+def _root_on_cluster(root: Path | None) -> str:
+    """``--root`` for the job, as the head's shell expands it.
+
+    None (no ``--root`` on this command line; a local ``ABL_ROOT`` is about this machine):
+    the cluster's ``$ABL_ROOT``, else ``~/abl-runs``. Absolute: as given. Relative: under
+    the cluster user's home.
+    """
+    if root is None:
+        return '"${ABL_ROOT:-$HOME/abl-runs}"'
     if root.is_absolute():
         return shlex.quote(str(root))
     return '"$HOME"/' + shlex.quote(root.as_posix())

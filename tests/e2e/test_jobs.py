@@ -112,10 +112,11 @@ class Head:
     address: str  # the Jobs API: http://127.0.0.1:PORT
     env: dict[str, str]  # environment for abl commands: PATH, the token
     token: str  # the cluster's authentication token
+    runs: Path  # ABL_ROOT on the cluster: where a job without --root writes
 
 
 @pytest.fixture(scope="module")
-def head() -> Iterator[Head]:
+def head(tmp_path_factory) -> Iterator[Head]:
     """``ray start --head`` with the dashboard on 127.0.0.1 and free ports; its group ends after."""
     ray_bin = Path(sys.executable).with_name("ray")
     gcs, dash, client, agent, grpc, metrics, env_agent, nm, om = free_ports(9)
@@ -124,6 +125,8 @@ def head() -> Iterator[Head]:
     # The job's entrypoint runs `python -m abl`: this venv's python.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.pop("RAY_ADDRESS", None)
+    runs = tmp_path_factory.mktemp("cluster") / "abl-runs"
+    env["ABL_ROOT"] = str(runs)  # as the configs in cluster/ set it on every node
     token = secrets.token_hex(32)
     env.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token})
     cmd = [
@@ -143,7 +146,7 @@ def head() -> Iterator[Head]:
     try:
         wait_until(lambda: get_json(f"{address}/api/version", token), 120, "the Ray dashboard")
         wait_until(lambda: get_json(f"{address}/api/jobs/", token) is not None, 60, "the Jobs API")
-        yield Head(address=address, env=env, token=token)
+        yield Head(address=address, env=env, token=token, runs=runs)
     finally:
         stop_group(proc)
         shutil.rmtree(temp_dir, ignore_errors=True)
@@ -175,8 +178,10 @@ def project(tmp_path: Path, *, name: str, epochs: int, length: int) -> Path:
     return root
 
 
-def submit(head: Head, proj: Path, runs: Path, space: str) -> str:
-    out = abl(head, "--root", str(runs), "submit", space, "--address", head.address, cwd=proj)
+def submit(
+    head: Head, proj: Path, space: str, *root: str, env: dict[str, str] | None = None
+) -> str:
+    out = abl(head, *root, "submit", space, "--address", head.address, cwd=proj, env=env)
     assert out.returncode == 0, out.stderr
     match = re.search(r"submitted (\S+) to ", out.stdout)
     assert match, out.stdout
@@ -185,8 +190,9 @@ def submit(head: Head, proj: Path, runs: Path, space: str) -> str:
 
 def test_submit_runs_the_space_on_the_cluster_and_logs_show_it(head, tmp_path):
     proj = project(tmp_path, name="jobtiny", epochs=1, length=400)
-    runs = tmp_path / "runs"
-    job = submit(head, proj, runs, "spaces/jobtiny.yaml")
+    # A local ABL_ROOT is about this machine: the job writes to the cluster's ABL_ROOT.
+    local = {**head.env, "ABL_ROOT": str(tmp_path / "local-runs")}
+    job = submit(head, proj, "spaces/jobtiny.yaml", env=local)
     assert job.startswith("abl-jobtiny-")
 
     follow = abl(head, "logs", job, "--follow", "--address", head.address, cwd=proj)
@@ -200,6 +206,8 @@ def test_submit_runs_the_space_on_the_cluster_and_logs_show_it(head, tmp_path):
     assert runtime_env["working_dir"].startswith("gcs://")  # the project was uploaded
     assert {".venv", "abl-runs", ".git", "test-artifacts"} <= set(runtime_env["excludes"])
 
+    assert not (tmp_path / "local-runs").exists()
+    runs = head.runs
     (run_dir,) = (runs / "jobtiny").iterdir()
     trials = read_trials(run_dir).to_pylist()
     assert sorted(t["model.pe_type"] for t in trials) == ["none", "rope"]
@@ -220,7 +228,7 @@ def test_submit_runs_the_space_on_the_cluster_and_logs_show_it(head, tmp_path):
 def test_dashboard_lists_the_sweeps_job_and_trial_actors_while_it_runs_then_stop(head, tmp_path):
     proj = project(tmp_path, name="joblong", epochs=200, length=3000)
     runs = tmp_path / "runs"
-    job = submit(head, proj, runs, "spaces/joblong.yaml")
+    job = submit(head, proj, "spaces/joblong.yaml", "--root", str(runs))
 
     def running() -> dict[str, Any] | None:
         info = get_json(f"{head.address}/api/jobs/{job}", head.token)
@@ -249,6 +257,8 @@ def test_dashboard_lists_the_sweeps_job_and_trial_actors_while_it_runs_then_stop
     assert stopped.stdout.strip() == f"{job}: STOPPED"
     again = abl(head, "stop", job, "--address", head.address, cwd=proj)
     assert again.stdout.strip() == f"{job}: already STOPPED"
+    (run_dir,) = (runs / "joblong").iterdir()  # an explicit --root is where the job wrote
+    assert (run_dir / "space.yaml").is_file()
 
 
 def test_user_mistakes_are_one_line_errors(head, tmp_path):
