@@ -12,6 +12,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,22 +127,50 @@ def _intervals(rows: list[dict[str, Any]]) -> list[tuple[float, float]]:
     return sorted((round(r["start"] - t0, 2), round(r["end"] - t0, 2)) for r in rows)
 
 
-def _trial_nodes(sweep_actors_before: set[str], gpu: float) -> dict[str, set[str]]:
-    """Node id -> ids of Tune's trial actors (ImplicitFunc) that this sweep started there.
+class TrialActors:
+    """Samples the live trial actors (Tune's ImplicitFunc) through Ray's state API while a
+    sweep runs: where each one ran, what GPU share it asked for, and how many were alive on a
+    node at the same moment."""
 
-    Each of them must have asked Ray for ``gpu`` GPUs.
-    """
-    from ray.util.state import list_actors
+    def __init__(self) -> None:
+        self.node: dict[str, str] = {}  # actor id -> node id
+        self.gpu: dict[str, float] = {}  # actor id -> GPUs it asked for
+        self.most_alive: dict[str, int] = {}  # node id -> most trial actors alive there at once
+        self.error: Exception | None = None  # what stopped the sampling, if anything
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    nodes: dict[str, set[str]] = {}
-    actors = list_actors(filters=[("class_name", "=", "ImplicitFunc")], limit=1000, detail=True)
-    for actor in actors:
-        if actor.actor_id not in sweep_actors_before:
-            # Tune places a trial in a placement group: its GPU shows as GPU_group_<id>.
-            asked = [v for k, v in actor.required_resources.items() if GPU_KEY.fullmatch(k)]
-            assert asked == [gpu], actor.required_resources
-            nodes.setdefault(actor.node_id, set()).add(actor.actor_id)
-    return nodes
+    def __enter__(self) -> TrialActors:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        try:
+            self._sample()
+        except Exception as exc:  # re-raised in the test by __exit__
+            self.error = exc
+
+    def _sample(self) -> None:
+        from ray.util.state import list_actors
+
+        filters = [("class_name", "=", "ImplicitFunc"), ("state", "=", "ALIVE")]
+        while not self._stop.is_set():
+            alive: dict[str, int] = {}
+            for actor in list_actors(filters=filters, limit=1000, detail=True):
+                self.node[actor.actor_id] = actor.node_id
+                # Tune places a trial in a placement group: its GPU shows as GPU_group_<id>.
+                asked = [v for k, v in actor.required_resources.items() if GPU_KEY.fullmatch(k)]
+                self.gpu[actor.actor_id] = sum(asked)
+                alive[actor.node_id] = alive.get(actor.node_id, 0) + 1
+            for node, n in alive.items():
+                self.most_alive[node] = max(n, self.most_alive.get(node, 0))
+            self._stop.wait(0.3)
 
 
 def _wait_for_free_gpus(n: float, timeout: float = 60) -> None:
@@ -155,18 +184,14 @@ def _wait_for_free_gpus(n: float, timeout: float = 60) -> None:
         time.sleep(0.2)
 
 
-def _actor_ids() -> set[str]:
-    from ray.util.state import list_actors
-
-    return {a.actor_id for a in list_actors(limit=1000)}
-
-
 def test_one_gpu_per_trial_spreads_trials_over_both_gpu_nodes(gpu_cluster, tmp_path):
-    before = _actor_ids()
-    rows = _sweep(gpu_cluster, gpu=1, trials=4, tmp_path=tmp_path, cli=True)
+    with TrialActors() as actors:
+        rows = _sweep(gpu_cluster, gpu=1, trials=4, tmp_path=tmp_path, cli=True)
     # Two trials ran at once, and each node has one GPU: they were on different nodes.
     assert _most_at_once(rows) == 2, _intervals(rows)
-    assert set(_trial_nodes(before, gpu=1)) == set(gpu_cluster.workers)
+    assert set(actors.node.values()) == set(gpu_cluster.workers)
+    assert set(actors.gpu.values()) == {1}
+    assert actors.most_alive == dict.fromkeys(gpu_cluster.workers, 1)
 
 
 def test_quarter_gpu_packs_four_trials_onto_one_card_at_once(gpu_cluster, tmp_path):
@@ -185,9 +210,10 @@ def test_quarter_gpu_packs_four_trials_onto_one_card_at_once(gpu_cluster, tmp_pa
     ).remote()
     ray.get(holder.ready.remote())
     try:
-        before = _actor_ids()
-        rows = _sweep(gpu_cluster, gpu=0.25, trials=4, tmp_path=tmp_path)
+        with TrialActors() as actors:
+            rows = _sweep(gpu_cluster, gpu=0.25, trials=4, tmp_path=tmp_path)
     finally:
         ray.kill(holder)
     assert _most_at_once(rows) == 4, _intervals(rows)
-    assert set(_trial_nodes(before, gpu=0.25)) == {gpu_cluster.workers[0]}
+    assert set(actors.gpu.values()) == {0.25}
+    assert actors.most_alive == {gpu_cluster.workers[0]: 4}  # four on the one free card
