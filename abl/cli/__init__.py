@@ -53,18 +53,23 @@ def main(ctx: click.Context, root: Path) -> None:
 def _register() -> None:
     from abl.cli import (
         compare,
+        jobs,
+        logs,
         nightly,
         report,
         search,
         server,
         spaces,
+        stop,
+        submit,
         sync,
         top,
         trainables,
         ui,
     )
 
-    for module in (search, spaces, trainables, ui, server, report, top, compare, sync, nightly):
+    modules = (search, spaces, trainables, ui, server, report, top, compare, sync, nightly)
+    for module in (*modules, submit, jobs, logs, stop):
         main.add_command(module.command)
 
 

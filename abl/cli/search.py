@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from abl.cli import AblContext
+from abl.cli._jobs import cluster_address
 from abl.cli._render import fmt, terminal, top_table, varying_keys
 from abl.errors import AblError
 from abl.search import SweepOptions, count_trials, expand, load_space
@@ -46,6 +47,7 @@ from abl.search import SweepOptions, count_trials, expand, load_space
 @click.option(
     "--address",
     default=None,
+    callback=cluster_address,
     help="Ray cluster to join ('auto', 'ray://host:10001'); default: a local one.",
 )
 @click.option(

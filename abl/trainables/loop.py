@@ -236,6 +236,27 @@ def _evaluate(model, task, batch_size: int, device: str) -> float:
     return total / max(count, 1)
 
 
+def assigned_device(gpu_ids: list[Any]) -> str:
+    """The torch device for the GPUs Ray gave this trial: ``cuda:i`` of the first, else ``cpu``.
+
+    Ray sets ``CUDA_VISIBLE_DEVICES`` to the assigned ids, so torch numbers them from 0;
+    without that variable torch sees every card and the id is the index. A GPU that Ray
+    assigned but torch cannot see (a node that only declares GPUs, a CPU build of torch)
+    means CPU.
+    """
+    if not gpu_ids or not torch.cuda.is_available():
+        return "cpu"
+    first = str(gpu_ids[0])
+    visible = [
+        v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()
+    ]
+    if visible:
+        index = visible.index(first) if first in visible else -1
+    else:
+        index = int(first) if first.isdigit() else -1
+    return f"cuda:{index}" if 0 <= index < torch.cuda.device_count() else "cpu"
+
+
 def run_trial(config: dict[str, Any], trainable: str = "forecast") -> None:
     """Ray Tune function trainable: threads and device from Ray's assignment, checkpoints to Tune."""
     import ray
@@ -243,11 +264,12 @@ def run_trial(config: dict[str, Any], trainable: str = "forecast") -> None:
 
     resources = ray.get_runtime_context().get_assigned_resources()
     torch.set_num_threads(max(1, int(resources.get("CPU", 1))))
-    device = "cuda" if resources.get("GPU", 0) > 0 and torch.cuda.is_available() else "cpu"
+    device = assigned_device(ray.get_gpu_ids())
+    on_cuda = float(device.startswith("cuda"))
 
     def report(metrics: dict[str, Any], ckpt_dir: str | None) -> None:
         ckpt = tune.Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None
-        tune.report(metrics, checkpoint=ckpt)
+        tune.report({**metrics, "perf/cuda": on_cuda}, checkpoint=ckpt)
 
     restore = None
     checkpoint = tune.get_checkpoint()
