@@ -12,7 +12,11 @@ class AblError(Exception):
     The CLI prints the message on one line and exits with status 2, without a traceback.
     Messages state the rule, then what was given, then where:
     ``pe_type must be one of none, randpe, sinpe, rope; got 'roep' (spaces/att.yaml, grid.model.pe_type)``.
+    A message that quotes another library's multi-line text is folded onto one line.
     """
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(" ".join(str(message).split()))
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

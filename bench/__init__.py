@@ -26,6 +26,7 @@ FIGURES: dict[str, str] = {
     "report_scale": "bench.scale",
     "driver_memory": "bench.driver_memory",
     "search_efficiency": "bench.search_efficiency",
+    "resume": "bench.resume",
 }
 DEFAULT_REPEATS = 3  # repeats of a figure whose module sets no REPEATS
 

@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from abl.cli import AblContext
 from abl.cli._render import terminal
+from abl.redact import redact
 from abl.search import SweepOptions, count_trials
 from abl.search.nightly import PlannedSpace, load_nightly, plan_nightly
 
@@ -87,7 +88,7 @@ def command(
     console.print(f"digest   {result.paths.markdown}  (+ digest.html, digest.json)")
     if result.mlflow_run_id:
         console.print(
-            f"mlflow   {result.tracking_uri}  experiment '{nightly.name}', run {result.mlflow_run_id}"
+            f"mlflow   {redact(result.tracking_uri)}  experiment '{nightly.name}', run {result.mlflow_run_id}"
         )
     if result.mlflow_error:
         console.print(f"[yellow]{escape(result.mlflow_error)}[/]")

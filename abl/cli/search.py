@@ -14,6 +14,7 @@ from abl.cli import AblContext
 from abl.cli._jobs import cluster_address
 from abl.cli._render import fmt, terminal, top_table, varying_keys
 from abl.errors import AblError
+from abl.redact import redact
 from abl.search import SweepOptions, count_trials, expand, load_space
 
 
@@ -132,7 +133,7 @@ def command(
             f"[yellow]report: {sweep.report_error}; rebuild it with: abl report {_rel(sweep.run_dir)}[/]"
         )
     console.print(
-        f"mlflow   {sweep.tracking_uri}  experiment '{loaded.name}'"
+        f"mlflow   {redact(sweep.tracking_uri)}  experiment '{loaded.name}'"
         + (f", parent run {sweep.parent_run_id}" if sweep.parent_run_id else "")
     )
     console.print(f"         browse it: abl --root {obj.root} ui")

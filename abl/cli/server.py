@@ -12,12 +12,13 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import click
 
 from abl.cli import AblContext
 from abl.errors import AblError
+from abl.redact import redact
 
 SCHEMES = ("postgresql", "sqlite")  # with an optional driver: postgresql+psycopg2://
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -138,12 +139,3 @@ def check_backend_uri(uri: str) -> str:
             "pip install 'abl[server]'"
         ) from None
     return uri
-
-
-def redact(uri: str) -> str:
-    """``uri`` with its password replaced by ``***``, for printing."""
-    parts = urlsplit(uri)
-    if not parts.password:
-        return uri
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))

@@ -10,6 +10,7 @@ import click
 from abl.cli import AblContext
 from abl.cli._render import terminal
 from abl.errors import AblError
+from abl.redact import is_redacted, redact
 
 
 @click.command("sync")
@@ -37,7 +38,15 @@ def command(obj: AblContext, run: str, tracking_uri: str | None) -> None:
 
     run_dir = resolve_run(run, root=obj.root).resolve()
     data = load_run(run_dir)
-    uri = (data.mlflow or {}).get("tracking_uri") or tracking_uri or default_tracking_uri(obj.root)
+    saved = (data.mlflow or {}).get("tracking_uri")
+    if saved and is_redacted(saved):  # its password was not stored: take the one given now
+        if not tracking_uri or redact(tracking_uri) != saved:
+            raise AblError(
+                f"{run_dir.name} logged to {saved}; give that URI with its password "
+                f"(--tracking-uri or $MLFLOW_TRACKING_URI); got {redact(tracking_uri or 'none')}"
+            )
+        saved = tracking_uri
+    uri = saved or tracking_uri or default_tracking_uri(obj.root)
     sweep = SweepInfo(
         name=data.space.name,
         run_dir=run_dir,
@@ -54,14 +63,16 @@ def command(obj: AblContext, run: str, tracking_uri: str | None) -> None:
     except Exception as exc:  # the store is unreachable or refused: nothing else to do here
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise AblError(
-            f"cannot sync {run_dir} to MLflow at {uri}: {type(exc).__name__}: {first}"
+            f"cannot sync {run_dir} to MLflow at {redact(uri)}: {type(exc).__name__}: {first}"
         ) from exc
     console = terminal()
     if not report.changed:
-        console.print(f"mlflow   {uri} already has all {report.trials} trials of {run_dir.name}")
+        console.print(
+            f"mlflow   {redact(uri)} already has all {report.trials} trials of {run_dir.name}"
+        )
         return
     console.print(
-        f"mlflow   {uri}: "
+        f"mlflow   {redact(uri)}: "
         + ("created the parent run, " if report.parent_created else "")
         + f"{report.runs_created} child runs created, {report.values_sent} metric values sent, "
         f"{report.runs_terminated} runs given their final status ({report.trials} trials)"

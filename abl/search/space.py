@@ -213,7 +213,8 @@ def parse_space(raw: Any, *, source: str) -> Space:
         raise AblError(
             f"a space file must be a mapping of keys to values; got {type(raw).__name__} ({source})"
         )
-    for block in raw.get("when") or []:
+    when = raw.get("when") or []
+    for block in when if isinstance(when, list) else []:  # not a list: pydantic says so below
         if isinstance(block, dict) and isinstance(block.get("sample"), dict):
             block["sample"] = {
                 k: Dist.parse(v, f"when.sample.{k}") for k, v in block["sample"].items()

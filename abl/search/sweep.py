@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from abl.errors import AblError
+from abl.redact import is_redacted
 from abl.results.store import TrialStatus
 from abl.search.engine import (
     TUNE_DIR,
@@ -161,9 +162,15 @@ class _FullConfig:
 def _saved_tracking_uri(run_dir: Path) -> str | None:
     """The tracking URI the sweep in ``run_dir`` logged to (its mlflow.json), if any."""
     try:
-        return json.loads((run_dir / MLFLOW_JSON).read_text()).get("tracking_uri") or None
+        uri = json.loads((run_dir / MLFLOW_JSON).read_text()).get("tracking_uri") or None
     except (OSError, ValueError):
         return None
+    if uri and is_redacted(uri):
+        raise AblError(
+            f"the sweep in {run_dir} logged to {uri}, whose password abl does not store; "
+            "give it again with --tracking-uri or $MLFLOW_TRACKING_URI"
+        )
+    return uri
 
 
 @contextlib.contextmanager

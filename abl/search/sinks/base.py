@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from ray.tune.experiment import Trial
 
 STATUS_KEY = "trial/status"  # the trainable's last report: "completed" or "diverged"
+_SETTLED = (TrialStatus.COMPLETED, TrialStatus.DIVERGED, TrialStatus.PRUNED)
 PRUNED_MARK = "abl_pruned"  # set on a Trial by abl's ASHA when it stops the trial early
 
 # Keys Ray adds to every result; they are not metrics.
@@ -179,6 +180,7 @@ class SinkCallback(Callback):
         # A resumed sweep's trials as its Parquet store left them: a trial that runs on keeps
         # its start time, steps and best value (see abl.search.sinks.parquet.prior_records).
         self._prior = dict(prior or {})
+        self._settled: set[str] = set()  # prior trials that ended, restarted by Tune, silent
         self._records: dict[str, TrialRecord] = {}
         self._final: dict[str, str] = {}  # trial id -> its last reported "trial/status"
         self._opened = False
@@ -197,7 +199,7 @@ class SinkCallback(Callback):
     ) -> None:
         """A trial's actor started: a new record, or the same one restarted."""
         rec = self._records.get(trial.trial_id)
-        if rec is None:
+        if rec is None or trial.trial_id in self._settled:
             self._record(trial)
             return
         rec.status, rec.end, rec.error = TrialStatus.RUNNING, None, None
@@ -208,6 +210,10 @@ class SinkCallback(Callback):
     ) -> None:
         """Forward the numeric metrics of one report."""
         rec = self._record(trial)
+        if trial.trial_id in self._settled:  # it had more to run after all
+            self._settled.discard(trial.trial_id)
+            rec.status, rec.end, rec.error = TrialStatus.RUNNING, None, None
+            self._each("trial_started", rec)
         if isinstance(result.get(STATUS_KEY), str):
             self._final[trial.trial_id] = result[STATUS_KEY]
         rec.node = str(result.get("hostname") or result.get("node_ip") or rec.node)
@@ -279,10 +285,15 @@ class SinkCallback(Callback):
         rec = self._records.get(trial.trial_id)
         if rec is None:
             rec = self._prior.pop(trial.trial_id, None)
+            if rec is not None and rec.status in _SETTLED:
+                # Ended after Tune's last snapshot: Tune restarts it from its last checkpoint,
+                # which usually has nothing left to run. It stays as it ended unless it reports.
+                rec.config = self._config(trial)
+                self._records[trial.trial_id] = rec
+                self._settled.add(trial.trial_id)
+                return rec
             if rec is None:
                 rec = TrialRecord(trial.trial_id, {}, TrialStatus.RUNNING, start=time.time())
-            elif rec.status in (TrialStatus.COMPLETED, TrialStatus.DIVERGED):
-                self._final[trial.trial_id] = rec.status.value  # it may end without a report
             rec.config = self._config(trial)
             rec.status, rec.end, rec.error = TrialStatus.RUNNING, None, None
             self._records[trial.trial_id] = rec
@@ -306,6 +317,8 @@ class SinkCallback(Callback):
 
     def _end(self, trial: Trial, status: TrialStatus, error: str | None = None) -> None:
         rec = self._record(trial)
+        if trial.trial_id in self._settled:
+            return  # restarted, reported nothing, stopped: it ended before, as recorded
         rec.status, rec.end, rec.error = status, time.time(), error
         self._each("trial_ended", rec)
 

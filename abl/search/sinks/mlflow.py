@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from abl.redact import redact
 from abl.results.store import TrialStatus
 from abl.search.sinks.base import Sink, SweepInfo, TrialRecord
 
@@ -204,13 +205,13 @@ class MLflowSink(Sink):
             saved = json.loads((sweep.run_dir / MLFLOW_JSON).read_text())
         except (OSError, ValueError):
             return None
-        if saved.get("tracking_uri") != self.tracking_uri:
+        if saved.get("tracking_uri") != redact(self.tracking_uri):
             return None
         return saved.get("parent_run_id") or None
 
     def _write_json(self, sweep: SweepInfo) -> None:
         info = {
-            "tracking_uri": self.tracking_uri,
+            "tracking_uri": redact(self.tracking_uri),  # a password never lands in the run dir
             "experiment_id": self._experiment_id,
             "parent_run_id": self._parent_run_id,
         }
