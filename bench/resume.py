@@ -31,13 +31,20 @@ QUICK_OVERRIDES = (*OVERRIDES, "model.pe_type=none,rope", "repeats=1")
 
 def _start(root: Path, args: list[str], ray_tmp: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "RAY_TMPDIR": ray_tmp}
-    return subprocess.Popen(
-        [sys.executable, "-m", "abl", "--root", str(root), *args, "--no-dashboard"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / "abl.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "abl", "--root", str(root), *args, "--no-dashboard"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _failed(root: Path, what: str) -> RuntimeError:
+    tail = (root / "abl.log").read_text(errors="replace").strip().splitlines()[-5:]
+    return RuntimeError(f"{what}: " + " | ".join(tail))
 
 
 def _kill_ray(ray_tmp: str) -> None:
@@ -65,11 +72,11 @@ def _sweep(root: Path, overrides: tuple[str, ...], *, kill_at: int | None = None
     try:
         if kill_at is None:
             if proc.wait(timeout=1800) != 0:
-                raise RuntimeError("the uninterrupted sweep failed")
+                raise _failed(root, "the uninterrupted sweep failed")
             return time.perf_counter() - start
         while _reports(root) < kill_at:
             if proc.poll() is not None:
-                raise RuntimeError("the sweep ended before it was killed")
+                raise _failed(root, "the sweep ended before it was killed")
             time.sleep(0.2)
         proc.kill()
         proc.wait()
@@ -78,7 +85,7 @@ def _sweep(root: Path, overrides: tuple[str, ...], *, kill_at: int | None = None
     resume = _start(root, ["search", "--resume", "quickstart"], ray_tmp)
     try:
         if resume.wait(timeout=1800) != 0:
-            raise RuntimeError("the resumed sweep failed")
+            raise _failed(root, "the resumed sweep failed")
     finally:
         _kill_ray(ray_tmp)
     return time.perf_counter() - start
