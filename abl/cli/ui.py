@@ -8,6 +8,7 @@ import sys
 import click
 
 from abl.cli import AblContext
+from abl.redact import redact
 from abl.search.engine import default_tracking_uri
 
 
@@ -33,7 +34,7 @@ def command(obj: AblContext, tracking_uri: str | None, host: str, port: int) -> 
         raise click.BadParameter(
             f"{uri} is a tracking server already: open it in a browser", param_hint="--tracking-uri"
         )
-    click.echo(f"MLflow UI for {uri} on http://{host}:{port} (Ctrl-C stops it)", err=True)
+    click.echo(f"MLflow UI for {redact(uri)} on http://{host}:{port} (Ctrl-C stops it)", err=True)
     cmd = [
         sys.executable,
         "-m",
@@ -46,5 +47,9 @@ def command(obj: AblContext, tracking_uri: str | None, host: str, port: int) -> 
         "--port",
         str(port),
     ]
+    # MLflow's job runner (GenAI judges; abl uses none) starts 7 workers and delays Ctrl-C by
+    # ~30 s; MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true keeps it.
+    env = {**os.environ}
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     # Become the MLflow server: signals (Ctrl-C, a supervisor's SIGTERM) reach it directly.
-    os.execv(sys.executable, cmd)
+    os.execve(sys.executable, cmd, env)
