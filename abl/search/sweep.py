@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
+import re
 import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from abl.errors import AblError
+from abl.errors import AblError, one_of
 from abl.redact import is_redacted
 from abl.results.store import TrialStatus
 from abl.search.engine import (
@@ -126,7 +128,17 @@ def _execute(
     else:
         tuner = build_tuner(space, run_dir, [callback], max_failures=options.max_failures)
     with _sigterm_stops_gracefully():
-        grid = tuner.fit()
+        try:
+            grid = tuner.fit()
+        except Exception as exc:
+            reported = _metric_not_reported(exc)
+            if reported is None:
+                raise
+            raise AblError(
+                f"metric must be one that trainable '{space.trainable}' reports (its first "
+                f"report had: {one_of(reported) or 'nothing'}); got '{space.metric}' "
+                f"({space.source}, metric); results so far are in {run_dir}"
+            ) from None
     errors = [str(r.error).splitlines()[0] for r in grid if r.error is not None]
     parent = next((s.parent_run_id for s in sinks if hasattr(s, "parent_run_id")), None)
     sweep_result = Sweep(
@@ -144,6 +156,30 @@ def _execute(
             run_dir, tracking_uri, parent
         )
     return sweep_result
+
+
+_NO_METRIC = re.compile(r"did not include the specified metric.*?Result: (\{.*\})", re.S)
+
+
+def _metric_not_reported(exc: BaseException) -> list[str] | None:
+    """The keys of the first report, if Tune stopped because it lacked the sweep's metric.
+
+    Only a custom function trainable can get here (a registered one's metrics are checked
+    before the sweep); Tune raises a TuneError whose context is its ValueError.
+    """
+    from abl.search.sinks.base import RAY_KEYS
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        match = _NO_METRIC.search(str(seen))
+        if match:
+            try:
+                result = ast.literal_eval(match.group(1))
+            except (ValueError, SyntaxError):
+                return []
+            return [k for k in result if k not in RAY_KEYS and not k.startswith("config/")]
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 class _FullConfig:

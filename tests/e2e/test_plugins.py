@@ -118,3 +118,16 @@ def test_custom_function_trainable_by_import_path(project):
     trials = {t["x"]: t for t in read_trials(run_dir).to_pylist()}
     assert {x: t["score"] for x, t in trials.items()} == {0: 6.0, 2: 2.0, 5: 11.0}
     assert {t["status"] for t in trials.values()} == {"completed"}
+
+
+@pytest.mark.ray
+def test_a_metric_the_custom_trainable_never_reports_is_one_line(project):
+    (project / "nometric.yaml").write_text(
+        "name: nometric\ntrainable: mypkg.fn:quadratic\nmetric: val/loss\ngrid: {x: [0]}\n"
+    )
+    proc = abl(project, "search", "nometric.yaml", "--no-dashboard")
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("abl: error:")]
+    assert len(errors) == 1
+    assert "its first report had: score); got 'val/loss' (nometric.yaml, metric)" in errors[0]
