@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from abl.cli import AblContext
+from abl.cli._options import sweep_options
 from abl.cli._render import terminal
 from abl.redact import redact
 from abl.search import SweepOptions, count_trials
@@ -27,24 +28,7 @@ from abl.search.nightly import PlannedSpace, load_nightly, plan_nightly
 @click.option(
     "--dry-run", is_flag=True, help="Print the spaces, trial counts and baselines; run nothing."
 )
-@click.option(
-    "--address",
-    default=None,
-    help="Ray cluster to join ('auto', 'ray://host:10001'); default: a local one.",
-)
-@click.option(
-    "--tracking-uri",
-    envvar="MLFLOW_TRACKING_URI",
-    default=None,
-    help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI, else sqlite:///ROOT/mlflow.db].",
-)
-@click.option(
-    "--dashboard/--no-dashboard",
-    default=True,
-    show_default=True,
-    help="Start the Ray dashboard (local cluster).",
-)
-@click.option("-v", "--verbose", is_flag=True, help="Show trial output and Ray's logs.")
+@sweep_options
 @click.pass_obj
 def command(
     obj: AblContext,

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from abl.cli import AblContext
-from abl.cli._jobs import cluster_address
+from abl.cli._options import sweep_options
 from abl.cli._render import fmt, terminal, top_table, varying_keys
 from abl.errors import AblError
 from abl.redact import redact
@@ -45,25 +45,7 @@ from abl.search import SweepOptions, count_trials, expand, load_space
 @click.option(
     "--show", default=10, show_default=True, help="Configs (dry run) or top trials to print."
 )
-@click.option(
-    "--address",
-    default=None,
-    callback=cluster_address,
-    help="Ray cluster to join ('auto', 'ray://host:10001'); default: a local one.",
-)
-@click.option(
-    "--tracking-uri",
-    envvar="MLFLOW_TRACKING_URI",
-    default=None,
-    help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI, else sqlite:///ROOT/mlflow.db].",
-)
-@click.option(
-    "--dashboard/--no-dashboard",
-    default=True,
-    show_default=True,
-    help="Start the Ray dashboard (local cluster).",
-)
-@click.option("-v", "--verbose", is_flag=True, help="Show trial output and Ray's logs.")
+@sweep_options
 @click.pass_obj
 def command(
     obj: AblContext,

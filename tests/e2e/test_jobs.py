@@ -28,6 +28,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from abl.results.store import read_trials
+from tests.e2e.procs import group_alive, stop_group
 
 pytestmark = pytest.mark.ray
 
@@ -86,25 +87,10 @@ def wait_until(check, timeout: float, what: Any, every: float = 0.5) -> Any:
         time.sleep(every)
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def stop_group(proc: subprocess.Popen[bytes]) -> None:
+def stop_head(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM the process group (Ray drains the node), SIGKILL what is left; leave nothing."""
-    for sig, grace in ((signal.SIGTERM, 8), (signal.SIGKILL, 10)):
-        if _group_alive(proc.pid):
-            os.killpg(proc.pid, sig)
-        deadline = time.monotonic() + grace
-        while _group_alive(proc.pid) and time.monotonic() < deadline:
-            proc.poll()
-            time.sleep(0.2)
-    proc.wait(timeout=10)
-    assert not _group_alive(proc.pid), "the Ray head left processes running"
+    stop_group(proc, signal.SIGTERM, timeout=8)
+    assert not group_alive(proc.pid), "the Ray head left processes running"
 
 
 @dataclass
@@ -148,7 +134,7 @@ def head(tmp_path_factory) -> Iterator[Head]:
         wait_until(lambda: get_json(f"{address}/api/jobs/", token) is not None, 60, "the Jobs API")
         yield Head(address=address, env=env, token=token, runs=runs)
     finally:
-        stop_group(proc)
+        stop_head(proc)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 

@@ -24,7 +24,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from abl.results.store import HISTORY, read_history, read_table, read_trials
-from tests.e2e.test_ui import free_port, wait_for
+from tests.e2e.procs import free_port, wait_for
 
 pytestmark = pytest.mark.ray
 

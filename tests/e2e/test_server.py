@@ -12,7 +12,6 @@ import glob
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from abl.results.store import read_trials
-from tests.e2e.test_ui import _group_alive, free_port, wait_for
+from tests.e2e.procs import free_port, stop_group, wait_for
 
 FAST = ["-c", "fsync=off", "-c", "max_connections=50"]  # a throwaway cluster
 TINY = [
@@ -59,21 +58,6 @@ def as_postgres_user() -> dict[str, Any]:
         return {}
     user = pwd.getpwnam("postgres")
     return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-
-
-def stop_group(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 30) -> bool:
-    """Signal the process group of ``proc``; SIGKILL it if it outlives ``timeout``."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, sig)
-    deadline = time.monotonic() + timeout
-    while _group_alive(proc.pid) and time.monotonic() < deadline:
-        proc.poll()
-        time.sleep(0.2)
-    stopped = not _group_alive(proc.pid)
-    if not stopped:
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
-    return stopped
 
 
 @contextlib.contextmanager

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ import pytest
 
 from abl.results.store import read_history, read_trials
 from abl.search import SweepOptions, load_space, run_sweep
+from tests.e2e.procs import free_port
 
 pytestmark = pytest.mark.ray
 GPU_KEY = re.compile(r"GPU(_group_[0-9a-f]+)?")
@@ -31,12 +31,6 @@ GPU_KEY = re.compile(r"GPU(_group_[0-9a-f]+)?")
 class GpuCluster:
     address: str
     workers: list[str]  # node ids of the two GPU workers
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +50,7 @@ def gpu_cluster() -> Iterator[GpuCluster]:
             "num_gpus": 0,
             "include_dashboard": True,
             "dashboard_host": "127.0.0.1",
-            "dashboard_port": _free_port(),
+            "dashboard_port": free_port(),
         },
     )
     try:

@@ -16,7 +16,7 @@ import pytest
 
 from abl.results.store import read_history, read_trials
 from abl.search import SweepOptions, load_space, run_sweep
-from tests.e2e.test_ui import free_port
+from tests.e2e.procs import free_port
 
 pytestmark = pytest.mark.ray
 
