@@ -209,14 +209,16 @@ def test_sigkilled_driver_resumes_without_rerunning_or_duplicating(tmp_path: Pat
     check_mlflow(f"sqlite:///{cwd / 'runs' / 'mlflow.db'}")
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_stops_cleanly_prints_the_resume_command_and_resume_finishes(
-    tmp_path: Path,
+    tmp_path: Path, sig: signal.Signals
 ) -> None:
+    """Ctrl-C, or SIGTERM from systemd or Kubernetes, which abl turns into a Ctrl-C."""
     cwd = project(tmp_path)
     sweep = Sweep(cwd, "search", "rel.yaml")
     run = run_dir(cwd)
     wait_until("a trial half-way", lambda: any(s >= 2 for s in progress(run).values()))
-    os.kill(sweep.proc.pid, signal.SIGINT)
+    os.kill(sweep.proc.pid, sig)
     assert sweep.wait(timeout=120) == 130, sweep.output
     assert f"resume with: abl --root runs search --resume runs/rel/{run.name}" in sweep.output
     assert "Traceback" not in sweep.output
