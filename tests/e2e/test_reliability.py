@@ -39,7 +39,7 @@ fixed:
   train.batch_size: 64
 grid:
   model.pe_type: [none, rope]
-  model.is_causal: [true, false]
+  model.is_causal: {causal}
 resources: {{cpu: 1}}
 search: {{concurrency: {concurrency}}}
 """
@@ -123,9 +123,17 @@ def wait_until(what: str, check: Callable[[], Any], timeout: float = 180) -> Any
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def project(tmp_path: Path, *, epochs: int = 6, concurrency: int = 2, length: int = 12000) -> Path:
-    """A 4-trial space; ``length`` (the series) sets how long an epoch takes."""
-    text = SPACE.format(epochs=epochs, concurrency=concurrency, length=length)
+def project(
+    tmp_path: Path,
+    *,
+    epochs: int = 6,
+    concurrency: int = 2,
+    length: int = 12000,
+    trials: int = TRIALS,
+) -> Path:
+    """A space of ``trials`` (4 or 2); ``length`` (the series) sets how long an epoch takes."""
+    causal = "[true, false]" if trials == 4 else "[true]"
+    text = SPACE.format(epochs=epochs, concurrency=concurrency, length=length, causal=causal)
     (tmp_path / "rel.yaml").write_text(text)
     return tmp_path
 
@@ -147,14 +155,14 @@ def progress(run: Path) -> dict[str, int]:
     return last
 
 
-def check_complete(run: Path, epochs: int = 6) -> None:
+def check_complete(run: Path, epochs: int = 6, trials: int = TRIALS) -> None:
     """Every trial completed with one final row, and one history row per trial and step."""
-    trials = read_trials(run).to_pylist()
-    assert len(trials) == TRIALS and {t["status"] for t in trials} == {"completed"}, trials
-    assert all(t["steps"] == epochs for t in trials)
+    rows = read_trials(run).to_pylist()
+    assert len(rows) == trials and {t["status"] for t in rows} == {"completed"}, rows
+    assert all(t["steps"] == epochs for t in rows)
     history = read_table(run / HISTORY)  # compacted at the end: no duplicate steps left
     pairs = list(zip(history["trial_id"].to_pylist(), history["step"].to_pylist(), strict=True))
-    assert len(pairs) == len(set(pairs)) == TRIALS * epochs
+    assert len(pairs) == len(set(pairs)) == trials * epochs
 
 
 def check_mlflow(tracking_uri: str, n: int = TRIALS) -> list[Any]:
@@ -270,19 +278,19 @@ def attempts(run: Path, trial_id: str) -> list[tuple[int, int]]:
 
 
 def test_a_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path: Path) -> None:
-    cwd = project(tmp_path, epochs=8, concurrency=1, length=60000)
+    cwd = project(tmp_path, epochs=8, concurrency=1, length=60000, trials=2)
     sweep = Sweep(cwd, "search", "rel.yaml", "--max-failures", "1")
     run = run_dir(cwd)
     trial_id, killed_at = kill_a_worker_half_way(sweep, run)
     assert sweep.wait() == 0, sweep.output
-    check_complete(run, epochs=8)
+    check_complete(run, epochs=8, trials=2)
     (_, first), (_, retried) = attempts(run, trial_id)  # a second worker took over...
     assert first == 1 and retried > 2  # ...from the checkpoint (epoch >= 2), not epoch 1
     assert first_step_after(run, trial_id, killed_at) == retried
 
 
 def test_an_errored_trial_runs_again_with_retry_errored(tmp_path: Path) -> None:
-    cwd = project(tmp_path, epochs=8, concurrency=1, length=60000)
+    cwd = project(tmp_path, epochs=8, concurrency=1, length=60000, trials=2)
     sweep = Sweep(cwd, "search", "rel.yaml", "--max-failures", "0")
     run = run_dir(cwd)
     trial_id, _ = kill_a_worker_half_way(sweep, run)
@@ -297,11 +305,11 @@ def test_an_errored_trial_runs_again_with_retry_errored(tmp_path: Path) -> None:
     retried_at = time.time()
     retry = abl(cwd, "search", "--resume", "rel", "--retry-errored", "--no-dashboard")
     assert retry.returncode == 0, retry.stdout + retry.stderr
-    check_complete(run, epochs=8)
+    check_complete(run, epochs=8, trials=2)
     (_, first), (_, retried) = attempts(run, trial_id)
     assert first == 1 and retried > 2  # from its last checkpoint
     assert first_step_after(run, trial_id, retried_at) == retried
-    check_mlflow(f"sqlite:///{cwd / 'runs' / 'mlflow.db'}")
+    check_mlflow(f"sqlite:///{cwd / 'runs' / 'mlflow.db'}", n=2)
 
 
 @contextlib.contextmanager
