@@ -105,7 +105,11 @@ def resolve_run(run: str | Path, *, root: Path) -> Path:
     runs = sorted((p for p in _subdirs(sweep) if (p / SPACE_FILE).is_file()), key=_run_order)
     if runs:
         return runs[-1]
-    sweeps = sorted(p.name for p in _subdirs(Path(root)) if any(_subdirs(p)))
+    sweeps = sorted(
+        p.name
+        for p in _subdirs(Path(root))
+        if any((q / SPACE_FILE).is_file() for q in _subdirs(p))  # not mlartifacts/, nightly/
+    )
     raise AblError(
         f"RUN must be a run directory (with {SPACE_FILE}) or a sweep name under {root} "
         f"({one_of(sweeps) or 'none yet'}); got '{run}'{did_you_mean(str(run), sweeps)}"
