@@ -112,9 +112,13 @@ def abl(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def wait_until(what: str, check: Callable[[], Any], timeout: float = 180) -> Any:
+def wait_until(
+    what: str, check: Callable[[], Any], timeout: float = 180, sweep: Sweep | None = None
+) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if sweep is not None and sweep.proc.poll() is not None:
+            raise AssertionError(f"the sweep ended before {what}:\n{sweep.output[-2000:]}")
         with contextlib.suppress(OSError, ValueError, KeyError):
             value = check()
             if value:
@@ -185,7 +189,7 @@ def first_step_after(run: Path, trial_id: str, t: float) -> int:
 
 
 def test_sigkilled_driver_resumes_without_rerunning_or_duplicating(tmp_path: Path) -> None:
-    cwd = project(tmp_path)
+    cwd = project(tmp_path, length=40000)  # epochs long enough to catch a trial half-way
     sweep = Sweep(cwd, "search", "rel.yaml")
     run = run_dir(cwd)
 
@@ -193,7 +197,7 @@ def test_sigkilled_driver_resumes_without_rerunning_or_duplicating(tmp_path: Pat
         done = {k for k, v in statuses(run).items() if v == "completed"}
         return bool(done) and any(s >= 2 for k, s in progress(run).items() if k not in done)
 
-    wait_until("one finished trial and one half-way", ready)
+    wait_until("one finished trial and one half-way", ready, sweep=sweep)
     os.kill(sweep.proc.pid, signal.SIGKILL)
     killed_at = time.time()
     sweep.wait()
@@ -285,7 +289,7 @@ def test_a_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path: Path) ->
     assert sweep.wait() == 0, sweep.output
     check_complete(run, epochs=8, trials=2)
     (_, first), (_, retried) = attempts(run, trial_id)  # a second worker took over...
-    assert first == 1 and retried > 2  # ...from the checkpoint (epoch >= 2), not epoch 1
+    assert first == 1 and retried > 1  # ...from a checkpoint: a fresh start would report 1
     assert first_step_after(run, trial_id, killed_at) == retried
 
 
@@ -307,7 +311,7 @@ def test_an_errored_trial_runs_again_with_retry_errored(tmp_path: Path) -> None:
     assert retry.returncode == 0, retry.stdout + retry.stderr
     check_complete(run, epochs=8, trials=2)
     (_, first), (_, retried) = attempts(run, trial_id)
-    assert first == 1 and retried > 2  # from its last checkpoint
+    assert first == 1 and retried > 1  # from its last checkpoint, not from epoch 1
     assert first_step_after(run, trial_id, retried_at) == retried
     check_mlflow(f"sqlite:///{cwd / 'runs' / 'mlflow.db'}", n=2)
 

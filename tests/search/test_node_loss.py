@@ -49,10 +49,18 @@ def remove_node_under_a_trial(cluster: Any, run_root: Path, seen: dict[str, Any]
     victim = cluster.workers[1]
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
-        actors = list_actors(filters=[("class_name", "=", "ImplicitFunc"), ("state", "=", "ALIVE")])
-        on_victim = [a for a in actors if a.node_id == victim.node_id]
-        runs = list(run_root.glob("*/*/history.parquet"))
-        if on_victim and runs and read_history(runs[0].parent).num_rows >= 2:
+        try:
+            actors = list_actors(
+                filters=[("class_name", "=", "ImplicitFunc"), ("state", "=", "ALIVE")], timeout=10
+            )
+            on_victim = [a for a in actors if a.node_id == victim.node_id]
+            runs = list(run_root.glob("*/*/history.parquet"))
+            ready = bool(on_victim and runs and read_history(runs[0].parent).num_rows >= 2)
+        except Exception as exc:  # the state API can time out on a loaded machine: ask again
+            seen.setdefault("errors", []).append(repr(exc))
+            time.sleep(0.3)
+            continue
+        if ready:
             seen["pid"], seen["at"] = on_victim[0].pid, time.time()
             cluster.remove_node(victim, allow_graceful=False)
             return
@@ -83,7 +91,7 @@ def test_trials_of_a_lost_node_are_rescheduled_and_finish(cluster: Any, tmp_path
     )
     result = run_sweep(space, options)
     killer.join(timeout=30)
-    assert seen, "no trial ran on the second worker node"
+    assert "pid" in seen, f"no trial ran on the second worker node: {seen}"
 
     trials = read_trials(result.run_dir).to_pylist()
     assert len(trials) == 4 and {t["status"] for t in trials} == {"completed"}
@@ -94,4 +102,4 @@ def test_trials_of_a_lost_node_are_rescheduled_and_finish(cluster: Any, tmp_path
     moved = [a for a in runs.values() if a[0][0] == seen["pid"]]
     assert len(moved) == 1 and len(moved[0]) == 2, runs
     (_, first), (_, again) = moved[0]
-    assert first == 1 and again > 2
+    assert first == 1 and again > 1  # from a checkpoint: a fresh start would report 1
