@@ -7,10 +7,12 @@ talks to a store.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -246,6 +248,19 @@ def mark_errored(run_dir: Path, errored: set[str]) -> int:
     return changed
 
 
+@contextlib.contextmanager
+def quiet_unstarted_trials() -> Iterator[None]:
+    """Hide Tune's warning about each trial with no results yet, which an interrupted or
+    resumed sweep always has: a line per pending trial says nothing the user can act on."""
+    log = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def restore_tuner(
     space: Space,
     run_dir: Path,
@@ -259,19 +274,13 @@ def restore_tuner(
     """
     from ray import tune
 
-    # Tune warns about every trial that had not started yet (no result.json): expected here.
-    analysis_log = logging.getLogger("ray.tune.analysis.experiment_analysis")
-    level = analysis_log.level
-    analysis_log.setLevel(logging.ERROR)
-    try:
+    with quiet_unstarted_trials():
         tuner = tune.Tuner.restore(
             str(run_dir / TUNE_DIR),
             trainable=trainable(space),
             resume_unfinished=True,
             resume_errored=retry_errored,
         )
-    finally:
-        analysis_log.setLevel(level)
     # Tune restores the RunConfig pickled by the first session, sinks included. A resumed
     # sweep gets fresh sinks (a new terminal, maybe a new tracking URI) that read their state
     # from the run directory, and the failure budget given now. Tuner has no public setter.

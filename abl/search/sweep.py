@@ -24,6 +24,7 @@ from abl.search.engine import (
     init_ray,
     mark_errored,
     new_run_dir,
+    quiet_unstarted_trials,
     restore_tuner,
     trial_config,
 )
@@ -127,7 +128,7 @@ def _execute(
         )
     else:
         tuner = build_tuner(space, run_dir, [callback], max_failures=options.max_failures)
-    with _sigterm_stops_gracefully():
+    with _sigterm_stops_gracefully(), quiet_unstarted_trials():
         try:
             grid = tuner.fit()
         except Exception as exc:
