@@ -31,6 +31,7 @@ GPU_KEY = re.compile(r"GPU(_group_[0-9a-f]+)?")
 class GpuCluster:
     address: str
     workers: list[str]  # node ids of the two GPU workers
+    dashboard: str  # the state API's address: another test's Ray may run on this machine
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,7 @@ def gpu_cluster() -> Iterator[GpuCluster]:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if ray.is_initialized():  # another module's local Ray; a later ray.init() starts afresh
         ray.shutdown()
+    dashboard_port = free_port()
     cluster = Cluster(
         initialize_head=True,
         head_node_args={
@@ -50,14 +52,15 @@ def gpu_cluster() -> Iterator[GpuCluster]:
             "num_gpus": 0,
             "include_dashboard": True,
             "dashboard_host": "127.0.0.1",
-            "dashboard_port": free_port(),
+            "dashboard_port": dashboard_port,
         },
     )
     try:
         workers = [cluster.add_node(num_cpus=4, num_gpus=1) for _ in range(2)]
         cluster.wait_for_nodes()
         ray.init(address=cluster.address, logging_level=logging.WARNING, log_to_driver=False)
-        yield GpuCluster(cluster.address, [w.node_id for w in workers])
+        dashboard = f"http://127.0.0.1:{dashboard_port}"
+        yield GpuCluster(cluster.address, [w.node_id for w in workers], dashboard)
     finally:
         ray.shutdown()
         cluster.shutdown()
@@ -126,7 +129,8 @@ class TrialActors:
     sweep runs: where each one ran, what GPU share it asked for, and how many were alive on a
     node at the same moment."""
 
-    def __init__(self) -> None:
+    def __init__(self, dashboard: str) -> None:
+        self.dashboard = dashboard  # the cluster's state API, named: never found by guessing
         self.node: dict[str, str] = {}  # actor id -> node id
         self.gpu: dict[str, float] = {}  # actor id -> GPUs it asked for
         self.most_alive: dict[str, int] = {}  # node id -> most trial actors alive there at once
@@ -156,7 +160,8 @@ class TrialActors:
         filters = [("class_name", "=", "ImplicitFunc"), ("state", "=", "ALIVE")]
         while not self._stop.is_set():
             alive: dict[str, int] = {}
-            for actor in list_actors(filters=filters, limit=1000, detail=True):
+            listed = list_actors(self.dashboard, filters=filters, limit=1000, detail=True)
+            for actor in listed:
                 self.node[actor.actor_id] = actor.node_id
                 # Tune places a trial in a placement group: its GPU shows as GPU_group_<id>.
                 asked = [v for k, v in actor.required_resources.items() if GPU_KEY.fullmatch(k)]
@@ -179,7 +184,7 @@ def _wait_for_free_gpus(n: float, timeout: float = 60) -> None:
 
 
 def test_one_gpu_per_trial_spreads_trials_over_both_gpu_nodes(gpu_cluster, tmp_path):
-    with TrialActors() as actors:
+    with TrialActors(gpu_cluster.dashboard) as actors:
         rows = _sweep(gpu_cluster, gpu=1, trials=4, tmp_path=tmp_path, cli=True)
     # Two trials ran at once, and each node has one GPU: they were on different nodes.
     assert _most_at_once(rows) == 2, _intervals(rows)
@@ -204,7 +209,7 @@ def test_quarter_gpu_packs_four_trials_onto_one_card_at_once(gpu_cluster, tmp_pa
     ).remote()
     ray.get(holder.ready.remote())
     try:
-        with TrialActors() as actors:
+        with TrialActors(gpu_cluster.dashboard) as actors:
             rows = _sweep(gpu_cluster, gpu=0.25, trials=4, tmp_path=tmp_path)
     finally:
         ray.kill(holder)

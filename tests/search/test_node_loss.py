@@ -30,8 +30,11 @@ def cluster() -> Iterator[Any]:
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
     if ray.is_initialized():  # another module's local Ray; later tests start a fresh one
         ray.shutdown()
+    port = free_port()
     head = {"num_cpus": 0, "include_dashboard": True, "dashboard_host": "127.0.0.1"}
-    cluster = Cluster(initialize_head=True, head_node_args={**head, "dashboard_port": free_port()})
+    cluster = Cluster(initialize_head=True, head_node_args={**head, "dashboard_port": port})
+    # The state API by address: another test's Ray on this machine would make a guess fail.
+    cluster.dashboard = f"http://127.0.0.1:{port}"
     try:
         cluster.workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
         cluster.wait_for_nodes()
@@ -51,7 +54,9 @@ def remove_node_under_a_trial(cluster: Any, run_root: Path, seen: dict[str, Any]
     while time.monotonic() < deadline:
         try:
             actors = list_actors(
-                filters=[("class_name", "=", "ImplicitFunc"), ("state", "=", "ALIVE")], timeout=10
+                cluster.dashboard,
+                filters=[("class_name", "=", "ImplicitFunc"), ("state", "=", "ALIVE")],
+                timeout=10,
             )
             on_victim = [a for a in actors if a.node_id == victim.node_id]
             runs = list(run_root.glob("*/*/history.parquet"))
