@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 MASK = "***"
+# scheme://user:password@ anywhere in a text (a library's error message quoting a URL)
+_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/:@]*:)[^\s/@]+@")
 
 
 def redact(uri: str) -> str:
@@ -18,6 +21,11 @@ def redact(uri: str) -> str:
         return uri
     netloc = parts.netloc.replace(f":{password}@", f":{MASK}@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def redact_text(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``***``."""
+    return _USERINFO.sub(rf"\g<1>{MASK}@", text)
 
 
 def is_redacted(uri: str) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from abl.redact import redact
+from abl.redact import redact, redact_text
 from abl.search.sinks import MLflowSink, SweepInfo
 
 SECRETS = {
@@ -57,11 +57,16 @@ def test_a_tracking_uri_password_is_never_written_to_the_run_dir(tmp_path: Path)
         name="s", run_dir=tmp_path, metric="val/loss", mode="min",
         space_file=tmp_path / "space.yaml", total_trials=1, tracking_uri=uri,
     )  # fmt: skip
-    with warnings.catch_warnings(record=True):
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        MLflowSink(tracking_uri=uri, retry_s=0).open(sweep)
+        sink = MLflowSink(tracking_uri=uri, retry_s=0)
+        sink.open(sweep)
+        sink.close()
     saved = (tmp_path / "mlflow.json").read_text()
     assert "s3cr3t-pw" not in saved
+    said = [str(w.message) for w in caught if "MLflowSink" in str(w.message)]
+    assert said and "alice:***@127.0.0.1:9" in said[0]  # the client's error quotes the URL
+    assert not any("s3cr3t-pw" in text for text in said)
     assert json.loads(saved)["tracking_uri"] == "http://alice:***@127.0.0.1:9/" == redact(uri)
 
 
@@ -78,3 +83,14 @@ def test_resume_asks_for_a_redacted_tracking_uri_instead_of_guessing(tmp_path: P
     )  # fmt: skip
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert proc.stderr.count("\n") == 1 and "password abl does not store" in proc.stderr
+
+
+def test_redact_text_masks_every_password_in_a_message_and_nothing_else() -> None:
+    text = (
+        "request to http://alice:s3cr3t-pw@127.0.0.1:9/api failed; "
+        "store postgresql://abl:p%40ss@db:5432/mlflow; see https://example.com/a@b, s3://b/k"
+    )
+    assert redact_text(text) == (
+        "request to http://alice:***@127.0.0.1:9/api failed; "
+        "store postgresql://abl:***@db:5432/mlflow; see https://example.com/a@b, s3://b/k"
+    )

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import ray.cloudpickle
 from ray.tune import Callback
 
+from abl.redact import redact_text
 from abl.results.store import TrialStatus
 
 if TYPE_CHECKING:
@@ -143,8 +144,10 @@ class Sink:
             return
         self._failing = True
         warnings.warn(
-            f"{type(self).__name__}: {what} failed ({type(exc).__name__}: {exc}); "
-            f"keeping {pending} pending, will retry on flush",
+            redact_text(
+                f"{type(self).__name__}: {what} failed ({type(exc).__name__}: {exc}); "
+                f"keeping {pending} pending, will retry on flush"
+            ),
             RuntimeWarning,
             stacklevel=3,
         )
