@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import socket
 import sys
 import warnings
 from pathlib import Path
@@ -28,6 +29,7 @@ from abl.search.sinks import (
     TrialRecord,
 )
 from abl.search.sinks.base import PRUNED_MARK
+from abl.search.sinks.mlflow import send_batches
 
 KINDS = {"ok": "completed", "fail": "errored", "diverge": "diverged", "prune": "pruned"}
 STEPS = {"ok": 3, "fail": 1, "diverge": 2, "prune": 1}
@@ -239,6 +241,7 @@ def drive(sink: MLflowSink, sweep: SweepInfo, rec: TrialRecord) -> None:
     sink.flush()
     rec.status, rec.end = TrialStatus.COMPLETED, 1.7e9 + 2
     sink.trial_ended(rec)
+    sink.drain()
 
 
 def test_mlflow_sink_with_dead_server_warns_once_and_never_raises(
@@ -290,3 +293,64 @@ def test_mlflow_sink_resumes_the_parent_run_of_the_run_dir(tmp_path: Path) -> No
     runs = client.search_runs([client.get_experiment_by_name("sinks-test").experiment_id])
     assert len(runs) == 2  # the parent and t1's one child, reused
     assert client.get_run(rec.extra["mlflow_run_id"]).info.status == "FINISHED"
+
+
+def test_mlflow_hooks_return_while_the_server_has_not_answered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hooks hand their calls to the writer thread: a server that accepted the connection
+    and never answers does not hold up the Tune driver loop."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with socket.create_server(("127.0.0.1", 0)) as server:
+            server.settimeout(30)
+            sweep = make_sweep(tmp_path, f"http://127.0.0.1:{server.getsockname()[1]}")
+            sink, rec = MLflowSink(tracking_uri=sweep.tracking_uri), record()
+            sink.open(sweep)
+            conn, _ = server.accept()  # the writer thread is inside its first request now
+            with conn:
+                sink.trial_started(rec)
+                sink.trial_result(rec, 1, {"val/loss": 1.0}, 1.7e9 + 1)
+                sink.flush()
+                rec.status, rec.end = TrialStatus.COMPLETED, 1.7e9 + 2
+                sink.trial_ended(rec)
+                conn.settimeout(30)
+                assert conn.recv(1 << 16).split(b" ")[0] in (b"GET", b"POST")
+                # Every hook returned while that request is unanswered: no EOF, it waits.
+                conn.setblocking(False)
+                with pytest.raises(BlockingIOError):
+                    conn.recv(1, socket.MSG_PEEK)
+        sink.close()  # the server is gone: the writer fails, warns, keeps the trial pending
+    assert any("MLflowSink" in str(w.message) for w in caught)
+    assert sink.pending == 1 and "mlflow_run_id" not in rec.extra
+
+
+def test_parquet_row_catches_up_with_a_run_id_set_after_it_was_written(tmp_path: Path) -> None:
+    sweep = make_sweep(tmp_path, "unused")
+    sink, rec = ParquetSink(), record()
+    sink.open(sweep)
+    sink.trial_started(rec)
+    rec.status, rec.end = TrialStatus.COMPLETED, 1.7e9 + 2
+    sink.trial_ended(rec)
+    assert read_trials(sweep.run_dir).column("mlflow_run_id").to_pylist() == [None]
+    rec.extra["mlflow_run_id"] = "abc123"  # what the MLflow writer thread does later
+    sink.close()
+    rows = read_trials(sweep.run_dir).to_pylist()
+    assert [(r["mlflow_run_id"], r["status"]) for r in rows] == [("abc123", "completed")]
+
+
+def test_send_batches_splits_at_mlflows_limits_and_sends_everything(tmp_path: Path) -> None:
+    from mlflow.entities import Metric, Param, RunTag
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    run_id = client.create_run(client.create_experiment("limits")).info.run_id
+    params = [Param(f"p{i}", str(i)) for i in range(150)]
+    metrics = [Metric("m", float(i), 0, i) for i in range(1900)]
+    tags = [RunTag("abl.status", "completed")]
+    send_batches(client, run_id, params=params, metrics=metrics, tags=tags)
+    assert params == metrics == tags == []  # sent ones leave the lists
+    run = client.get_run(run_id)
+    assert len(run.data.params) == 150 and run.data.tags["abl.status"] == "completed"
+    assert [m.step for m in client.get_metric_history(run_id, "m")] == list(range(1900))

@@ -1,9 +1,12 @@
 """The MLflow sink: one parent run per sweep, one nested child run per trial.
 
 Only :class:`mlflow.tracking.MlflowClient` is used, never the fluent API's global state, and
-everything is batched: params at trial start, metrics on every flush. When the tracking server
-does not answer, runs, metrics and terminations stay pending and are retried on the next flush;
-the sweep goes on (Parquet has every report anyway).
+everything is batched: a run's params go with its first metrics, and a trial's last metrics
+with its final tags. The calls run on one writer thread, in the order the hooks were called,
+so the Tune driver loop never waits for the store (with SQLite, a trial's runs cost tens of
+milliseconds of commits). When the tracking server does not answer, runs, metrics and
+terminations stay pending and are retried on the next flush; the sweep goes on (Parquet has
+every report anyway).
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +25,12 @@ from abl.results.store import TrialStatus
 from abl.search.sinks.base import Sink, SweepInfo, TrialRecord
 
 if TYPE_CHECKING:
-    from mlflow.entities import Metric
+    from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
 MLFLOW_JSON = "mlflow.json"  # in the run dir: where the sweep's runs are, for resume
-_MAX_PARAMS, _MAX_METRICS = 100, 1000  # MLflow's log_batch limits
+_MAX_PARAMS, _MAX_TAGS, _MAX_METRICS = 100, 100, 1000  # MLflow's log_batch limits...
+_MAX_VALUES = 1000  # ...and on all three together
 _MAX_PARAM_LEN, _MAX_TAG_LEN = 6000, 5000
 _FAILED = {TrialStatus.ERRORED, TrialStatus.DIVERGED}
 # MLflow's HTTP client retries a dead server for minutes by default (7 retries, backoff 2 s,
@@ -44,6 +49,7 @@ class _Child:
     rec: TrialRecord
     run_id: str | None = None
     metrics: list[Metric] = field(default_factory=list)
+    params: list[Param] = field(default_factory=list)  # sent with the new run's first batch
     ended: bool = False
 
 
@@ -61,10 +67,14 @@ def artifact_location(tracking_uri: str) -> str | None:
 class MLflowSink(Sink):
     """Log the sweep to MLflow: params, metrics with steps, statuses, the space file.
 
+    Hooks hand their work to a writer thread and return; ``close`` waits for it, and
+    ``drain`` waits for what was handed over so far. ``background=False`` writes in the
+    calling thread instead.
+
     >>> MLflowSink(tracking_uri="sqlite:///abl-runs/mlflow.db")  # doctest: +SKIP
     """
 
-    _transient = ("_client",)
+    _transient = ("_client", "_writer")
 
     def __init__(
         self,
@@ -73,9 +83,11 @@ class MLflowSink(Sink):
         experiment: str | None = None,
         parent_run_id: str | None = None,
         retry_s: float = 30.0,
+        background: bool = True,
     ) -> None:
         self.tracking_uri = tracking_uri
         self.retry_s = retry_s  # while the store fails, try again at most this often
+        self.background = background  # write on a thread of its own
         self.experiment = experiment  # default: the sweep's name
         self._parent_run_id = parent_run_id  # given: resume that parent run
         self._experiment_id: str | None = None
@@ -85,6 +97,10 @@ class MLflowSink(Sink):
         self._resumed = False  # an earlier session's runs exist: reuse trials' child runs
         self._opened = False
         self._retry_at = 0.0  # monotonic time of the next attempt while failing
+        # Everything below the hooks runs on this one thread, which alone touches _children
+        # and the client; hooks pass it snapshots of their records.
+        self._writer: ThreadPoolExecutor | None = None
+        self._flush_queued = False
 
     @property
     def parent_run_id(self) -> str | None:
@@ -105,36 +121,77 @@ class MLflowSink(Sink):
         self._sweep, self._opened = sweep, False
         if not (sweep.run_dir / MLFLOW_JSON).exists():  # where to sync to, even if never opened
             self._write_json(sweep)
-        self._guard("opening the MLflow experiment", self._open)
+        self._submit(self._guard, "opening the MLflow experiment", self._open)
 
     def trial_started(self, rec: TrialRecord) -> None:
-        """Create the trial's child run and log its config as params."""
-        child = self._children.setdefault(rec.trial_id, _Child(rec))
-        child.rec, child.ended = rec, False
-        self._guard(f"starting trial {rec.trial_id}", self._sync, child)
+        """The trial's child run, with its config as params, is created on the next flush."""
+        # The snapshot shares ``rec.extra``: the run id set there reaches the Parquet row.
+        self._submit(self._started, replace(rec))
 
     def trial_result(
         self, rec: TrialRecord, step: int, metrics: dict[str, float], time: float
     ) -> None:
         """Buffer the report's metrics; they are sent on the next flush."""
+        self._submit(self._result, replace(rec), step, metrics, time)
+
+    def trial_ended(self, rec: TrialRecord) -> None:
+        """Send the trial's metrics, tag its status and terminate its run."""
+        self._submit(self._ended, replace(rec))
+
+    def flush(self) -> None:
+        """Send everything pending: runs not yet created, metrics, terminations."""
+        if self._flush_queued:  # the writer is behind: one queued flush sends it all
+            return
+        self._flush_queued = True
+        self._submit(self._flush)
+
+    def close(self) -> None:
+        """Flush, mark runs of unfinished trials KILLED, finish the parent run; then wait."""
+        self._submit(self._finish)
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+
+    def drain(self) -> None:
+        """Wait until the writer thread has attempted everything handed to it so far."""
+        if self._writer is not None:
+            self._writer.submit(lambda: None).result()
+
+    def _submit(self, fn: Callable[..., object], *args: Any) -> None:
+        """Run ``fn(*args)`` on the writer thread (here when not ``background``); ``fn`` must
+        not raise, since nobody waits on its result: the writers below go through ``_guard``."""
+        if not self.background:
+            fn(*args)
+            return
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="abl-mlflow")
+        self._writer.submit(fn, *args)
+
+    # The writer thread's side of each hook.
+
+    def _started(self, rec: TrialRecord) -> None:
+        # Its run is created on the next flush, or when it ends, whichever comes first: a
+        # short trial's run then costs three calls (create, one batch, terminate).
+        child = self._children.setdefault(rec.trial_id, _Child(rec))
+        child.rec, child.ended = rec, False
+
+    def _result(self, rec: TrialRecord, step: int, metrics: dict[str, float], time: float) -> None:
         from mlflow.entities import Metric
 
         child = self._children.setdefault(rec.trial_id, _Child(rec))
         ts = int(time * 1000)
         child.metrics.extend(Metric(k, v, ts, step) for k, v in metrics.items())
 
-    def trial_ended(self, rec: TrialRecord) -> None:
-        """Send the trial's metrics, tag its status and terminate its run."""
+    def _ended(self, rec: TrialRecord) -> None:
         child = self._children.setdefault(rec.trial_id, _Child(rec))
         child.rec, child.ended = rec, True
         self._guard(f"ending trial {rec.trial_id}", self._sync, child)
 
-    def flush(self) -> None:
-        """Send everything pending: runs not yet created, metrics, terminations."""
+    def _flush(self) -> None:
+        self._flush_queued = False
         self._guard("flushing to MLflow", self._sync_all)
 
-    def close(self) -> None:
-        """Flush, mark runs of unfinished trials KILLED, and finish the parent run."""
+    def _finish(self) -> None:
         self._interrupted = any(not c.ended for c in self._children.values())
         for child in self._children.values():
             child.ended = True  # interrupted: terminated below as KILLED, resumable
@@ -145,7 +202,8 @@ class MLflowSink(Sink):
         """Run MLflow calls; on failure warn once, keep everything pending, back off.
 
         While the store fails, calls wait ``retry_s`` between attempts, so that a server that
-        times out does not stall the Tune driver loop on every event.
+        times out costs one timeout per ``retry_s``, not one per event (``close`` waits for
+        the writer thread to go through them).
         """
         if getattr(self, "_failing", False) and time.monotonic() < self._retry_at:
             return
@@ -224,18 +282,18 @@ class MLflowSink(Sink):
             self._sync(child)
 
     def _sync(self, child: _Child) -> None:
-        """Bring one child run up to date: create, send metrics, terminate if ended."""
+        """Bring one child run up to date: create, send params and metrics, terminate if ended."""
         client = self._open()
         if child.run_id is None:
             child.run_id = self._find_child(client, child.rec)
-            child.run_id = child.run_id or self._create_child(client, child.rec)
+            if child.run_id is None:
+                child.run_id = self._create_child(client, child.rec)
+                child.params = trial_params(child.rec)
             child.rec.extra["mlflow_run_id"] = child.run_id
-        while child.metrics:
-            batch = child.metrics[:_MAX_METRICS]
-            client.log_batch(child.run_id, metrics=batch)
-            del child.metrics[: len(batch)]
         if child.ended:
             self._terminate(client, child)
+        else:
+            send_batches(client, child.run_id, params=child.params, metrics=child.metrics)
 
     def _find_child(self, client: MlflowClient, rec: TrialRecord) -> str | None:
         """The trial's run from before a resume (it keeps its params and metrics), if any."""
@@ -252,8 +310,7 @@ class MLflowSink(Sink):
         return runs[0].info.run_id
 
     def _create_child(self, client: MlflowClient, rec: TrialRecord) -> str:
-        from mlflow.entities import Param
-
+        """A new child run of the parent for ``rec``, tagged; its params are sent apart."""
         tags = {
             "mlflow.parentRunId": self._parent_run_id,
             "abl.trial_id": rec.trial_id,
@@ -263,12 +320,10 @@ class MLflowSink(Sink):
         run = client.create_run(
             self._experiment_id, start_time=start, tags=tags, run_name=rec.trial_id
         )
-        params = [Param(k, str(v)[:_MAX_PARAM_LEN]) for k, v in rec.config.items()]
-        for i in range(0, len(params), _MAX_PARAMS):
-            client.log_batch(run.info.run_id, params=params[i : i + _MAX_PARAMS])
         return run.info.run_id
 
     def _terminate(self, client: MlflowClient, child: _Child) -> None:
+        """Send what is left with the final tags in one batch, then end the run."""
         from mlflow.entities import RunTag
 
         rec = child.rec
@@ -276,7 +331,7 @@ class MLflowSink(Sink):
         tags = [RunTag("abl.status", rec.status.value), RunTag("abl.node", rec.node)]
         if rec.error:
             tags.append(RunTag("abl.error", rec.error[:_MAX_TAG_LEN]))
-        client.log_batch(child.run_id, tags=tags)
+        send_batches(client, child.run_id, params=child.params, metrics=child.metrics, tags=tags)
         status = "FAILED" if rec.status in _FAILED else "FINISHED" if done else "KILLED"
         end = int((rec.end or time.time()) * 1000)
         client.set_terminated(child.run_id, status=status, end_time=end)
@@ -286,6 +341,31 @@ class MLflowSink(Sink):
         self._sync_all()
         status = "KILLED" if getattr(self, "_interrupted", False) else "FINISHED"
         self._mlflow().set_terminated(self._parent_run_id, status=status)
+
+
+def trial_params(rec: TrialRecord) -> list[Param]:
+    """The trial's config as MLflow params (values cut to MLflow's length limit)."""
+    from mlflow.entities import Param
+
+    return [Param(k, str(v)[:_MAX_PARAM_LEN]) for k, v in rec.config.items()]
+
+
+def send_batches(
+    client: MlflowClient,
+    run_id: str,
+    *,
+    params: list[Param] | None = None,
+    metrics: list[Metric] | None = None,
+    tags: list[RunTag] | None = None,
+) -> None:
+    """``log_batch`` as few times as MLflow's limits allow; what is sent leaves the lists, so
+    a call that fails leaves the rest pending."""
+    params, metrics, tags = params or [], metrics or [], tags or []
+    while params or metrics or tags:
+        p, t = params[:_MAX_PARAMS], tags[:_MAX_TAGS]
+        m = metrics[: min(_MAX_METRICS, _MAX_VALUES - len(p) - len(t))]
+        client.log_batch(run_id, metrics=m, params=p, tags=t)
+        del params[: len(p)], metrics[: len(m)], tags[: len(t)]
 
 
 @dataclass
@@ -365,8 +445,10 @@ def sync_run(
             and v is not None
         }
         run_id = _existing_child(client, sink, rec)
+        params: list[Param] = []
         if run_id is None:
             run_id = sink._create_child(client, rec)
+            params = trial_params(rec)
             report.runs_created += 1
         have: dict[str, set[int]] = {}
         missing: list[Metric] = []
@@ -378,9 +460,8 @@ def sync_run(
                     have[key] = {m.step for m in client.get_metric_history(run_id, key)}
                 if int(r["step"]) not in have[key]:
                     missing.append(Metric(key, float(value), int(r["time"] * 1000), int(r["step"])))
-        for i in range(0, len(missing), _MAX_METRICS):
-            client.log_batch(run_id, metrics=missing[i : i + _MAX_METRICS])
         report.values_sent += len(missing)
+        send_batches(client, run_id, params=params, metrics=missing)
         if rec.status in (TrialStatus.PENDING, TrialStatus.RUNNING):
             continue
         finished += 1

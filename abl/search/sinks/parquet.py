@@ -2,7 +2,8 @@
 
 The reference sink: a trial row is appended when a trial starts (status ``running``) and when
 it ends (final), reports are buffered and appended on every flush, and ``close`` compacts
-both stores. A report can be rebuilt from these files alone (``abl report RUN``).
+both stores. A column another sink adds later (the MLflow run id, set by its writer thread)
+is caught up on the next flush by a newer row of the trial. A report can be rebuilt from these files alone (``abl report RUN``).
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ class ParquetSink(Sink):
         self._history: PartWriter | None = None
         self._pending_trials: list[dict[str, Any]] = []
         self._pending_history: list[dict[str, Any]] = []
+        # trial id -> its record and the ``extra`` columns its newest row was written with
+        self._written: dict[str, tuple[TrialRecord, dict[str, Any]]] = {}
 
     def open(self, sweep: SweepInfo) -> None:
         """Point the writers at ``sweep.run_dir``; existing parts are kept (resume)."""
@@ -80,7 +83,7 @@ class ParquetSink(Sink):
 
     def trial_started(self, rec: TrialRecord) -> None:
         """Write the trial's row with status ``running`` now."""
-        self._pending_trials.append(trial_row(rec, self._metric))
+        self._add_row(rec)
         self._write()
 
     def trial_result(
@@ -93,11 +96,15 @@ class ParquetSink(Sink):
 
     def trial_ended(self, rec: TrialRecord) -> None:
         """Write the trial's final row now."""
-        self._pending_trials.append(trial_row(rec, self._metric))
+        self._add_row(rec)
         self._write()
 
     def flush(self) -> None:
-        """Append buffered history and any trial rows a failed write left pending."""
+        """Append buffered history, rows whose ``extra`` columns arrived late, and any trial
+        rows a failed write left pending."""
+        for rec, extra in list(self._written.values()):
+            if rec.extra != extra:
+                self._add_row(rec)
         self._write(history=True)
 
     def close(self) -> None:
@@ -110,6 +117,10 @@ class ParquetSink(Sink):
             self._history.compact(key=HISTORY_KEY)
         except OSError as exc:
             self._io_failed("compacting the Parquet stores", exc, "nothing (all parts kept)")
+
+    def _add_row(self, rec: TrialRecord) -> None:
+        self._pending_trials.append(trial_row(rec, self._metric))
+        self._written[rec.trial_id] = (rec, dict(rec.extra))
 
     def _write(self, *, history: bool = False) -> None:
         if self._trials is None or self._history is None:
