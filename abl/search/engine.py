@@ -140,6 +140,19 @@ class DefineByRun:
         return {k: v for k, v in full.items() if k not in given}
 
 
+def tune_callbacks(callbacks: list[Any]) -> list[Any]:
+    """``callbacks`` and Tune's JSON logger, the one of Tune's loggers abl keeps.
+
+    Its ``result.json`` per trial is what Tune's own analysis reads and what ``--resume``
+    recovers unflushed reports from. Tune's CSV and TensorBoard loggers repeat what MLflow and
+    Parquet hold, on the driver thread, for every report: ``init_ray`` turns them off unless
+    ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=0`` asks for them.
+    """
+    from ray.tune.logger import JsonLoggerCallback
+
+    return [*callbacks, JsonLoggerCallback()]
+
+
 def build_tuner(
     space: Space, run_dir: Path, callbacks: list[Any], *, max_failures: int | None = None
 ) -> Any:
@@ -201,7 +214,7 @@ def build_tuner(
         run_config=tune.RunConfig(
             name=TUNE_DIR,
             storage_path=str(run_dir),
-            callbacks=callbacks,
+            callbacks=tune_callbacks(callbacks),
             verbose=0,
             failure_config=tune.FailureConfig(
                 max_failures=space.max_failures if max_failures is None else max_failures
@@ -285,7 +298,7 @@ def restore_tuner(
     # sweep gets fresh sinks (a new terminal, maybe a new tracking URI) that read their state
     # from the run directory, and the failure budget given now. Tuner has no public setter.
     run_config = tuner._local_tuner.get_run_config()
-    run_config.callbacks = callbacks
+    run_config.callbacks = tune_callbacks(callbacks)
     if max_failures is not None:
         run_config.failure_config = tune.FailureConfig(max_failures=max_failures)
     return tuner
@@ -324,6 +337,7 @@ def init_ray(options: SweepOptions) -> str | None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # abl checkpoints every epoch on purpose (pruning, retries, resume); Ray warns about it.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # see tune_callbacks
     if ray.is_initialized():
         return None
     kwargs: dict[str, Any] = {
