@@ -107,6 +107,17 @@ def torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@contextlib.contextmanager
+def without_env(name: str) -> Iterator[None]:
+    """Run the block with environment variable ``name`` unset, then put it back."""
+    saved = os.environ.pop(name, None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[name] = saved
+
+
 def quiet_console() -> Any:
     """A rich Console that writes into memory: the progress sink runs, nothing is printed."""
     from rich.console import Console
