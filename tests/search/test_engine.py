@@ -66,6 +66,14 @@ def test_grid_runs_exactly_the_expanded_configs(ray_local, tmp_path):
     assert all(t["data.length"] == 300 and t["model.d_model"] == 8 for t in trials)
 
 
+def test_tune_keeps_its_json_log_for_resume_and_drops_csv_and_tensorboard(ray_local, tmp_path):
+    _, trials, result = sweep(tmp_path, ["model.pe_type=none", "train.epochs=2"])
+    trial_dir = result.run_dir / "tune" / trials[0]["trial_id"]
+    assert len((trial_dir / "result.json").read_text().splitlines()) == 2  # one line per report
+    assert not (trial_dir / "progress.csv").exists()
+    assert not list(trial_dir.glob("events.out.tfevents*"))
+
+
 def test_keys_of_one_model_kind_never_reach_another(ray_local, tmp_path):
     space_file = tmp_path / "kinds.yaml"
     space_file.write_text(
