@@ -27,18 +27,21 @@ from bench._figure import Figure, at_most
 from bench.noop import trainable
 
 TRIALS, QUICK_TRIALS = 64, 8
-PAIRS = 3  # abl and Tune(reuse_actors=True) sweeps per repeat, alternating
+PAIRS = 5  # abl and Tune(reuse_actors=True) sweeps per repeat, alternating
 LOGGERS_OFF = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"  # set by abl (see abl.search.engine)
 
 
-def abl_sweep(root: Path, trials: int, *, sinks: tuple[str, ...] | None = None) -> float:
-    """Seconds of ``run_sweep`` over ``trials`` no-op trials (every sink unless ``sinks``)."""
+def abl_sweep(
+    root: Path, trials: int, *, sinks: tuple[str, ...] | None = None, report: bool = True
+) -> float:
+    """Seconds of ``run_sweep`` over ``trials`` no-op trials (every sink unless ``sinks``; the
+    end-of-sweep report unless ``report`` is False)."""
     from abl.search import SweepOptions, load_space, run_sweep
 
     space = load_space(str(NOOP_SPACE), [f"repeats={trials}"])
-    options = SweepOptions(root=root, dashboard=False)
+    options = SweepOptions(root=root, dashboard=False, report=report)
     if sinks is not None:
-        options = SweepOptions(root=root, dashboard=False, sinks=sinks)
+        options = SweepOptions(root=root, dashboard=False, report=report, sinks=sinks)
     with Stopwatch() as sw:
         sweep = run_sweep(space, options, console=quiet_console())
     if sweep.errors or sweep.trials != trials:
