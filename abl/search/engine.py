@@ -12,11 +12,13 @@ import datetime as dt
 import json
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from abl.errors import AblError
 from abl.search.load import trainable_of
 from abl.search.space import MARK_KEYS, Dist, Space
 from abl.search.variants import count_trials, expand
@@ -328,6 +330,23 @@ def _max_epochs(space: Space, spec: Any) -> int:
     return max(int(c.get("train.epochs", 1)) for c in configs)
 
 
+def check_address(address: str | None, timeout_s: float = 10.0) -> None:
+    """Fail in one line when ``address`` (``HOST:PORT`` or ``ray://HOST:PORT``) does not accept
+    a connection: Ray would retry that GCS for minutes before giving up. ``auto`` is Ray's."""
+    if not address or address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except (OSError, ValueError) as exc:
+        raise AblError(
+            f"--address must be a running Ray cluster's head; nothing answers at '{address}' "
+            f"({type(exc).__name__}: {exc}). Start one with `ray start --head`, or leave "
+            "--address out to run on this machine"
+        ) from None
+
+
 def init_ray(options: SweepOptions) -> str | None:
     """Start (or join) Ray; returns the dashboard URL when there is one."""
     import ray
@@ -346,7 +365,14 @@ def init_ray(options: SweepOptions) -> str | None:
         "configure_logging": True,
     }
     if options.address:
-        ctx = ray.init(address=options.address, **kwargs)
+        check_address(options.address)
+        try:
+            ctx = ray.init(address=options.address, **kwargs)
+        except ConnectionError as exc:  # "auto" with no cluster on this machine, for one
+            raise AblError(
+                f"--address {options.address}: {str(exc).splitlines()[0]} Leave --address "
+                "out to run on this machine"
+            ) from None
     else:
         # "local": a new cluster even when `ray start` left one running here (--address auto joins it).
         ctx = ray.init(

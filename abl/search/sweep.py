@@ -56,9 +56,10 @@ def run_sweep(space: Space, options: SweepOptions, *, console: Any = None) -> Sw
     >>> from abl.search import load_space  # doctest: +SKIP
     >>> run_sweep(load_space("quickstart"), SweepOptions())  # doctest: +SKIP
     """
+    dashboard_url = init_ray(options)  # an unreachable --address fails before any file exists
     run_dir = new_run_dir(options.root, space.name)
     (run_dir / SPACE_FILE).write_text(space.to_yaml(), encoding="utf-8")
-    return _execute(space, run_dir, options, console=console)
+    return _execute(space, run_dir, options, dashboard_url, console=console)
 
 
 def resume_sweep(
@@ -84,13 +85,17 @@ def resume_sweep(
         )
     space = load_space(str(run_dir / SPACE_FILE))
     recover_reports(run_dir, run_dir / TUNE_DIR)
-    return _execute(space, run_dir, options, console=console, resume=True, retry=retry_errored)
+    dashboard_url = init_ray(options)
+    return _execute(
+        space, run_dir, options, dashboard_url, console=console, resume=True, retry=retry_errored
+    )
 
 
 def _execute(
     space: Space,
     run_dir: Path,
     options: SweepOptions,
+    dashboard_url: str | None,
     *,
     console: Any,
     resume: bool = False,
@@ -105,7 +110,6 @@ def _execute(
         or (_saved_tracking_uri(run_dir) if resume else None)
         or default_tracking_uri(options.root)
     )
-    dashboard_url = init_ray(options)
     spec, _ = trainable_of(space)
     sweep = SweepInfo(
         name=space.name,

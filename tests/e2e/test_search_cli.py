@@ -13,6 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from abl.results.store import read_history, read_trials
+from tests.e2e.procs import free_port
 from tests.e2e.test_ui import serve_ui
 
 SPACE = """
@@ -140,6 +141,15 @@ def test_bad_space_is_one_line_exit_2_and_nothing_written(tmp_path):
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert "pe_type must be one of none, randpe, sinpe, rope; got 'roep'" in proc.stderr
     assert "bad.yaml" in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_address_with_nothing_listening_is_one_line_exit_2_and_nothing_written(tmp_path):
+    address = f"127.0.0.1:{free_port()}"
+    proc = abl("--root", "runs", "search", "quickstart", "--address", address, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert f"nothing answers at '{address}'" in proc.stderr and "ray start --head" in proc.stderr
     assert not (tmp_path / "runs").exists()
 
 
