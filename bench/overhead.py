@@ -21,6 +21,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from bench._env import NOOP_SPACE, Stopwatch, ensure_ray, quiet_console, without_env
 from bench._figure import Figure, at_most
@@ -39,9 +40,8 @@ def abl_sweep(
     from abl.search import SweepOptions, load_space, run_sweep
 
     space = load_space(str(NOOP_SPACE), [f"repeats={trials}"])
-    options = SweepOptions(root=root, dashboard=False, report=report)
-    if sinks is not None:
-        options = SweepOptions(root=root, dashboard=False, report=report, sinks=sinks)
+    kwargs: dict[str, Any] = {} if sinks is None else {"sinks": sinks}
+    options = SweepOptions(root=root, dashboard=False, report=report, **kwargs)
     with Stopwatch() as sw:
         sweep = run_sweep(space, options, console=quiet_console())
     if sweep.errors or sweep.trials != trials:

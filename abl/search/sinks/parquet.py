@@ -3,7 +3,8 @@
 The reference sink: a trial row is appended when a trial starts (status ``running``) and when
 it ends (final), reports are buffered and appended on every flush, and ``close`` compacts
 both stores. A column another sink adds later (the MLflow run id, set by its writer thread)
-is caught up on the next flush by a newer row of the trial. A report can be rebuilt from these files alone (``abl report RUN``).
+is caught up on the next flush by a newer row of the trial. A report can be rebuilt from these
+files alone (``abl report RUN``).
 """
 
 from __future__ import annotations
