@@ -157,11 +157,12 @@ class TrialActors:
     def _sample(self) -> None:
         from ray.util.state import list_actors
 
-        filters = [("class_name", "=", "ImplicitFunc"), ("state", "=", "ALIVE")]
+        filters = [("state", "=", "ALIVE")]
         while not self._stop.is_set():
             alive: dict[str, int] = {}
             listed = list_actors(self.dashboard, filters=filters, limit=1000, detail=True)
-            for actor in listed:
+            # Tune's trial actor; Ray names it by its qualname once a module pickled it by value.
+            for actor in (a for a in listed if a.class_name.endswith("ImplicitFunc")):
                 self.node[actor.actor_id] = actor.node_id
                 # Tune places a trial in a placement group: its GPU shows as GPU_group_<id>.
                 asked = [v for k, v in actor.required_resources.items() if GPU_KEY.fullmatch(k)]

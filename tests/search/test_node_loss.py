@@ -53,12 +53,10 @@ def remove_node_under_a_trial(cluster: Any, run_root: Path, seen: dict[str, Any]
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         try:
-            actors = list_actors(
-                cluster.dashboard,
-                filters=[("class_name", "=", "ImplicitFunc"), ("state", "=", "ALIVE")],
-                timeout=10,
-            )
-            on_victim = [a for a in actors if a.node_id == victim.node_id]
+            actors = list_actors(cluster.dashboard, filters=[("state", "=", "ALIVE")], timeout=10)
+            # Tune's trial actor; Ray names it by its qualname once a module pickled it by value.
+            trials = [a for a in actors if a.class_name.endswith("ImplicitFunc")]
+            on_victim = [a for a in trials if a.node_id == victim.node_id]
             runs = list(run_root.glob("*/*/history.parquet"))
             ready = bool(on_victim and runs and read_history(runs[0].parent).num_rows >= 2)
         except Exception as exc:  # the state API can time out on a loaded machine: ask again
