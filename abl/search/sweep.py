@@ -56,10 +56,11 @@ def run_sweep(space: Space, options: SweepOptions, *, console: Any = None) -> Sw
     >>> from abl.search import load_space  # doctest: +SKIP
     >>> run_sweep(load_space("quickstart"), SweepOptions())  # doctest: +SKIP
     """
+    tracking_uri = options.tracking_uri or default_tracking_uri(options.root)
     dashboard_url = init_ray(options)  # an unreachable --address fails before any file exists
     run_dir = new_run_dir(options.root, space.name)
     (run_dir / SPACE_FILE).write_text(space.to_yaml(), encoding="utf-8")
-    return _execute(space, run_dir, options, dashboard_url, console=console)
+    return _execute(space, run_dir, options, tracking_uri, dashboard_url, console=console)
 
 
 def resume_sweep(
@@ -84,10 +85,22 @@ def resume_sweep(
             f"{run_dir} has none (the sweep never started, or its {TUNE_DIR}/ was deleted)"
         )
     space = load_space(str(run_dir / SPACE_FILE))
+    tracking_uri = (
+        options.tracking_uri
+        or _saved_tracking_uri(run_dir)  # a redacted one is an error, before Ray starts
+        or default_tracking_uri(options.root)
+    )
     recover_reports(run_dir, run_dir / TUNE_DIR)
     dashboard_url = init_ray(options)
     return _execute(
-        space, run_dir, options, dashboard_url, console=console, resume=True, retry=retry_errored
+        space,
+        run_dir,
+        options,
+        tracking_uri,
+        dashboard_url,
+        console=console,
+        resume=True,
+        retry=retry_errored,
     )
 
 
@@ -95,6 +108,7 @@ def _execute(
     space: Space,
     run_dir: Path,
     options: SweepOptions,
+    tracking_uri: str,
     dashboard_url: str | None,
     *,
     console: Any,
@@ -105,11 +119,6 @@ def _execute(
     from abl.search.sinks import SinkCallback, SweepInfo
     from abl.search.sinks.parquet import prior_records
 
-    tracking_uri = (
-        options.tracking_uri
-        or (_saved_tracking_uri(run_dir) if resume else None)
-        or default_tracking_uri(options.root)
-    )
     spec, _ = trainable_of(space)
     sweep = SweepInfo(
         name=space.name,
