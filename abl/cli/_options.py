@@ -31,7 +31,12 @@ def sweep_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="Start the Ray dashboard (local cluster).",
         ),
-        click.option("-v", "--verbose", is_flag=True, help="Show trial output and Ray's logs."),
+        click.option(
+            "-v",
+            "--verbose",
+            is_flag=True,
+            help="Show trial output, Ray's logs and failed trials' tracebacks.",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)

@@ -357,6 +357,8 @@ def init_ray(options: SweepOptions) -> str | None:
     # abl checkpoints every epoch on purpose (pruning, retries, resume); Ray warns about it.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # see tune_callbacks
+    if not options.verbose:  # a failed trial is one progress line; its traceback is in Parquet
+        os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
     if ray.is_initialized():
         return None
     kwargs: dict[str, Any] = {

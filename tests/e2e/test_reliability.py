@@ -291,6 +291,9 @@ def test_a_killed_trial_worker_is_retried_from_its_checkpoint(tmp_path: Path) ->
     (_, first), (_, retried) = attempts(run, trial_id)  # a second worker took over...
     assert first == 1 and retried > 1  # ...from a checkpoint: a fresh start would report 1
     assert first_step_after(run, trial_id, killed_at) == retried
+    # The failure is one line of abl's, not Tune's traceback (that is for -v).
+    assert f"trial {trial_id} failed, retrying from its last checkpoint: " in sweep.output
+    assert "Traceback" not in sweep.output and "Trial task failed" not in sweep.output
 
 
 def test_an_errored_trial_runs_again_with_retry_errored(tmp_path: Path) -> None:
@@ -302,6 +305,8 @@ def test_an_errored_trial_runs_again_with_retry_errored(tmp_path: Path) -> None:
     row = next(r for r in read_trials(run).to_pylist() if r["trial_id"] == trial_id)
     assert row["status"] == "errored", sweep.output
     assert "died" in row["error"].lower(), row["error"]
+    assert f"trial {trial_id} errored: " in sweep.output
+    assert "Traceback" not in sweep.output and "Trial task failed" not in sweep.output
 
     plain = abl(cwd, "search", "--resume", "rel", "--no-dashboard")  # errored stays errored
     assert plain.returncode == 0, plain.stdout + plain.stderr

@@ -103,10 +103,11 @@ class Sink:
     """Base class of sinks: every hook is a no-op; override the ones you need.
 
     Hooks are called from the Tune driver loop, one at a time, in this order per trial:
-    ``trial_started``, ``trial_result``..., ``trial_ended``; ``open`` before any of them,
-    ``flush`` every few seconds, ``close`` once at the end. Runtime state (clients, files,
-    consoles) must be created in ``open``: Ray pickles its callbacks, and therefore the sinks,
-    when the Tuner is built. Attributes named in ``_transient`` are dropped when pickled.
+    ``trial_started``, ``trial_result``..., ``trial_ended`` (with ``trial_retried`` and
+    ``trial_started`` again between reports when a failed trial is retried); ``open`` before
+    any of them, ``flush`` every few seconds, ``close`` once at the end. Runtime state
+    (clients, files, consoles) must be created in ``open``: Ray pickles its callbacks, and
+    therefore the sinks, when the Tuner is built. Attributes named in ``_transient`` are dropped when pickled.
     """
 
     _transient: ClassVar[tuple[str, ...]] = ()
@@ -121,6 +122,10 @@ class Sink:
         self, rec: TrialRecord, step: int, metrics: dict[str, float], time: float
     ) -> None:
         """A trial reported ``metrics`` at ``step``; ``rec`` is already updated."""
+
+    def trial_retried(self, rec: TrialRecord, error: str) -> None:
+        """A trial failed and runs again from its last checkpoint (``max_failures`` allows it);
+        ``error`` is a summary line, then the failure's text."""
 
     def trial_ended(self, rec: TrialRecord) -> None:
         """A trial ended; ``rec.status`` and ``rec.end`` are final."""
@@ -238,6 +243,12 @@ class SinkCallback(Callback):
         pruned = getattr(trial, PRUNED_MARK, False)
         unsaid = TrialStatus.PRUNED if pruned else TrialStatus.COMPLETED
         self._end(trial, TrialStatus.PRUNED if pruned else status.get(final or "", unsaid))
+
+    def on_trial_recover(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        """The trainable raised and Tune will run it again from its last checkpoint."""
+        self._each("trial_retried", self._record(trial), trial_error(trial))
 
     def on_trial_error(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any

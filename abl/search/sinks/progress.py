@@ -5,7 +5,8 @@ On a TTY one live status line is redrawn every ``refresh_s`` seconds::
     7/12 done · 2 running · 3 pending · best val/loss=0.0123 (trial 3f2a1_00004) · 1m02s · ETA 40s
 
 Elsewhere (CI logs, ``nohup``) a plain line is printed each time a trial ends. A trial that
-errors or diverges always gets a line of its own with its id and error.
+errors, diverges or fails and is retried always gets a line of its own with its id and error
+(Tune's own tracebacks are shown with ``-v``).
 """
 
 from __future__ import annotations
@@ -77,6 +78,11 @@ class ProgressSink(Sink):
     ) -> None:
         """Track the best value of the ranking metric."""
         self._consider(rec)
+
+    def trial_retried(self, rec: TrialRecord, error: str) -> None:
+        """Print the failure's summary line: the trial goes on from its last checkpoint."""
+        summary = (error.strip().splitlines() or ["no error text"])[0]
+        self._print(f"trial {rec.trial_id} failed, retrying from its last checkpoint: {summary}")
 
     def trial_ended(self, rec: TrialRecord) -> None:
         """Count the trial as done; print a line if it failed or if there is no live line."""
