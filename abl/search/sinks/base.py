@@ -107,7 +107,8 @@ class Sink:
     ``trial_started`` again between reports when a failed trial is retried); ``open`` before
     any of them, ``flush`` every few seconds, ``close`` once at the end. Runtime state
     (clients, files, consoles) must be created in ``open``: Ray pickles its callbacks, and
-    therefore the sinks, when the Tuner is built. Attributes named in ``_transient`` are dropped when pickled.
+    therefore the sinks, when the Tuner is built. Attributes named in ``_transient`` are
+    dropped when pickled.
     """
 
     _transient: ClassVar[tuple[str, ...]] = ()
