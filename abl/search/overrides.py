@@ -2,7 +2,10 @@
 
 ``key=value`` fixes a trial parameter, ``key=a,b,c`` (or ``choice(a,b,c)``, ``range(1,5)``)
 makes it a grid axis; space settings take one value (``repeats=3``, ``search.algorithm=tpe``).
-Values are YAML scalars: ``1e-3`` is a float, ``true`` a bool, ``'a,b'`` the string ``a,b``.
+As in Hydra, ``~key`` deletes a key the space sets, ``+key=v`` adds one it does not set yet
+(an error if it does), and ``++key=v`` sets it either way (the same as ``key=v``).
+Values are YAML: ``1e-3`` is a float, ``true`` a bool, ``'a,b'`` the string ``a,b``,
+``[a,b]`` one list value.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import copy
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from abl.errors import AblError
 from abl.search import _yaml
@@ -31,6 +34,7 @@ SETTINGS = (
     "max_failures",
     "plugins",
 )
+PARAM_SECTIONS = ("fixed", "grid", "sample")  # where a space gives trial parameters
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _CALL = re.compile(r"^(range|choice)\((.*)\)$", re.S)
 
@@ -40,8 +44,9 @@ class Override:
     """One parsed ``key=value`` override; several values make a grid axis."""
 
     key: str
-    values: tuple[Any, ...]
+    values: tuple[Any, ...]  # empty for a deletion
     text: str
+    op: Literal["set", "add", "delete"] = "set"  # key=v / ++key=v, +key=v, ~key
 
     @property
     def is_sweep(self) -> bool:
@@ -94,6 +99,20 @@ def parse_override(text: str) -> Override:
     where = f"override '{text}'"
     key, sep, rhs = text.partition("=")
     key = key.strip()
+    op: Literal["set", "add", "delete"] = "set"
+    if key.startswith("~"):
+        key = key[1:]
+        if sep:
+            raise AblError(f"a deletion is ~key, without a value; got '{text}'")
+        if not _KEY.match(key):
+            raise AblError(
+                f"an override key is a dotted name like model.pe_type; got '{key}' ({where})"
+            )
+        return Override(key=key, values=(), text=text, op="delete")
+    if key.startswith("++"):
+        key = key[2:]
+    elif key.startswith("+"):
+        key, op = key[1:], "add"
     if not sep:
         raise AblError(f"an override must be key=value or key=a,b,c; got '{text}'")
     if not _KEY.match(key):
@@ -107,7 +126,7 @@ def parse_override(text: str) -> Override:
         values = _range(args, where) if call.group(1) == "range" else args
     else:
         values = [_scalar(p, where) for p in split_top(rhs)]
-    return Override(key=key, values=tuple(values), text=text)
+    return Override(key=key, values=tuple(values), text=text, op=op)
 
 
 def apply_overrides(raw: dict[str, Any], texts: list[str]) -> dict[str, Any]:
@@ -116,11 +135,61 @@ def apply_overrides(raw: dict[str, Any], texts: list[str]) -> dict[str, Any]:
     for text in texts:
         ov = parse_override(text)
         head = ov.key.split(".")[0]
-        if head in SETTINGS:
+        if ov.op != "set":
+            _check_presence(out, ov, head in SETTINGS)
+        if ov.op == "delete":
+            _delete(out, ov, head in SETTINGS)
+        elif head in SETTINGS:
             _set_setting(out, ov)
         else:
             _set_param(out, ov)
     return out
+
+
+def _setting_node(raw: dict[str, Any], key: str) -> tuple[dict[str, Any] | None, str]:
+    """The mapping that holds a dotted setting's last part (``None`` when a parent is missing)."""
+    node: Any = raw
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    return (node if isinstance(node, dict) else None), last
+
+
+def _check_presence(raw: dict[str, Any], ov: Override, setting: bool) -> None:
+    if setting:
+        node, last = _setting_node(raw, ov.key)
+        present = node is not None and last in node
+    else:
+        present = _gives(raw, ov.key) or any(
+            isinstance(b, dict) and _gives(b, ov.key) for b in raw.get("when") or []
+        )
+    if ov.op == "delete" and not present:
+        raise AblError(
+            f"~{ov.key} deletes a key the space sets; the space does not set '{ov.key}' "
+            f"(override '{ov.text}')"
+        )
+    if ov.op == "add" and present:
+        raise AblError(
+            f"+{ov.key} adds a key the space does not set yet; it already sets '{ov.key}': use "
+            f"{ov.key}=... or ++{ov.key}=... to change it (override '{ov.text}')"
+        )
+
+
+def _delete(raw: dict[str, Any], ov: Override, setting: bool) -> None:
+    if setting:
+        node, last = _setting_node(raw, ov.key)
+        if node is not None:
+            node.pop(last, None)
+        return
+    _drop_param(raw, ov.key)
+
+
+def _drop_param(raw: dict[str, Any], key: str) -> None:
+    """Remove a trial parameter from the top level and from every ``when:`` block."""
+    for node in [raw, *(b for b in raw.get("when") or [] if isinstance(b, dict))]:
+        for section in PARAM_SECTIONS:
+            if isinstance(node.get(section), dict):
+                node[section].pop(key, None)
 
 
 def _set_setting(raw: dict[str, Any], ov: Override) -> None:
@@ -146,15 +215,22 @@ def _set_setting(raw: dict[str, Any], ov: Override) -> None:
 
 
 def _set_param(raw: dict[str, Any], ov: Override) -> None:
-    for section in ("fixed", "grid", "sample"):
-        if isinstance(raw.get(section), dict):
-            raw[section].pop(ov.key, None)
-    if ov.is_sweep:
-        raw.setdefault("grid", {})
-        if not isinstance(raw["grid"], dict):
-            raw["grid"] = {}
-        raw["grid"][ov.key] = list(ov.values)
-    else:
-        if not isinstance(raw.get("fixed"), dict):
-            raw["fixed"] = {}
-        raw["fixed"][ov.key] = ov.values[0]
+    """Set a trial parameter everywhere the space gives it: top level and every ``when:`` block.
+
+    A key that only ``when:`` blocks give (``model.n_embd`` of one model kind) is replaced in
+    those blocks, so it keeps applying to the trials it applied to; otherwise the top level
+    takes it. Either way no other entry is left to outvote the override.
+    """
+    blocks = [b for b in raw.get("when") or [] if isinstance(b, dict)]
+    in_blocks = [b for b in blocks if _gives(b, ov.key)]
+    targets = in_blocks if in_blocks and not _gives(raw, ov.key) else [raw]
+    _drop_param(raw, ov.key)
+    section = "grid" if ov.is_sweep else "fixed"
+    for node in targets:
+        if not isinstance(node.get(section), dict):
+            node[section] = {}
+        node[section][ov.key] = list(ov.values) if ov.is_sweep else ov.values[0]
+
+
+def _gives(node: dict[str, Any], key: str) -> bool:
+    return any(isinstance(node.get(s), dict) and key in node[s] for s in PARAM_SECTIONS)

@@ -225,8 +225,20 @@ def parse_space(raw: Any, *, source: str) -> Space:
         raise AblError(_first_error(exc, source)) from None
     except AblError as exc:
         raise AblError(f"{exc} ({source})".replace(") (", ", ", 1)) from None
+    _check_search(space)
     _check_tune(space)
     return space
+
+
+def _check_search(space: Space) -> None:
+    """Settings that the chosen algorithm would silently ignore are refused."""
+    search = space.search
+    if search.algorithm == "grid" and "samples" in search.model_fields_set:
+        raise AblError(
+            f"search.samples sets the draws of random and tpe; a grid runs every cell, so "
+            f"samples must be left out with algorithm grid; got samples: {search.samples} "
+            f"({space.source}, search.samples)"
+        )
 
 
 def arm_keys(space: Space) -> list[str]:
@@ -293,8 +305,32 @@ def _first_error(exc: ValidationError, source: str) -> str:
         return f"unknown key '{key}'; allowed here: {one_of(allowed)}{did_you_mean(key, allowed)} ({source}, {loc})"
     if err["type"] == "missing":
         return f"missing required key '{loc}' ({source})"
-    msg = err["msg"].replace("Input should be", "must be").replace("Value error, ", "")
-    return f"{loc} {msg}; got {err.get('input')!r} ({source}, {loc})"
+    parts = [str(p) for p in err["loc"]]
+    if len(parts) > 1 and parts[-1] in _UNION_TAGS:  # pydantic names the union member it tried
+        loc = ".".join(parts[:-1])
+        hint = ", or make it a grid axis" if parts[0] in ("fixed", "when") else ""
+        return (
+            f"{loc} takes one value (a number, a string, true/false or null){hint}; "
+            f"got {err.get('input')!r} ({source}, {loc})"
+        )
+    msg = _PLAIN.get(err["type"]) or err["msg"].replace("Input should be", "must be")
+    return f"{loc} {msg.replace('Value error, ', '')}; got {err.get('input')!r} ({source}, {loc})"
+
+
+_UNION_TAGS = {"bool", "int", "float", "str", "none"}
+# pydantic's wording for the common type errors, said the way a space file's reader thinks.
+_PLAIN = {
+    "int_parsing": "must be a whole number",
+    "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "string_type": "must be a string",
+    "dict_type": "must be a mapping of keys to values",
+    "list_type": "must be a list",
+}
 
 
 def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:

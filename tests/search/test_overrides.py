@@ -62,3 +62,60 @@ def test_settings_are_set_in_place():
 def test_bad_overrides(text, expected):
     with pytest.raises(AblError, match=expected):
         apply_overrides(RAW, [text])
+
+
+WHEN = {
+    "name": "t",
+    "trainable": "charlm",
+    "fixed": {"train.lr": 0.1},
+    "grid": {"model.kind": ["bigram", "bigram_att"]},
+    "when": [
+        {"if": {"model.kind": "bigram_att"}, "grid": {"model.n_embd": [128, 256]}},
+        {"if": {"model.kind": "bigram_mf"}, "fixed": {"model.n_embd": 384}},
+    ],
+}
+
+
+def test_an_override_replaces_a_key_inside_when_blocks_where_they_give_it():
+    out = apply_overrides(WHEN, ["model.n_embd=64"])
+    assert out["when"][0]["fixed"] == {"model.n_embd": 64} and out["when"][0]["grid"] == {}
+    assert out["when"][1]["fixed"] == {"model.n_embd": 64}
+    assert "model.n_embd" not in out["fixed"]  # it applies to the same trials as before
+    swept = apply_overrides(WHEN, ["model.n_embd=32,64"])
+    assert swept["when"][0]["grid"] == {"model.n_embd": [32, 64]}
+
+
+def test_an_override_of_a_top_level_key_removes_it_from_when_blocks():
+    raw = {**WHEN, "fixed": {"model.n_embd": 32}}
+    out = apply_overrides(raw, ["model.n_embd=64"])
+    assert out["fixed"]["model.n_embd"] == 64
+    assert all(
+        "model.n_embd" not in {**b.get("fixed", {}), **b.get("grid", {})} for b in out["when"]
+    )
+
+
+def test_hydra_delete_add_and_force_add():
+    out = apply_overrides(WHEN, ["~model.n_embd", "~train.lr", "+train.epochs=2", "++seed=3"])
+    assert out["fixed"] == {"train.epochs": 2, "seed": 3}
+    assert all(
+        "model.n_embd" not in {**b.get("fixed", {}), **b.get("grid", {})} for b in out["when"]
+    )
+    assert apply_overrides({**RAW, "repeats": 3}, ["~repeats"]).get("repeats") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("~train.epochs", "does not set 'train.epochs'"),
+        ("+train.lr=1e-3", "already sets 'train.lr'"),
+        ("~train.lr=1e-3", "without a value"),
+        ("~repeats", "does not set 'repeats'"),
+    ],
+)
+def test_hydra_prefix_errors(text, expected):
+    with pytest.raises(AblError, match=expected):
+        apply_overrides(RAW, [text])
+
+
+def test_a_bracketed_value_is_one_list_value():
+    assert parse_override("data.dims=[1,2]").values == ([1, 2],)

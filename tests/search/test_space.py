@@ -204,3 +204,28 @@ def test_file_problems(tmp_path):
 def test_unknown_builtin_space_name_suggests_one():
     with pytest.raises(AblError, match="did you mean 'quickstart'"):
         load_space("quickstrat")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["search.samples=40"], "samples must be left out with algorithm grid; got samples: 40"),
+        (["repeats=abc"], "repeats must be a whole number; got 'abc'"),
+        (["+train.weight_decay=[1,2]"], "fixed.train.weight_decay takes one value"),
+    ],
+)
+def test_settings_a_grid_would_ignore_and_plain_type_errors(tmp_path, overrides, expected):
+    with pytest.raises(AblError) as info:
+        load(tmp_path, BASE, *overrides)
+    assert expected in str(info.value)
+    assert "unable to parse" not in str(info.value) and ".bool" not in str(info.value)
+
+
+def test_override_inside_a_when_block_decides_the_trials(tmp_path):
+    space = load_space(
+        str(builtin_spaces_dir() / "bigram_pe.yaml"),
+        ["model.kind=bigram_att", "model.n_embd=64", "data.block_size=64"],
+    )
+    cfgs = configs(space)
+    assert len(cfgs) == 3
+    assert {(c["model.n_embd"], c["data.block_size"]) for c in cfgs} == {(64, 64)}
