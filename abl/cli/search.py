@@ -122,6 +122,28 @@ def command(
     _print_mlflow_pending(console, obj, sweep)
     if sweep.dashboard_url:
         console.print(f"ray      dashboard was at {sweep.dashboard_url} while the sweep ran")
+    _exit_for_errors(console, trials)
+
+
+def _exit_for_errors(console: Console, trials: Any) -> None:
+    """Exit 1 when a trial errored, with the first error in one line; 0 otherwise."""
+    from abl.results.store import TrialStatus
+
+    rows = trials.to_pylist()
+    errored = [r for r in rows if r.get("status") == TrialStatus.ERRORED.value]
+    if not errored:
+        return
+    completed = sum(r.get("status") == TrialStatus.COMPLETED.value for r in rows)
+    lines = str(errored[0].get("error") or "").strip().splitlines()
+    what = (
+        "no trial completed" if not completed else f"{len(errored)} of {len(rows)} trials errored"
+    )
+    console.print(
+        f"[red]{what}; the first error (trial {errored[0]['trial_id']}): "
+        f"{lines[-1] if lines else 'no message'}[/]",
+        soft_wrap=True,
+    )
+    sys.exit(1)
 
 
 def _resume_target(

@@ -54,8 +54,10 @@ def sweep(tmp_path_factory):
 
 def test_cli_sweep_finishes_and_prints_the_top_table(sweep):
     proc, run_dirs, _ = sweep
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # 2 of its 4 trials errored (a missing column)
     assert len(run_dirs) == 1
+    (line,) = [x for x in proc.stdout.splitlines() if "the first error" in x]
+    assert line.startswith("2 of 4 trials errored;") and "column must be one of" in line
     assert "top 4 of 4 by val/loss" in proc.stdout
     assert "mlflow" in proc.stdout and "abl --root runs ui" in proc.stdout
 
@@ -219,3 +221,17 @@ def test_mlflow_ui_in_chromium_shows_the_sweep(sweep, tmp_path):
         shot = ARTIFACTS / "mlflow-ui-runs.png"
         chromium(f"--screenshot={shot}", f"{base}/runs", profile=tmp_path / "b")
         assert shot.stat().st_size > 10_000
+
+
+def test_a_sweep_where_no_trial_completes_exits_1_with_the_first_error(tmp_path):
+    csv = tmp_path / "series.csv"
+    csv.write_text("t,y\n" + "".join(f"{i},{i / 10}\n" for i in range(100)))
+    space = (
+        SPACE.format(csv=csv).replace("[y, nosuch]", "[nosuch]").replace("[none, rope]", "[none]")
+    )
+    (tmp_path / "tiny.yaml").write_text(space)
+    proc = abl("--root", "runs", "search", "tiny.yaml", "--no-dashboard", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (line,) = [x for x in proc.stdout.splitlines() if "the first error" in x]
+    assert line.startswith("no trial completed;") and "column must be one of" in line
+    assert "Traceback" not in proc.stdout + proc.stderr
