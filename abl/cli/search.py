@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -118,11 +119,23 @@ def command(
         f"mlflow   {redact(sweep.tracking_uri)}  experiment '{loaded.name}'"
         + (f", parent run {sweep.parent_run_id}" if sweep.parent_run_id else "")
     )
-    console.print(f"         browse it: abl --root {obj.root} ui")
+    console.print(f"         browse it: {browse_hint(obj.root, sweep.tracking_uri)}")
     _print_mlflow_pending(console, obj, sweep)
     if sweep.dashboard_url:
         console.print(f"ray      dashboard was at {sweep.dashboard_url} while the sweep ran")
     _exit_for_errors(console, trials)
+
+
+def browse_hint(root: Path, tracking_uri: str) -> str:
+    """How to open the store the sweep logged to: its URL, or ``abl ui`` over that store."""
+    from abl.search.engine import default_tracking_uri
+
+    uri = redact(tracking_uri)
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri}"
+    if tracking_uri == default_tracking_uri(root):
+        return f"abl --root {root} ui"
+    return f"abl ui --tracking-uri {shlex.quote(uri)}"
 
 
 def _exit_for_errors(console: Console, trials: Any) -> None:

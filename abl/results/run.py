@@ -79,7 +79,9 @@ class RunData:
 
     def trial_url(self, mlflow_run_id: Any) -> str | None:
         """The MLflow UI page of a trial's child run, or None without MLflow."""
-        if not self.mlflow or not isinstance(mlflow_run_id, str) or not mlflow_run_id:
+        if not (self.mlflow or {}).get("experiment_id") or not isinstance(mlflow_run_id, str):
+            return None
+        if not mlflow_run_id:
             return None
         uri = str(self.mlflow.get("tracking_uri") or "")
         base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else LOCAL_UI
@@ -162,11 +164,16 @@ def _metric_columns(trials: pd.DataFrame, first: str) -> list[str]:
 
 
 def _mlflow_info(run_dir: Path) -> dict[str, Any] | None:
+    """``mlflow.json``: the sweep's tracking URI, and its experiment and parent run once created.
+
+    A sweep whose tracking server was down at the start has the URI without an experiment id;
+    that URI is still where its runs belong (``abl sync`` sends them there).
+    """
     try:
         info = json.loads((run_dir / MLFLOW_JSON).read_text())
     except (OSError, ValueError):
         return None
-    return info if isinstance(info, dict) and info.get("experiment_id") else None
+    return info if isinstance(info, dict) and info.get("tracking_uri") else None
 
 
 def read_history_of(

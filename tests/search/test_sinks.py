@@ -354,3 +354,46 @@ def test_send_batches_splits_at_mlflows_limits_and_sends_everything(tmp_path: Pa
     run = client.get_run(run_id)
     assert len(run.data.params) == 150 and run.data.tags["abl.status"] == "completed"
     assert [m.step for m in client.get_metric_history(run_id, "m")] == list(range(1900))
+
+
+def test_abl_sync_sends_to_the_store_the_sweep_named_even_if_it_was_down_at_the_start(
+    tmp_path: Path,
+) -> None:
+    from click.testing import CliRunner
+
+    from abl.cli import main
+
+    db_dir = tmp_path / "team-store"
+    db_dir.write_text("a file where the store's folder should be: the store is down")
+    sweep = make_sweep(tmp_path, f"sqlite:///{db_dir}/mlflow.db")
+    (sweep.run_dir / "space.yaml").write_text("name: sinks-test\ntrainable: forecast\n")
+    sinks = [MLflowSink(tracking_uri=sweep.tracking_uri, retry_s=3600.0), ParquetSink()]
+    rec = record()
+    with pytest.warns(RuntimeWarning, match="opening the MLflow experiment failed"):
+        for sink in sinks:
+            sink.open(sweep)
+            sink.trial_started(rec)
+        rec.update(1, {"val/loss": 1.0}, "val/loss", "min")
+        rec.status, rec.end = TrialStatus.COMPLETED, 1.7e9 + 2
+        for sink in sinks:
+            sink.trial_result(rec, 1, {"val/loss": 1.0}, 1.7e9 + 1)
+            sink.trial_ended(rec)
+            sink.close()
+    saved = json.loads((sweep.run_dir / "mlflow.json").read_text())
+    assert saved["experiment_id"] is None and saved["tracking_uri"] == sweep.tracking_uri
+    db_dir.unlink()  # the server is back
+    root = tmp_path / "abl-runs"
+    result = CliRunner().invoke(main, ["--root", str(root), "sync", str(sweep.run_dir)])
+    assert result.exit_code == 0, result.output
+    assert "1 child runs created" in result.output
+    client = MlflowClient(sweep.tracking_uri)
+    (child,) = [
+        r
+        for r in client.search_runs([client.get_experiment_by_name("sinks-test").experiment_id])
+        if "mlflow.parentRunId" in r.data.tags
+    ]
+    assert child.data.metrics == {"val/loss": 1.0}
+    assert not (root / "mlflow.db").exists()  # nothing went to a fresh local store
+    assert json.loads((sweep.run_dir / "mlflow.json").read_text())["tracking_uri"] == (
+        sweep.tracking_uri
+    )
