@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -11,10 +13,17 @@ from rich.table import Table
 from abl.search.space import Space
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """``abl top | head`` closed the pipe: what was read was asked for, so exit 0 (rich: 1)."""
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(0)
+
+
 def terminal() -> Console:
     """A console on stdout; wide when it is a file or a pipe, so tables are never cut."""
-    console = Console()
-    return console if console.is_terminal else Console(width=max(console.width, 240))
+    console = _Console()
+    return console if console.is_terminal else _Console(width=max(console.width, 240))
 
 
 def varying_keys(space: Space) -> list[str]:
