@@ -8,6 +8,7 @@ import json
 import re
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -260,9 +261,35 @@ def publish_report(
                 client.log_artifact(parent_run_id, str(path), "report")
             for path in paths.plots:
                 client.log_artifact(parent_run_id, str(path), "report/plots")
+            log_best(client, parent_run_id, run_dir)
         except Exception as exc:  # the tracking store may be down
             return paths.markdown, f"report not attached to MLflow ({type(exc).__name__}: {exc})"
     return paths.markdown, None
+
+
+def log_best(client: Any, parent_run_id: str, run_dir: Path) -> None:
+    """The best trial's scores on the parent run (``best/val/loss``), ranked as the report ranks
+    (the last value of completed trials), and the trial counts: sweeps compare in the runs table."""
+    import pandas as pd
+    from mlflow.entities import Metric, RunTag
+
+    from abl.results import load_run, split_trials, top_trials
+    from abl.trainables.metrics import metric_mode
+
+    data = load_run(run_dir)
+    split = split_trials(data.trials, data.metric)
+    now = int(time.time() * 1000)
+    metrics = [Metric(f"trials/{k}", float(v), now, 0) for k, v in split.counts().items()]
+    tags = []
+    top = top_trials(data.trials, data.metric, data.space.mode, 1)
+    if len(top):
+        best = top.iloc[0]
+        scores = [m for m in data.metrics if m == data.metric or metric_mode(m) is not None]
+        metrics += [
+            Metric(f"best/{m}", float(best[m]), now, 0) for m in scores if pd.notna(best.get(m))
+        ]
+        tags.append(RunTag("abl.best_trial", str(best["trial_id"])))
+    client.log_batch(parent_run_id, metrics=metrics, tags=tags)
 
 
 def latest_run(root: Path, name: str) -> Path | None:

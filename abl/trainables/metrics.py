@@ -28,6 +28,7 @@ class MetricInfo:
     # True when a model without a causal mask can see the targets it is scored on (next-step
     # targets aligned with the inputs): such a metric must not rank arms that differ in causality.
     peeks_without_causal_mask: bool = False
+    once: bool = False  # the same at every report of a trial: MLflow gets it once per run
 
 
 _BUILTIN = (
@@ -53,9 +54,9 @@ _BUILTIN = (
     MetricInfo("epoch", None, "epochs trained so far"),
     MetricInfo("lr", None, "learning rate after the epoch"),
     MetricInfo("perf/samples_per_s", None, "training throughput of the epoch"),
-    MetricInfo("perf/torch_threads", None, "torch threads the trial ran with"),
-    MetricInfo("perf/cuda", None, "1 when the trial trained on a GPU"),
-    MetricInfo("model/params", None, "trainable parameters"),
+    MetricInfo("perf/torch_threads", None, "torch threads the trial ran with", once=True),
+    MetricInfo("perf/cuda", None, "1 when the trial trained on a GPU", once=True),
+    MetricInfo("model/params", None, "trainable parameters", once=True),
     MetricInfo("train/restarts", None, "reloads of the best weights after a loss spike"),
     MetricInfo(
         "predict/mse_batch",

@@ -21,6 +21,7 @@ name: tiny
 trainable: forecast
 fixed:
   model.d_model: 8
+  model.is_causal: true
   data.source: csv
   data.path: {csv}
   data.time_steps: 16
@@ -107,6 +108,7 @@ def test_mlflow_has_a_parent_and_a_child_run_per_trial(sweep):
         assert trial["mlflow_run_id"] == child.info.run_id
         assert child.data.params["model.pe_type"] == trial["model.pe_type"]
         assert child.data.params["train.lr"] == str(trial["train.lr"])
+        assert child.data.params["model.is_causal"] == "true"  # as the space spells it
         if trial["status"] == "completed":
             assert child.info.status == "FINISHED"
             assert {
@@ -114,6 +116,8 @@ def test_mlflow_has_a_parent_and_a_child_run_per_trial(sweep):
             }
             steps = [m.step for m in client.get_metric_history(child.info.run_id, "val/loss")]
             assert sorted(steps) == [1, 2]
+            # the same at every epoch: one point, not one per step
+            assert len(client.get_metric_history(child.info.run_id, "model/params")) == 1
         else:
             assert child.info.status == "FAILED"
 
@@ -132,6 +136,15 @@ def test_report_is_built_and_attached_to_the_mlflow_parent_run(sweep):
     parent = next(r for r in parent if "mlflow.parentRunId" not in r.data.tags)
     attached = {f.path for f in client.list_artifacts(parent.info.run_id, "report")}
     assert {"report/report.md", "report/report.html", "report/importance.json"} <= attached
+    # the sweep's definition and its best trial, so sweeps compare in MLflow's runs table
+    params = parent.data.params
+    assert params["model.pe_type"] == "none,rope" and params["data.column"] == "y,nosuch"
+    assert params["train.epochs"] == "2" and params["metric"] == "val/loss"
+    done = [t for t in read_trials(run_dir).to_pylist() if t["status"] == "completed"]
+    best = min(done, key=lambda t: t["val/loss"])
+    assert parent.data.metrics["best/val/loss"] == pytest.approx(best["val/loss"])
+    assert parent.data.tags["abl.best_trial"] == best["trial_id"]
+    assert parent.data.metrics["trials/ok"] == 2 and parent.data.metrics["trials/failed"] == 2
 
 
 def test_bad_space_is_one_line_exit_2_and_nothing_written(tmp_path):

@@ -51,6 +51,7 @@ class _Child:
     metrics: list[Metric] = field(default_factory=list)
     params: list[Param] = field(default_factory=list)  # sent with the new run's first batch
     ended: bool = False
+    once: set[str] = field(default_factory=set)  # metrics logged once per run, already sent
 
 
 def artifact_location(tracking_uri: str) -> str | None:
@@ -180,7 +181,12 @@ class MLflowSink(Sink):
 
         child = self._children.setdefault(rec.trial_id, _Child(rec))
         ts = int(time * 1000)
-        child.metrics.extend(Metric(k, v, ts, step) for k, v in metrics.items())
+        for key, value in metrics.items():
+            if is_once(key):  # the same at every report (model/params): one point per run
+                if key in child.once:
+                    continue
+                child.once.add(key)
+            child.metrics.append(Metric(key, value, ts, step))
 
     def _ended(self, rec: TrialRecord) -> None:
         child = self._children.setdefault(rec.trial_id, _Child(rec))
@@ -241,6 +247,7 @@ class MLflowSink(Sink):
             tags = {"abl.run_dir": str(sweep.run_dir), "abl.sweep": sweep.name}
             run = client.create_run(self._experiment_id, run_name=sweep.run_dir.name, tags=tags)
             self._parent_run_id = run.info.run_id
+            send_batches(client, self._parent_run_id, params=space_params(sweep.space_file))
         else:
             self._resumed = True
             client.update_run(self._parent_run_id, status="RUNNING")
@@ -347,7 +354,50 @@ def trial_params(rec: TrialRecord) -> list[Param]:
     """The trial's config as MLflow params (values cut to MLflow's length limit)."""
     from mlflow.entities import Param
 
-    return [Param(k, str(v)[:_MAX_PARAM_LEN]) for k, v in rec.config.items()]
+    return [Param(k, param_text(v)[:_MAX_PARAM_LEN]) for k, v in rec.config.items()]
+
+
+def param_text(value: Any) -> str:
+    """A config value as the space file spells it: ``true``, ``null``, ``a,b`` for a list."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (list, tuple)):
+        return ",".join(param_text(v) for v in value)
+    return str(value)
+
+
+def space_params(space_file: Path) -> list[Param]:
+    """The sweep's definition as params of its parent run, so sweeps compare in the runs table:
+    every fixed value, each grid axis as ``a,b,c``, the search and the ranking metric."""
+    import yaml
+    from mlflow.entities import Param
+
+    try:
+        raw = yaml.safe_load(space_file.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    search = raw.get("search") if isinstance(raw.get("search"), dict) else {}
+    flat: dict[str, Any] = {
+        "trainable": raw.get("trainable"),
+        "metric": raw.get("metric", "val/loss"),
+        "mode": raw.get("mode", "min"),
+        "repeats": raw.get("repeats", 1),
+        "search.algorithm": search.get("algorithm", "grid"),
+    }
+    for section in ("fixed", "grid"):
+        if isinstance(raw.get(section), dict):
+            flat.update(raw[section])
+    return [Param(k, param_text(v)[:_MAX_PARAM_LEN]) for k, v in flat.items() if v is not None]
+
+
+def is_once(metric: str) -> bool:
+    """Whether a metric is the same at every report of a trial (logged once per run)."""
+    from abl.trainables.metrics import metric_info
+
+    info = metric_info(metric)
+    return info is not None and info.once
 
 
 def send_batches(
@@ -458,8 +508,10 @@ def sync_run(
                     continue
                 if key not in have:
                     have[key] = {m.step for m in client.get_metric_history(run_id, key)}
-                if int(r["step"]) not in have[key]:
-                    missing.append(Metric(key, float(value), int(r["time"] * 1000), int(r["step"])))
+                if (is_once(key) and have[key]) or int(r["step"]) in have[key]:
+                    continue
+                have[key].add(int(r["step"]))
+                missing.append(Metric(key, float(value), int(r["time"] * 1000), int(r["step"])))
         report.values_sent += len(missing)
         send_batches(client, run_id, params=params, metrics=missing)
         if rec.status in (TrialStatus.PENDING, TrialStatus.RUNNING):
