@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
+import time
+import urllib.request
 
 import click
 
@@ -34,7 +38,6 @@ def command(obj: AblContext, tracking_uri: str | None, host: str, port: int) -> 
         raise click.BadParameter(
             f"{uri} is a tracking server already: open it in a browser", param_hint="--tracking-uri"
         )
-    click.echo(f"MLflow UI for {redact(uri)} on http://{host}:{port} (Ctrl-C stops it)", err=True)
     cmd = [
         sys.executable,
         "-m",
@@ -51,5 +54,27 @@ def command(obj: AblContext, tracking_uri: str | None, host: str, port: int) -> 
     # ~30 s; MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true keeps it.
     env = {**os.environ}
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    # Become the MLflow server: signals (Ctrl-C, a supervisor's SIGTERM) reach it directly.
-    os.execve(sys.executable, cmd, env)
+    server = subprocess.Popen(cmd, env=env)
+    # A supervisor's SIGTERM reaches MLflow too; Ctrl-C reaches the whole process group anyway.
+    signal.signal(signal.SIGTERM, lambda *_: server.terminate())
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown}:{port}"
+    try:
+        if _answers(server, f"{url}/health"):
+            click.echo(f"MLflow UI for {redact(uri)} at {url} (Ctrl-C stops it)", err=True)
+        sys.exit(server.wait())
+    except KeyboardInterrupt:
+        sys.exit(server.wait())
+
+
+def _answers(server: subprocess.Popen[bytes], health: str, timeout_s: float = 120.0) -> bool:
+    """Wait until the server answers ``health``; False if it exited first (its error is shown)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            with urllib.request.urlopen(health, timeout=2) as reply:
+                if reply.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.25)
+    return False

@@ -97,6 +97,7 @@ def test_mlflow_has_a_parent_and_a_child_run_per_trial(sweep):
     _, (run_dir,), tmp = sweep
     client = MlflowClient(f"sqlite:///{tmp / 'runs' / 'mlflow.db'}")
     exp = client.get_experiment_by_name("tiny")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # the training view
     runs = client.search_runs([exp.experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]

@@ -6,6 +6,7 @@ import contextlib
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,15 +19,23 @@ from tests.e2e.procs import free_port, stop_group, wait_for
 def serve_ui(root: Path, *, cwd: Path) -> Iterator[int]:
     """Run ``abl ui`` in its own process group; Ctrl-C (SIGINT to the group) stops all of it."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "abl", "--root", str(root), "ui", "--port", str(port)],
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    log = cwd / f"abl-ui-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "abl", "--root", str(root), "ui", "--port", str(port)],
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+            start_new_session=True,
+        )
     try:
         wait_for(f"http://127.0.0.1:{port}/health")
+        # abl prints the address once the server answers, not before
+        line = f"at http://127.0.0.1:{port} (Ctrl-C stops it)"
+        deadline = time.monotonic() + 30
+        while line not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert line in log.read_text(), log.read_text()
         yield port
     finally:
         stopped = stop_group(proc, signal.SIGINT)

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
 MLFLOW_JSON = "mlflow.json"  # in the run dir: where the sweep's runs are, for resume
+# MLflow 3's UI opens an experiment of this kind in its classic "Model training" view (runs
+# table, charts) instead of asking for a type or showing the GenAI tabs; older UIs ignore it.
+EXPERIMENT_KIND, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
 _MAX_PARAMS, _MAX_TAGS, _MAX_METRICS = 100, 100, 1000  # MLflow's log_batch limits...
 _MAX_VALUES = 1000  # ...and on all three together
 _MAX_PARAM_LEN, _MAX_TAG_LEN = 6000, 5000
@@ -260,9 +263,12 @@ class MLflowSink(Sink):
     def _get_experiment(self, client: MlflowClient, sweep: SweepInfo) -> str:
         name = self.experiment or sweep.name
         exp = client.get_experiment_by_name(name)
-        if exp is not None:
-            return exp.experiment_id
-        return client.create_experiment(name, artifact_location(self.tracking_uri))
+        if exp is None:
+            tags = {EXPERIMENT_KIND: TRAINING_KIND}
+            return client.create_experiment(name, artifact_location(self.tracking_uri), tags)
+        if EXPERIMENT_KIND not in exp.tags:
+            client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND, TRAINING_KIND)
+        return exp.experiment_id
 
     def _previous_parent(self, sweep: SweepInfo) -> str | None:
         """The parent run recorded in the run dir by an earlier session of this sweep."""
