@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -122,7 +123,12 @@ def command(
     console.print(f"         browse it: {browse_hint(obj.root, sweep.tracking_uri)}")
     _print_mlflow_pending(console, obj, sweep)
     if sweep.dashboard_url:
-        console.print(f"ray      dashboard was at {sweep.dashboard_url} while the sweep ran")
+        token = (
+            " (it asks for the token that `ray get-auth-token` prints)"
+            if os.environ.get("RAY_AUTH_MODE") == "token"
+            else ""
+        )
+        console.print(f"ray      dashboard was at {sweep.dashboard_url} while the sweep ran{token}")
     _exit_for_errors(console, trials)
 
 

@@ -347,6 +347,30 @@ def check_address(address: str | None, timeout_s: float = 10.0) -> None:
         ) from None
 
 
+class _DropMessages(logging.Filter):
+    """Drops records whose message starts with one of ``prefixes``."""
+
+    def __init__(self, *prefixes: str) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)
+
+
+def quiet_library_logs() -> None:
+    """Keep library chatter that abl's own lines cover off a non-verbose terminal (``-v`` keeps it).
+
+    Ray warns at every local start that token authentication is on (abl's dashboard line says
+    how to sign in); MLflow logs INFO lines while it creates a new SQLite store.
+    """
+    token = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    if not any(isinstance(f, _DropMessages) for f in token.filters):
+        token.addFilter(_DropMessages("Token authentication is enabled"))
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # and if it was imported already
+
+
 def init_ray(options: SweepOptions) -> str | None:
     """Start (or join) Ray; returns the dashboard URL when there is one."""
     import ray
@@ -361,6 +385,8 @@ def init_ray(options: SweepOptions) -> str | None:
         os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
     if ray.is_initialized():
         return None
+    if not options.verbose:
+        quiet_library_logs()
     kwargs: dict[str, Any] = {
         "log_to_driver": options.verbose,
         "logging_level": logging.INFO if options.verbose else logging.WARNING,

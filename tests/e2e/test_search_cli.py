@@ -59,6 +59,9 @@ def test_cli_sweep_finishes_and_prints_the_top_table(sweep):
     assert len(run_dirs) == 1
     (line,) = [x for x in proc.stdout.splitlines() if "the first error" in x]
     assert line.startswith("2 of 4 trials errored;") and "column must be one of" in line
+    # a new store and a new local Ray: none of the libraries' start-up chatter reaches the user
+    for noise in ("Token authentication is enabled", "Creating initial MLflow database tables"):
+        assert noise not in proc.stdout + proc.stderr
     assert "top 4 of 4 by val/loss" in proc.stdout
     assert "mlflow" in proc.stdout and "abl --root runs ui" in proc.stdout
 
