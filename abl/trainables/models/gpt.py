@@ -35,9 +35,10 @@ Other decisions (the knobs' help texts repeat them):
 * ``attn_weight_norm`` divides the non-softmax weights: ``none`` (default) divides by nothing,
   as snimu/att-norm's hlb-gpt fork and its llm.c ``train_gpt2.py`` do; ``block_size`` divides
   by the model's ``block_size`` (abl's former silent behaviour: it bounds a sigmoid row's sum
-  by 1 and keeps the count signal; it alone made sigmoid match softmax at the attn_variants
-  budget); ``visible`` divides row ``t`` by its ``t + 1`` visible positions (``T`` when not
-  causal): an average, which erases the count signal. Softmax rows sum to 1 and ignore it.
+  by 1 and keeps the count signal; with learned positions it alone made sigmoid match softmax
+  at the attn_variants budget, with ``hlb_bias`` it hurts); ``visible`` divides row ``t`` by
+  its ``t + 1`` visible positions (``T`` when not causal): an average, which erases the count
+  signal. Softmax rows sum to 1 and ignore it.
 * ``rms_norm`` is parameter-free, ``x / sqrt(mean(x**2, -1) + eps)``; ``fro_norm`` is
   ``x / ||x||_2`` over ``dim=-1`` (logbook 001's bug was a ``torch.norm`` without ``dim``).
   The only learnable handle on the logit size after a q/k norm is ``logit_scale``.
