@@ -293,7 +293,7 @@ def _check(cfg: GPTConfig, info: TaskInfo) -> None:
     if cfg.pe_type == "rope" and (cfg.n_embd // cfg.n_head) % 2:
         raise AblError(
             f"the head size (n_embd / n_head) must be even with pe_type=rope; got "
-            f"{cfg.n_embd // cfg.n_head} (model.n_embd)"
+            f"{cfg.n_embd // cfg.n_head} (model.n_embd, model.pe_type)"
         )
     if not 0.0 <= cfg.dropout < 1.0:
         raise AblError(f"dropout must be in [0, 1); got {cfg.dropout} (model.dropout)")
