@@ -1,34 +1,59 @@
 """A small GPT-style character LM with the attention switches of logbook 001.
 
-Token embedding, positions (``none``, ``learned``, ``sinpe`` added; ``rope`` rotates Q and K),
-``n_layer`` pre-norm blocks (attention + 4x GELU MLP), a final LayerNorm and an LM head tied to
-the token embedding. The ablation axes sit inside the attention:
+Token embedding, positions (``pe_type``), ``n_layer`` pre-norm blocks (attention + 4x GELU
+MLP), a final LayerNorm and an LM head tied to the token embedding. The ablation axes sit
+inside the attention (per head; ``C`` is the 0/1 causal mask, ``b`` the position bias):
 
     q, k = norm(activ(q)), norm(activ(k))          # qk_activ, qk_norm (over the last dim)
-    w    = attn_activ(scale * q @ k^T)             # softmax | sigmoid | tanh | none
+    s    = scale * q @ k^T + b                     # b = 0 unless pe_type=hlb_bias
+    w    = softmax(s + log C)                      # attn_activ=softmax
+    w    = activ(s) * C / n                        # sigmoid | tanh | none; n: attn_weight_norm
     out  = out_proj(post_attn_norm(w @ v))         # per head, before the output projection
 
-Decisions (the knobs' help texts repeat them):
+Where positions enter (``pe_type``; logbook 001 asks whether they decide sigmoid vs softmax):
 
+* ``learned`` (default): a learned absolute table added to the token embeddings, as in
+  karpathy/llm.c ``train_gpt2.py`` and nanoGPT ``model.py`` (``wpe``), where the logbook
+  found sigmoid worse than softmax. ``sinpe``: the fixed sinusoidal table, added the same way.
+* ``rope``: Q and K rotated by position (after the q/k norm); nothing added to the embeddings.
+* ``hlb_bias``: tysam-code/hlb-gpt's "learnable linear positional encodings", the only
+  position signal of hlb-gpt (and of snimu/att-norm, logbook 001's fork): per layer one
+  learnable scalar ``m`` (initialised to 1, shared by the heads), and
+  ``b[i, j] = -softplus(m) * (i - j)`` is added to the logits before the activation (hlb-gpt
+  builds it into the additive ``attn_mask`` of ``F.scaled_dot_product_attention``). For
+  ``sigmoid``/``tanh``/``none`` the bias is added the same way and the causal mask then
+  multiplies ("add the attn-mask, then multiply with it"); for sigmoid this equals hlb-gpt's
+  ``-inf`` mask exactly. Not carried over: hlb-gpt's 100x learning rate and 0.995/step decay
+  for ``m`` (abl's loop has one AdamW group). With ``is_causal=false`` the distance is
+  ``|i - j|`` (an abl extension; hlb-gpt is causal only).
+* ``none``: no position signal but what the causal mask gives: softmax rows cannot tell
+  identical tokens apart, non-softmax rows (with ``attn_weight_norm=none``) sum ``t + 1``
+  terms, a count of the position.
+
+Other decisions (the knobs' help texts repeat them):
+
+* ``attn_weight_norm`` divides the non-softmax weights: ``none`` (default) divides by nothing,
+  as snimu/att-norm's hlb-gpt fork and its llm.c ``train_gpt2.py`` do; ``block_size`` divides
+  by the model's ``block_size`` (abl's former silent behaviour: it bounds a sigmoid row's sum
+  by 1 and keeps the count signal; with learned positions it alone made sigmoid match softmax
+  at the attn_variants budget, with ``hlb_bias`` it hurts); ``visible`` divides row ``t`` by
+  its ``t + 1`` visible positions (``T`` when not causal): an average, which erases the count
+  signal. Softmax rows sum to 1 and ignore it.
 * ``rms_norm`` is parameter-free, ``x / sqrt(mean(x**2, -1) + eps)``; ``fro_norm`` is
   ``x / ||x||_2`` over ``dim=-1`` (logbook 001's bug was a ``torch.norm`` without ``dim``).
   The only learnable handle on the logit size after a q/k norm is ``logit_scale``.
 * ``logit_scale`` = 0 keeps the usual ``1/sqrt(head_dim)``; any other value replaces it, fixed
   by default, or a learnable per-head scalar starting there with ``learn_logit_scale``.
-* ``softmax`` runs through ``F.scaled_dot_product_attention`` (memory stays O(T) per row).
+* ``softmax`` runs through ``F.scaled_dot_product_attention`` (memory stays O(T) per row
+  without a bias; with ``hlb_bias`` a float ``(T, T)`` mask carries the causal ``-inf``).
   ``sigmoid``/``tanh``/``none`` build the ``(B, H, T, T)`` scores explicitly (memory grows
-  with T**2: logbook 001 needed 1.5x the GPU memory), apply the activation, multiply by the
-  0/1 lower-triangular mask and divide by the model's ``block_size``. The fixed divisor
-  bounds a row's weight sum by 1 (sigmoid, tanh) while keeping the mask's position signal:
-  row ``t`` sums ``t + 1`` terms, so identical tokens still differ by position. Dividing by
-  the visible count would erase that signal; dividing by the input's length would make a
-  position's output depend on how long the input is.
+  with T**2: logbook 001 needed 1.5x the GPU memory).
 
 Example::
 
     from abl.trainables.config import build
     from abl.trainables.tasks.base import TaskInfo
-    cfg = build(GPT.Config, {"attn_activ": "sigmoid", "qk_norm": "rms_norm"}, section="model")
+    cfg = build(GPT.Config, {"attn_activ": "sigmoid", "pe_type": "hlb_bias"}, section="model")
     model = GPT(cfg, TaskInfo(vocab_size=65, block_size=64))
     logits = model(torch.randint(65, (8, 64)))  # (8, 64, 65)
 """
@@ -60,8 +85,10 @@ class GPTConfig:
     n_head: int = param(4, "attention heads; n_embd must divide by it")
     n_embd: int = param(128, "width of the residual stream")
     dropout: float = param(0.0, "dropout on embeddings, attention weights and residual branches")
-    pe_type: Literal["none", "learned", "sinpe", "rope"] = param(
-        "learned", "positions: none, learned or sinusoidal table (added), or RoPE on Q and K"
+    pe_type: Literal["none", "learned", "sinpe", "rope", "hlb_bias"] = param(
+        "learned",
+        "positions: none; learned (llm.c/nanoGPT) or sinusoidal table added to the embeddings; "
+        "RoPE on Q and K; hlb_bias: hlb-gpt's learned linear distance bias added to the logits",
     )
     qk_activ: Literal["none", "gelu"] = param("none", "activation on Q and K after projection")
     qk_norm: Literal["none", "rms_norm", "fro_norm"] = param(
@@ -69,8 +96,13 @@ class GPTConfig:
     )
     attn_activ: Literal["softmax", "sigmoid", "tanh", "none"] = param(
         "softmax",
-        "activation of the attention logits; non-softmax ones are masked by multiplication "
-        "and divided by block_size",
+        "activation of the attention logits; non-softmax ones are masked by multiplying with "
+        "the 0/1 causal mask, then divided as attn_weight_norm says",
+    )
+    attn_weight_norm: Literal["none", "block_size", "visible"] = param(
+        "none",
+        "divisor of the sigmoid/tanh/none weights (softmax ignores it): none (logbook 001's "
+        "code), block_size (fixed), visible (the row's visible count: erases the count signal)",
     )
     post_attn_norm: Literal["none", "rms_norm"] = param(
         "none", "parameter-free rms norm of each head's attention output before the projection"
@@ -99,6 +131,36 @@ QK_ACTIVS = {"none": lambda x: x, "gelu": F.gelu}
 WEIGHT_ACTIVS = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "none": lambda x: x}
 
 
+def causal_mask(t: int, device: torch.device | None = None) -> Tensor:
+    """The ``(t, t)`` boolean lower triangle: row ``i`` sees columns ``j <= i``."""
+    return torch.ones(t, t, dtype=torch.bool, device=device).tril()
+
+
+def hlb_position_bias(t: int, slope: Tensor, *, is_causal: bool) -> Tensor:
+    """hlb-gpt's linear position bias: ``b[i, j] = -softplus(slope) * (i - j)``, shape ``(t, t)``.
+
+    Follows tysam-code/hlb-gpt ``main.py`` (``position_bias_base``, ``position_bias_mult``):
+    the query's own key gets 0, each step back ``-softplus(slope)``. Above the diagonal the
+    values are positive and masked away by the caller; ``is_causal=False`` uses ``|i - j|``.
+    """
+    pos = torch.arange(t, device=slope.device, dtype=slope.dtype)
+    dist = pos.unsqueeze(1) - pos.unsqueeze(0)
+    if not is_causal:
+        dist = dist.abs()
+    return -F.softplus(slope) * dist
+
+
+def weight_divisor(weight_norm: str, t: int, *, block_size: int, is_causal: bool) -> Tensor | int:
+    """What ``attn_weight_norm`` divides the non-softmax weights by, broadcastable to ``(t, t)``."""
+    if weight_norm == "none":
+        return 1
+    if weight_norm == "block_size":
+        return block_size
+    if not is_causal:  # visible: every row sees all t positions
+        return t
+    return torch.arange(1, t + 1, dtype=torch.float32).unsqueeze(1)  # row i sees i + 1
+
+
 def attend_variant(
     q: Tensor,
     k: Tensor,
@@ -107,27 +169,47 @@ def attend_variant(
     attn_activ: str,
     is_causal: bool,
     scale: float | Tensor,
-    norm_len: int,
+    bias: Tensor | None = None,
+    weight_norm: str = "none",
+    block_size: int = 1,
     dropout_p: float = 0.0,
 ) -> Tensor:
-    """Attention of ``(B, H, T, hd)`` heads with the logits multiplied by ``scale``.
+    """Attention of ``(B, H, T, hd)`` heads with the logits ``scale * q @ k^T + bias``.
 
     ``softmax`` runs through ``F.scaled_dot_product_attention``; a tensor ``scale`` (one per
-    head, shape ``(H, 1, 1)``) is folded into ``q``. Other activations build the ``(B, H, T, T)``
-    weights, zero the future (multiplication by the 0/1 causal mask) and divide by ``norm_len``.
+    head, shape ``(H, 1, 1)``) is folded into ``q``, and a ``(T, T)`` ``bias`` becomes a float
+    ``attn_mask`` with the causal ``-inf`` built in (it cannot combine with ``is_causal``).
+    Other activations build the ``(B, H, T, T)`` weights ``activ(logits)``, zero the future
+    (multiplication by the 0/1 causal mask) and divide as ``weight_norm`` says.
     """
+    t = q.shape[-2]
     if attn_activ == "softmax":
         if isinstance(scale, Tensor):
             q, scale = q * scale.to(q.dtype), 1.0
+        mask = None
+        if bias is not None:
+            mask = bias.to(q.dtype)
+            if is_causal:
+                mask = mask.masked_fill(~causal_mask(t, q.device), float("-inf"))
         return F.scaled_dot_product_attention(
-            q, k, v, is_causal=is_causal, scale=scale, dropout_p=dropout_p
+            q,
+            k,
+            v,
+            attn_mask=mask,
+            is_causal=is_causal and mask is None,
+            scale=scale,
+            dropout_p=dropout_p,
         )
-    weights = WEIGHT_ACTIVS[attn_activ]((q @ k.transpose(-2, -1)) * scale)
+    logits = (q @ k.transpose(-2, -1)) * scale
+    if bias is not None:
+        logits = logits + bias
+    weights = WEIGHT_ACTIVS[attn_activ](logits)
     if is_causal:
-        t = q.shape[-2]
-        mask = torch.ones(t, t, dtype=torch.bool, device=q.device).tril()
-        weights = weights.masked_fill(~mask, 0.0)  # == weights * mask, but nan-safe
-    weights = F.dropout(weights / norm_len, p=dropout_p, training=dropout_p > 0)
+        weights = weights.masked_fill(~causal_mask(t, q.device), 0.0)  # == * C, but nan-safe
+    divisor = weight_divisor(weight_norm, t, block_size=block_size, is_causal=is_causal)
+    if isinstance(divisor, Tensor):
+        divisor = divisor.to(device=weights.device, dtype=weights.dtype)
+    weights = F.dropout(weights / divisor, p=dropout_p, training=dropout_p > 0)
     return weights @ v
 
 
@@ -144,6 +226,8 @@ class SelfAttention(nn.Module):
         self.scale: Tensor | float = cfg.logit_scale or 1.0 / math.sqrt(self.head_dim)
         if cfg.learn_logit_scale:
             self.scale = nn.Parameter(torch.full((cfg.n_head, 1, 1), float(self.scale)))
+        # hlb-gpt's position_bias_mult: one raw slope per layer, softplus(1.0) ~ 1.31 at init.
+        self.pos_slope = nn.Parameter(torch.tensor(1.0)) if cfg.pe_type == "hlb_bias" else None
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, T, n_embd)`` -> ``(B, T, n_embd)``."""
@@ -157,6 +241,9 @@ class SelfAttention(nn.Module):
         if self.cfg.pe_type == "rope":
             positions = torch.arange(t, device=x.device)
             q, k = rope_rotate(q, positions), rope_rotate(k, positions)
+        bias = None
+        if self.pos_slope is not None:
+            bias = hlb_position_bias(t, self.pos_slope, is_causal=self.cfg.is_causal)
         out = attend_variant(
             q,
             k,
@@ -164,7 +251,9 @@ class SelfAttention(nn.Module):
             attn_activ=self.cfg.attn_activ,
             is_causal=self.cfg.is_causal,
             scale=self.scale,
-            norm_len=self.block_size,
+            bias=bias,
+            weight_norm=self.cfg.attn_weight_norm,
+            block_size=self.block_size,
             dropout_p=self.cfg.dropout if self.training else 0.0,
         )
         out = NORMS[self.cfg.post_attn_norm](out)
@@ -204,7 +293,7 @@ def _check(cfg: GPTConfig, info: TaskInfo) -> None:
     if cfg.pe_type == "rope" and (cfg.n_embd // cfg.n_head) % 2:
         raise AblError(
             f"the head size (n_embd / n_head) must be even with pe_type=rope; got "
-            f"{cfg.n_embd // cfg.n_head} (model.n_embd)"
+            f"{cfg.n_embd // cfg.n_head} (model.n_embd, model.pe_type)"
         )
     if not 0.0 <= cfg.dropout < 1.0:
         raise AblError(f"dropout must be in [0, 1); got {cfg.dropout} (model.dropout)")
