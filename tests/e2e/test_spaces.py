@@ -20,6 +20,7 @@ EXPECTED = {
     "att_mh_timeseries": 192,
     "bigram_pe": 36 + 2,
     "attn_variants": 48 * 5,
+    "attn_positions": 16 * 3,
     "looped_linreg": 24,
     "latent_copy": 20,
     "latent_addition": 20,
