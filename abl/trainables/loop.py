@@ -95,25 +95,24 @@ class Best:
     opt: dict[str, Any]
 
 
-def _rng_state() -> dict[str, Any]:
-    """The global generators that dropout and noise draw from (torch, CUDA, numpy, random)."""
+def _rng_state(device: str) -> dict[str, Any]:
+    """The global generators that dropout and noise draw from (torch, numpy, random, the GPU's)."""
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": np.random.get_state(),
         "python": random.getstate(),
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device.startswith("cuda"):
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def _load_rng_state(state: dict[str, Any]) -> None:
+def _load_rng_state(state: dict[str, Any], device: str) -> None:
     torch.set_rng_state(state["torch"].cpu())  # torch.load(map_location=cuda) moves it
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
-    cuda = state.get("cuda")
-    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
+    if "cuda" in state and device.startswith("cuda"):
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
 
 
 @dataclass
@@ -133,6 +132,7 @@ class Run:
     gen: torch.Generator
     epoch: int = 0  # the next epoch to train
     best: Best | None = None  # kept only with train.restart_on_spike
+    device: str = "cpu"  # where the model trains; its generator is checkpointed too
 
     def state(self) -> dict[str, Any]:
         """The checkpoint of the epoch just trained (saved as ``state.pt``)."""
@@ -142,7 +142,7 @@ class Run:
             "opt": self.opt.state_dict(),
             "sched": self.sched.state_dict(),
             "gen": self.gen.get_state(),
-            "rng": _rng_state(),
+            "rng": _rng_state(self.device),
             "task": self.task.state(),
             "best": best,
             "epoch": self.epoch - 1,
@@ -155,7 +155,7 @@ class Run:
         self.sched.load_state_dict(state["sched"])
         self.gen.set_state(state["gen"].cpu())
         if "rng" in state:
-            _load_rng_state(state["rng"])
+            _load_rng_state(state["rng"], self.device)
         self.task.load_state(state.get("task", {}))
         best = state.get("best")
         self.best = None if best is None else Best(**best)
@@ -177,7 +177,7 @@ def build_run(config: dict[str, Any], spec: TrainableSpec, device: str = "cpu") 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total_steps = _steps_per_epoch(task, cfg) * cfg.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(cfg, total_steps))
-    return Run(cfg, task, model, opt, sched, torch.Generator().manual_seed(seed))
+    return Run(cfg, task, model, opt, sched, torch.Generator().manual_seed(seed), device=device)
 
 
 def train(
