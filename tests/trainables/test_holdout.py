@@ -10,6 +10,7 @@ import torch
 from abl.errors import AblError
 from abl.trainables.config import build
 from abl.trainables.tasks import TASKS
+from abl.trainables.tasks.holdout import row_keys
 from abl.trainables.tasks.symbolic import SymbolicTask
 
 
@@ -62,3 +63,10 @@ def test_a_validation_set_that_covers_every_sample_is_an_error() -> None:
     task = make("addition", max_value=3, curriculum="none", train_samples=8)
     with pytest.raises(AblError, match=r"lower data\.val_samples"):
         next(task.batches("train", 8, generator=torch.Generator().manual_seed(0)))
+
+
+def test_row_keys_are_equal_for_equal_rows_and_tell_apart_every_short_string() -> None:
+    every = torch.cartesian_prod(*[torch.arange(5)] * 4)  # all 625 rows of 4 tokens < 5
+    keys = row_keys(every, 5)
+    assert torch.unique(keys).numel() == 625
+    assert torch.equal(row_keys(every.flip(0), 5), keys.flip(0))

@@ -25,7 +25,6 @@ Example::
 
 from __future__ import annotations
 
-import functools
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -39,10 +38,10 @@ from torch import Tensor
 from abl.errors import AblError
 from abl.trainables.config import param, require
 from abl.trainables.tasks.base import DATA_SEED_HELP, Split, Task, TaskInfo
+from abl.trainables.tasks.holdout import HeldOut
 
 _EVAL_CHUNK = 1024  # samples per forward pass when measuring accuracy
 _MAX_REDRAWS = 64  # rounds of redrawing training samples that hit the validation set
-_PRIMES = (2_147_483_647, 2_147_483_629)  # moduli of the two 31-bit halves of a row key
 Piece = tuple[Tensor, Tensor]  # (tokens (B, W) left-aligned, used length (B,))
 
 
@@ -97,27 +96,6 @@ def _seeded(*keys: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def row_keys(rows: Tensor, vocab: int) -> Tensor:
-    """A 62-bit key per row of token ids in ``[0, vocab)``: equal rows have equal keys.
-
-    Two polynomial hashes modulo 31-bit primes; distinct rows rarely share a key, and when they
-    do, a training sample is merely redrawn once more than needed.
-    """
-    low, high = (
-        (rows * powers).sum(1) % p  # each term < vocab * 2**31: no overflow
-        for p, powers in zip(_PRIMES, _powers(vocab, rows.shape[1]), strict=True)
-    )
-    return low * 2**31 + high
-
-
-@functools.lru_cache(maxsize=16)
-def _powers(vocab: int, width: int) -> tuple[Tensor, ...]:
-    """``vocab**j mod p`` for the columns ``j < width``, one tensor per prime."""
-    return tuple(
-        torch.tensor([pow(vocab, j, p) for j in range(width)], dtype=torch.long) for p in _PRIMES
-    )
-
-
 def pack(pieces: Sequence[Piece], width: int, pad: int) -> Tensor:
     """Concatenate variable-length pieces row by row, left-aligned, padded to ``width``."""
     batch = pieces[0][0].shape[0]
@@ -157,7 +135,7 @@ class SymbolicTask(Task):
         self.info = TaskInfo(vocab_size=cfg.base + 3, block_size=self.t_in, output_len=self.t_out)
         full = torch.full((cfg.val_samples,), self.full_len, dtype=torch.long)
         self._val = self._make(full, _seeded(cfg.seed, 1))
-        self._val_keys = torch.unique(row_keys(self._val[0], self.info.vocab_size))  # sorted
+        self._held_out_inputs = HeldOut(self._val[0], self.info.vocab_size)
         self._levels: dict[int, tuple[Tensor, Tensor]] = {}
 
     @abstractmethod
@@ -193,7 +171,7 @@ class SymbolicTask(Task):
         """Training samples of ``lengths``; one whose input is a validation input is redrawn."""
         x, y = self._make(lengths, gen)
         for _ in range(_MAX_REDRAWS):
-            hit = torch.isin(row_keys(x, self.info.vocab_size), self._val_keys)
+            hit = self._held_out_inputs.hits(x)
             if not hit.any():
                 return x, y
             rows = hit.nonzero().squeeze(1)
