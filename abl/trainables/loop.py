@@ -192,6 +192,9 @@ def train(
 
     Each epoch calls ``report(metrics, checkpoint_dir)``; the last report carries
     ``trial/status`` = ``completed``, or ``diverged`` as soon as the loss stops being finite.
+    ``val/loss`` averages every position; tasks with next-step targets also report
+    ``val/loss_last`` (the last position only), the one a non-causal model cannot peek at.
+    ``restore`` (a ``state.pt`` from an earlier report) continues exactly where it was saved.
     """
     spec = TRAINABLES.get(trainable) if isinstance(trainable, str) else trainable
     run = build_run(config, spec, device)
