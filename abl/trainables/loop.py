@@ -33,19 +33,26 @@ CHECKPOINT_FILE = "state.pt"
 class TrainConfig:
     """Optimisation knobs shared by every trainable (``train.*``)."""
 
-    epochs: int = param(5, "passes over the training set")
+    epochs: int = param(
+        5,
+        "epochs to train: an epoch is one pass over a fixed training set, or, for tasks that "
+        "draw training data at random, data.epoch_batches fresh batches (data.train_samples "
+        "fresh samples for copy and addition)",
+    )
     batch_size: int = param(64, "samples per optimizer step")
     lr: float = param(1e-3, "peak AdamW learning rate")
     weight_decay: float = param(0.0, "AdamW weight decay")
     warmup_steps: int = param(0, "linear warmup steps before the schedule")
     schedule: Literal["constant", "cosine"] = param("cosine", "learning-rate decay after warmup")
     grad_clip: float = param(1.0, "max global gradient norm; 0 disables clipping")
-    steps_per_epoch: int = param(0, "cap on optimizer steps per epoch; 0 = the whole training set")
+    steps_per_epoch: int = param(0, "cap on optimizer steps per epoch; 0 = the whole epoch")
     checkpoint: bool = param(
         True, "save a checkpoint each epoch (pruning, retries and resume use it)"
     )
     restart_on_spike: float = param(
-        0.0, "reload the best weights when val/loss exceeds this factor x its best; 0 disables"
+        0.0,
+        "reload the best epoch's weights and optimizer moments when val/loss exceeds this "
+        "factor x its best; 0 disables",
     )
 
 
@@ -80,8 +87,42 @@ def _lr_factor(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
 
 
 @dataclass
+class Best:
+    """The best epoch so far (``train.restart_on_spike``): its val/loss, weights and optimizer state."""
+
+    loss: float
+    model: dict[str, Any]
+    opt: dict[str, Any]
+
+
+def _rng_state(device: str) -> dict[str, Any]:
+    """The global generators that dropout and noise draw from (torch, numpy, random, the GPU's)."""
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+    if device.startswith("cuda"):
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _load_rng_state(state: dict[str, Any], device: str) -> None:
+    torch.set_rng_state(state["torch"].cpu())  # torch.load(map_location=cuda) moves it
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and device.startswith("cuda"):
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
+
+
+@dataclass
 class Run:
-    """Everything one trial trains: built from its config, restorable from a checkpoint."""
+    """Everything one trial trains: built from its config, restorable from a checkpoint.
+
+    :meth:`state` holds everything the next epoch depends on (weights, optimizer, schedule,
+    the batch generator, the global generators, the task's curriculum and the best epoch of
+    ``restart_on_spike``), so a restored trial reports what an uninterrupted one reports.
+    """
 
     cfg: TrainConfig
     task: Any
@@ -90,23 +131,34 @@ class Run:
     sched: torch.optim.lr_scheduler.LambdaLR
     gen: torch.Generator
     epoch: int = 0  # the next epoch to train
+    best: Best | None = None  # kept only with train.restart_on_spike
+    device: str = "cpu"  # where the model trains; its generator is checkpointed too
 
     def state(self) -> dict[str, Any]:
+        """The checkpoint of the epoch just trained (saved as ``state.pt``)."""
+        best = None if self.best is None else vars(self.best)
         return {
             "model": self.model.state_dict(),
             "opt": self.opt.state_dict(),
             "sched": self.sched.state_dict(),
             "gen": self.gen.get_state(),
+            "rng": _rng_state(self.device),
             "task": self.task.state(),
+            "best": best,
             "epoch": self.epoch - 1,
         }
 
     def load(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state`; the global generators too, when it saved them."""
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["opt"])
         self.sched.load_state_dict(state["sched"])
-        self.gen.set_state(state["gen"])
+        self.gen.set_state(state["gen"].cpu())
+        if "rng" in state:
+            _load_rng_state(state["rng"], self.device)
         self.task.load_state(state.get("task", {}))
+        best = state.get("best")
+        self.best = None if best is None else Best(**best)
         self.epoch = state["epoch"] + 1
 
 
@@ -125,7 +177,7 @@ def build_run(config: dict[str, Any], spec: TrainableSpec, device: str = "cpu") 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total_steps = _steps_per_epoch(task, cfg) * cfg.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(cfg, total_steps))
-    return Run(cfg, task, model, opt, sched, torch.Generator().manual_seed(seed))
+    return Run(cfg, task, model, opt, sched, torch.Generator().manual_seed(seed), device=device)
 
 
 def train(
@@ -140,6 +192,9 @@ def train(
 
     Each epoch calls ``report(metrics, checkpoint_dir)``; the last report carries
     ``trial/status`` = ``completed``, or ``diverged`` as soon as the loss stops being finite.
+    ``val/loss`` averages every position; tasks with next-step targets also report
+    ``val/loss_last`` (the last position only), the one a non-causal model cannot peek at.
+    ``restore`` (a ``state.pt`` from an earlier report) continues exactly where it was saved.
     """
     spec = TRAINABLES.get(trainable) if isinstance(trainable, str) else trainable
     run = build_run(config, spec, device)
@@ -148,23 +203,22 @@ def train(
     cfg, task, model = run.cfg, run.task, run.model
     n_params = sum(p.numel() for p in model.parameters())
     emit = report or (lambda metrics, _ckpt: print(metrics))
-    best: tuple[float, dict[str, Any]] | None = None
 
     while run.epoch < cfg.epochs:
         t0 = time.perf_counter()
         train_loss, samples = _train_epoch(run, device)
         elapsed = time.perf_counter() - t0
-        val_loss = _evaluate(model, task, cfg.batch_size, device)
+        val = _evaluate(model, task, cfg.batch_size, device)
         metrics: dict[str, Any] = {
             "epoch": run.epoch + 1,
             "train/loss": train_loss,
-            "val/loss": val_loss,
+            **val,
             "lr": run.sched.get_last_lr()[0],
             "perf/samples_per_s": samples / elapsed if elapsed > 0 else 0.0,
             "perf/torch_threads": torch.get_num_threads(),
             "model/params": n_params,
         }
-        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+        if not all(math.isfinite(v) for v in (train_loss, *val.values())):
             metrics["trial/status"] = "diverged"
             emit(metrics, None)
             return
@@ -172,7 +226,7 @@ def train(
         task.observe(metrics)
         run.epoch += 1
         if cfg.restart_on_spike > 0:
-            best = _restart_on_spike(run, val_loss, best, metrics)
+            _restart_on_spike(run, val["val/loss"], metrics)
         if run.epoch == cfg.epochs:
             metrics.update(task.final_metrics(model))
             metrics["trial/status"] = "completed"
@@ -184,16 +238,23 @@ def train(
             emit(metrics, tmp)
 
 
-def _restart_on_spike(
-    run: Run, val_loss: float, best: tuple[float, dict[str, Any]] | None, metrics: dict[str, Any]
-) -> tuple[float, dict[str, Any]]:
-    """Keep the best weights in memory; reload them when val/loss spikes past the factor."""
-    if best is None or val_loss < best[0]:
-        return val_loss, copy.deepcopy(run.model.state_dict())
-    if val_loss > run.cfg.restart_on_spike * best[0]:
-        run.model.load_state_dict(best[1])
-        metrics["train/restarts"] = metrics.get("train/restarts", 0) + 1
-    return best
+def _restart_on_spike(run: Run, val_loss: float, metrics: dict[str, Any]) -> None:
+    """Keep the best epoch in ``run.best``; go back to it when val/loss spikes past the factor.
+
+    Going back restores the weights and the optimizer's moments and step counts of that
+    epoch; the learning-rate schedule and the batch stream carry on.
+    """
+    best = run.best
+    if best is None or val_loss < best.loss:
+        run.best = Best(
+            val_loss, copy.deepcopy(run.model.state_dict()), copy.deepcopy(run.opt.state_dict())
+        )
+    elif val_loss > run.cfg.restart_on_spike * best.loss:
+        run.model.load_state_dict(best.model)
+        # the best epoch's moments, today's learning rates (param_groups belong to the schedule)
+        groups = run.opt.state_dict()["param_groups"]
+        run.opt.load_state_dict({"state": copy.deepcopy(best.opt["state"]), "param_groups": groups})
+        metrics["train/restarts"] = 1
 
 
 def _steps_per_epoch(task: Any, cfg: TrainConfig) -> int:
@@ -226,14 +287,22 @@ def _train_epoch(run: Run, device: str) -> tuple[float, int]:
 
 
 @torch.no_grad()
-def _evaluate(model, task, batch_size: int, device: str) -> float:
+def _evaluate(model, task, batch_size: int, device: str) -> dict[str, float]:
+    """``val/loss`` over every position, and ``val/loss_last`` where targets are next steps."""
     model.eval()
-    total, count = 0.0, 0
+    last = task.next_step_targets
+    total, total_last, count = 0.0, 0.0, 0
     for x, y in task.batches("val", batch_size):
         x, y = x.to(device), y.to(device)
-        total += task.loss(model(x), y).item() * x.shape[0]
+        out = model(x)
+        total += task.loss(out, y).item() * x.shape[0]
+        if last:  # nothing after the window's last input is inside the window
+            total_last += task.loss(out[:, -1:], y[:, -1:]).item() * x.shape[0]
         count += x.shape[0]
-    return total / max(count, 1)
+    val = {"val/loss": total / max(count, 1)}
+    if last:
+        val["val/loss_last"] = total_last / max(count, 1)
+    return val
 
 
 def assigned_device(gpu_ids: list[Any]) -> str:

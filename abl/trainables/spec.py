@@ -16,7 +16,8 @@ from abl.trainables.models import MODELS
 from abl.trainables.registry import Registry
 from abl.trainables.tasks import TASKS
 
-# Reported by the loop for every trainable, whatever its task.
+# Reported by the loop for every trainable, whatever its task (plus LAST_POSITION_METRICS where
+# the task's targets are next steps).
 LOOP_METRICS = (
     "train/loss",
     "val/loss",
@@ -26,6 +27,7 @@ LOOP_METRICS = (
     "perf/torch_threads",
     "model/params",
 )
+LAST_POSITION_METRICS = ("val/loss_last",)  # tasks with next_step_targets
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,9 @@ class TrainableSpec:
     def schema(self, kind: str) -> dict[str, ParamInfo]:
         """Every flat key a trial of this model kind accepts, with its type and default."""
         out = {
-            "seed": ParamInfo("seed", int, 0, "random seed of the trial (data, init, batches)"),
+            "seed": ParamInfo(
+                "seed", int, 0, "random seed of the trial: init and batch order (not data.seed)"
+            ),
             "model.kind": ParamInfo("model.kind", str, self.default_model, "which model to build"),
         }
         for section, cls in self.sections(kind).items():
@@ -83,7 +87,9 @@ class TrainableSpec:
 
     def metrics(self) -> tuple[str, ...]:
         """Every metric a trial of this trainable reports."""
-        return LOOP_METRICS + tuple(TASKS.get(self.task).metrics)
+        task = TASKS.get(self.task)
+        last = LAST_POSITION_METRICS if task.next_step_targets else ()
+        return LOOP_METRICS + last + tuple(task.metrics)
 
     def resolve(self, given: dict[str, Any], where: str) -> dict[str, Any]:
         """The full flat trial config: defaults of the chosen kind, overlaid with ``given``.

@@ -38,7 +38,9 @@ def fixed_loops(n: int, **values: Any) -> LoopedTransformer:
     return looped(n_loop_start=n, n_loop_end=n, **values)
 
 
-def linreg(seed: int = 0, **values: Any) -> LinearRegressionTask:
+def linreg(seed: int = 0, data_seed: int = 0, **values: Any) -> LinearRegressionTask:
+    """A linreg task of trial seed ``seed`` and ``data.seed`` = ``data_seed``."""
+    values = {"seed": data_seed, **values}
     return LinearRegressionTask(
         build(LinearRegressionTask.Config, values, section="data"), seed=seed
     )
@@ -202,7 +204,9 @@ def test_same_seed_same_data_and_fixed_validation() -> None:
     first_epoch = next(iter(a.batches("val", 8)))[0]
     list(a.batches("train", 8, generator=gen_a))  # training draws do not move validation
     assert torch.equal(first_epoch, next(iter(a.batches("val", 8)))[0])
-    assert not torch.equal(first_epoch, next(iter(linreg(seed=5).batches("val", 8)))[0])
+    assert torch.equal(first_epoch, next(iter(linreg(seed=5).batches("val", 8)))[0])
+    other_data = linreg(seed=4, data_seed=5)
+    assert not torch.equal(first_epoch, next(iter(other_data.batches("val", 8)))[0])
     assert a.num_batches("train", 8) == 3 and a.num_batches("val", 8) == 8
 
 

@@ -12,6 +12,12 @@ from torch import Tensor
 
 Split = Literal["train", "val"]
 
+# The help of every task's ``data.seed`` field.
+DATA_SEED_HELP = (
+    "seed of the data (synthetic series, validation draws); the trial seed drives init and "
+    "batch order"
+)
+
 
 @dataclass(frozen=True)
 class TaskInfo:
@@ -30,12 +36,20 @@ class Task(ABC):
     Subclasses set ``Config`` (a dataclass of ``data.*`` knobs, see :func:`abl.trainables.config.param`)
     and ``metrics`` (every name :meth:`epoch_metrics` and :meth:`final_metrics` return), and
     fill ``self.info``. Curricula read the optimizer step in :meth:`set_step` and the last
-    epoch's metrics in :meth:`observe`.
+    epoch's metrics in :meth:`observe`; :meth:`state` keeps them across a resume.
+
+    Two seeds: ``seed`` (the trial's) drives training draws without a generator; a task whose
+    data or validation set is random draws them from its ``data.seed`` field (help
+    :data:`DATA_SEED_HELP`), so every trial of a sweep is scored on the same validation data.
     """
 
     Config: ClassVar[type]
     metrics: ClassVar[tuple[str, ...]] = ()
     smoke: ClassVar[dict[str, Any]] = {}  # data.* overrides that make a trial tiny (tests, CI)
+    # True when outputs are per position and aligned with next-step targets (output t predicts
+    # input t + 1): the loop then also reports val/loss_last, the loss at the last position of
+    # each window, which no model can see inside its window.
+    next_step_targets: ClassVar[bool] = False
     info: TaskInfo
 
     def __init__(self, cfg: Any, *, seed: int) -> None:

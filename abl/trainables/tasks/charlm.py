@@ -3,8 +3,8 @@
 The vocabulary is the sorted set of the text's characters; the text is split by position (the
 last ``val_fraction`` is validation). A batch holds ``batch_size`` windows of ``block_size + 1``
 characters at random starts: input ``w[:-1]``, target ``w[1:]``. Training windows come from
-the loop's seeded generator; validation windows from a generator seeded by the trial seed, so
-every epoch (and every trial with the same seed) is scored on the same windows.
+the loop's generator (seeded by the trial seed); validation windows from a generator seeded by
+``data.seed``, so every epoch of every trial of a sweep is scored on the same windows.
 
 Without ``data.path`` the text is the built-in corpus: the Python reference manual's topic
 pages that the standard library ships in ``pydoc_data.topics`` (about 465 KB of English prose
@@ -32,7 +32,7 @@ from torch import Tensor
 
 from abl.errors import AblError
 from abl.trainables.config import param, require
-from abl.trainables.tasks.base import Split, Task, TaskInfo
+from abl.trainables.tasks.base import DATA_SEED_HELP, Split, Task, TaskInfo
 
 _VAL_STREAM = 1  # seeds the validation windows apart from the default training stream (0)
 
@@ -46,6 +46,7 @@ class CharLMConfig:
     val_fraction: float = param(0.1, "last fraction of the text used for validation")
     epoch_batches: int = param(200, "batches of random windows per training epoch")
     val_batches: int = param(20, "batches of fixed random windows per validation pass")
+    seed: int = param(0, DATA_SEED_HELP)
 
 
 @functools.lru_cache(maxsize=1)
@@ -92,8 +93,9 @@ def encode(text: str, chars: str) -> Tensor:
 
 
 def _generator(*keys: int) -> torch.Generator:
-    """A torch generator seeded from independent integer keys (trial seed, stream)."""
-    seed = int(np.random.SeedSequence(list(keys)).generate_state(1, np.uint64)[0])
+    """A torch generator seeded from independent integer keys (a seed, a stream)."""
+    entropy = [k % 2**64 for k in keys]  # SeedSequence takes non-negative integers
+    seed = int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0])
     return torch.Generator().manual_seed(seed)
 
 
@@ -111,6 +113,7 @@ class CharLMTask(Task):
         "data.epoch_batches": 4,
         "data.val_batches": 2,
     }
+    next_step_targets = True
 
     def __init__(self, cfg: CharLMConfig, *, seed: int) -> None:
         super().__init__(cfg, seed=seed)
@@ -141,11 +144,11 @@ class CharLMTask(Task):
         """Yield ``(x, y)`` LongTensors ``(B, block_size)``, ``y`` = ``x`` shifted by one.
 
         Train: ``epoch_batches`` batches at starts drawn from ``generator`` (else from the
-        trial seed). Val: ``val_batches`` batches from a generator seeded by the trial seed on
+        trial seed). Val: ``val_batches`` batches from a generator seeded by ``data.seed`` on
         every call, whatever ``generator`` is given, so validation windows never change.
         """
         if split == "val":
-            gen, count = _generator(self.seed, _VAL_STREAM), self.cfg.val_batches
+            gen, count = _generator(self.cfg.seed, _VAL_STREAM), self.cfg.val_batches
         else:
             gen = generator if generator is not None else _generator(self.seed, 0)
             count = self.cfg.epoch_batches

@@ -9,8 +9,10 @@ column keeps the two kinds of token apart without relying on positions.)
 
 Two step-scheduled curricula (:class:`~abl.trainables.curriculum.Schedule`) grow the prompts:
 the dimension ``d`` (coordinates of ``x`` beyond the current ``d`` are zero) and the number of
-points ``n``. Training data is drawn fresh for every batch; validation is ``val_batches`` fixed
-batches at the final ``d`` and ``n``, identical every epoch.
+points ``n``. Training data is drawn fresh for every batch (from the trial's generator);
+validation is ``val_batches`` fixed batches at the final ``d`` and ``n`` drawn from
+``data.seed``, identical every epoch and for every trial of a sweep. The last step seen is
+checkpointed, so a resumed trial continues both curricula where it stopped.
 
 Example::
 
@@ -32,7 +34,7 @@ from torch import Tensor
 from abl.errors import AblError
 from abl.trainables.config import param, require
 from abl.trainables.curriculum import Schedule
-from abl.trainables.tasks.base import Split, Task, TaskInfo
+from abl.trainables.tasks.base import DATA_SEED_HELP, Split, Task, TaskInfo
 
 _VAL_SEED_OFFSET = 1_000_003  # keeps the validation stream apart from the training one
 
@@ -52,6 +54,7 @@ class LinearRegressionConfig:
     points_interval: int = param(1000, "optimizer steps between changes of n")
     epoch_batches: int = param(1000, "training batches per epoch, each drawn fresh")
     val_batches: int = param(8, "fixed validation batches at dims_end and points_end")
+    seed: int = param(0, DATA_SEED_HELP)
 
 
 def interleave(xs: Tensor, ys: Tensor) -> Tensor:
@@ -120,6 +123,13 @@ class LinearRegressionTask(Task):
     def set_step(self, step: int) -> None:
         self.step = step
 
+    def state(self) -> dict[str, Any]:
+        """The last optimizer step seen: the curricula's position."""
+        return {"step": self.step}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.step = int(state.get("step", self.step))
+
     def num_batches(self, split: Split, batch_size: int) -> int:
         return self.cfg.epoch_batches if split == "train" else self.cfg.val_batches
 
@@ -138,13 +148,13 @@ class LinearRegressionTask(Task):
     ) -> Iterator[tuple[Tensor, Tensor]]:
         """Yield ``(tokens, y)``: ``(B, 2n, n_dims + 1)`` and ``(B, n, 1)`` float32.
 
-        Validation is seeded by the task's seed alone. Training draws from ``generator`` (the
+        Validation is seeded by ``data.seed`` alone. Training draws from ``generator`` (the
         loop's, so a resumed trial continues its stream) or, without one, from the task's seed;
         each batch uses the curriculum of the step after the last :meth:`set_step` (the loop
         fetches a batch before it announces that batch's step).
         """
         if split == "val":
-            gen = torch.Generator().manual_seed(self.seed + _VAL_SEED_OFFSET)
+            gen = torch.Generator().manual_seed(self.cfg.seed + _VAL_SEED_OFFSET)
             for _ in range(self.cfg.val_batches):
                 yield self.sample(batch_size, self.cfg.dims_end, self.cfg.points_end, gen)
             return

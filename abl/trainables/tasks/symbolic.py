@@ -3,8 +3,12 @@
 Tokens are the digits ``0..base-1`` followed by ``PAD = base``, ``EOS = base + 1`` and
 ``SEP = base + 2`` (vocab ``base + 3``). Inputs are ``(B, T_in)`` and targets ``(B, T_out)``
 Long tensors padded with PAD, which the loss ignores; a target ends with EOS, so the model also
-says where the answer stops. Training data is drawn on the fly; validation is a fixed, seeded
-set at the full length.
+says where the answer stops. Training data is drawn on the fly (from the trial's generator);
+validation is a fixed set at the full length drawn from ``data.seed``, so every trial of a sweep
+is scored on the same set. It is held out: a training sample whose input is a validation input
+is drawn again (addition has only ``(max_value + 1)**2`` operand pairs, so without this a long
+run trains on a large share of its validation sums; copy strings rarely repeat, the same rule
+costs nothing).
 
 The sequence-length curriculum (logbook 002, 21-22 Dec): ``none`` trains at the full length,
 ``uniform`` draws each sample's length uniformly in ``[min_len, full]``, ``progressive`` draws
@@ -33,9 +37,11 @@ from torch import Tensor
 
 from abl.errors import AblError
 from abl.trainables.config import param, require
-from abl.trainables.tasks.base import Split, Task, TaskInfo
+from abl.trainables.tasks.base import DATA_SEED_HELP, Split, Task, TaskInfo
+from abl.trainables.tasks.holdout import HeldOut
 
 _EVAL_CHUNK = 1024  # samples per forward pass when measuring accuracy
+_MAX_REDRAWS = 64  # rounds of redrawing training samples that hit the validation set
 Piece = tuple[Tensor, Tensor]  # (tokens (B, W) left-aligned, used length (B,))
 
 
@@ -53,6 +59,7 @@ class SymbolicConfig:
     threshold: float = param(0.9, "curriculum/acc_seq an epoch must reach to raise the max length")
     train_samples: int = param(32768, "samples drawn per training epoch")
     val_samples: int = param(1024, "samples of the fixed validation set (and of each level set)")
+    seed: int = param(0, DATA_SEED_HELP)
 
 
 @dataclass
@@ -127,7 +134,8 @@ class SymbolicTask(Task):
         self.max_len = cfg.len_start if cfg.curriculum == "progressive" else self.full_len
         self.info = TaskInfo(vocab_size=cfg.base + 3, block_size=self.t_in, output_len=self.t_out)
         full = torch.full((cfg.val_samples,), self.full_len, dtype=torch.long)
-        self._val = self._make(full, _seeded(seed, 1))
+        self._val = self._make(full, _seeded(cfg.seed, 1))
+        self._held_out_inputs = HeldOut(self._val[0], self.info.vocab_size)
         self._levels: dict[int, tuple[Tensor, Tensor]] = {}
 
     @abstractmethod
@@ -157,7 +165,22 @@ class SymbolicTask(Task):
         gen = generator if generator is not None else _seeded(self.seed, 0)
         for start in range(0, self.cfg.train_samples, batch_size):
             n = min(batch_size, self.cfg.train_samples - start)
-            yield self._make(self._lengths(n, gen), gen)
+            yield self._held_out(self._lengths(n, gen), gen)
+
+    def _held_out(self, lengths: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Training samples of ``lengths``; one whose input is a validation input is redrawn."""
+        x, y = self._make(lengths, gen)
+        for _ in range(_MAX_REDRAWS):
+            hit = self._held_out_inputs.hits(x)
+            if not hit.any():
+                return x, y
+            rows = hit.nonzero().squeeze(1)
+            x[rows], y[rows] = self._make(lengths[rows], gen)  # same lengths: same curriculum
+        raise AblError(
+            f"the validation set holds nearly every sample of length {int(lengths[rows[0]])}, "
+            f"so training cannot avoid it; lower data.val_samples (got {self.cfg.val_samples}) "
+            f"or lengthen the task"
+        )
 
     def num_batches(self, split: Split, batch_size: int) -> int:
         n = self.cfg.val_samples if split == "val" else self.cfg.train_samples
@@ -179,8 +202,8 @@ class SymbolicTask(Task):
     def observe(self, metrics: dict[str, float]) -> None:
         """Progressive curriculum: raise the max length after an epoch at ``threshold``.
 
-        The max length lives in the task, not in the loop's checkpoint: a trial resumed from a
-        checkpoint starts the curriculum again at ``len_start``.
+        The max length is part of :meth:`state`, which every checkpoint saves: a trial resumed
+        from a checkpoint continues the curriculum where it stopped.
         """
         if self.cfg.curriculum != "progressive":
             return
@@ -205,11 +228,15 @@ class SymbolicTask(Task):
         }
 
     def _level_set(self) -> tuple[Tensor, Tensor]:
-        """A fixed set drawn like the training data at the current max length."""
+        """A fixed set drawn like the training data at the current max length, from data.seed.
+
+        Not held out of training: at short lengths there are too few samples to spare, and it
+        only decides when the curriculum moves on.
+        """
         if self.cfg.curriculum == "none":
             return self._val
         if self.max_len not in self._levels:
-            gen = _seeded(self.seed, 2, self.max_len)
+            gen = _seeded(self.cfg.seed, 2, self.max_len)
             self._levels[self.max_len] = self._make(self._lengths(self.cfg.val_samples, gen), gen)
         return self._levels[self.max_len]
 

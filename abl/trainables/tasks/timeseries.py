@@ -3,6 +3,12 @@
 The series is split in time order (the last ``val_fraction`` is validation), normalized with
 the training split's mean and std, and cut into windows: input ``x[t:t+T]``, target
 ``x[t+1:t+T+1]``. The final metrics predict the validation series in its original units.
+The synthetic series is drawn from ``data.seed``, not the trial seed: every trial of a sweep
+trains and is scored on the same series.
+
+Targets are next steps, so a non-causal model sees the target of position ``t`` at ``t + 1``:
+``val/loss`` (every position) is leaky for it, ``val/loss_last`` (the last position, whose
+target lies outside the window) is not.
 
 Example::
 
@@ -27,7 +33,7 @@ from torch import Tensor
 
 from abl.errors import AblError, did_you_mean, one_of
 from abl.trainables.config import param, require
-from abl.trainables.tasks.base import Split, Task, TaskInfo
+from abl.trainables.tasks.base import DATA_SEED_HELP, Split, Task, TaskInfo
 
 _EVAL_CHUNK = 1024  # windows per forward pass in final_metrics
 
@@ -48,6 +54,7 @@ class TimeSeriesConfig:
     time_steps: int = param(32, "input window length")
     val_fraction: float = param(0.2, "last fraction of the series used for validation")
     rollout: int = param(50, "steps of the autoregressive prediction (predict/mse_regressive)")
+    seed: int = param(0, DATA_SEED_HELP)
 
 
 def synthetic_series(length: int, noise: float, seed: int) -> np.ndarray:
@@ -133,6 +140,7 @@ class TimeSeriesTask(Task):
     Config = TimeSeriesConfig
     metrics = ("predict/mse_batch", "predict/mse_regressive")
     smoke: ClassVar[dict[str, Any]] = {"data.length": 300, "data.time_steps": 16}
+    next_step_targets = True
 
     def __init__(self, cfg: TimeSeriesConfig, *, seed: int) -> None:
         super().__init__(cfg, seed=seed)
@@ -142,7 +150,7 @@ class TimeSeriesTask(Task):
         elif cfg.source in REAL_SERIES:
             self.series = real_series(cfg.source)
         else:
-            self.series = synthetic_series(cfg.length, cfg.noise, seed)
+            self.series = synthetic_series(cfg.length, cfg.noise, cfg.seed)
         n = len(self.series)
         n_val = round(n * cfg.val_fraction)
         self.n_train = n - n_val
