@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Iterable
+from typing import Any
+
+MAX_MESSAGE = 2000  # characters of one error line; the end (where) is always kept
 
 
 class AblError(Exception):
@@ -16,7 +20,21 @@ class AblError(Exception):
     """
 
     def __init__(self, message: object = "") -> None:
-        super().__init__(" ".join(str(message).split()))
+        text = " ".join(str(message).split())
+        if len(text) > MAX_MESSAGE:  # a value quoted whole (an expanded YAML alias, a huge list)
+            cut = len(text) - MAX_MESSAGE
+            text = f"{text[: MAX_MESSAGE - 400]} ...[{cut} characters cut]... {text[-400:]}"
+        super().__init__(text)
+
+
+_BRIEF = reprlib.Repr()  # keyword arguments need Python 3.12
+_BRIEF.maxlevel, _BRIEF.maxdict, _BRIEF.maxlist, _BRIEF.maxtuple = 2, 4, 6, 6
+_BRIEF.maxset, _BRIEF.maxstring, _BRIEF.maxother = 6, 80, 80
+
+
+def brief(value: Any) -> str:
+    """``repr(value)`` cut to a readable size: errors quote what was given, never all of it."""
+    return _BRIEF.repr(value)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

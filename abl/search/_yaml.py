@@ -18,6 +18,7 @@ from abl.errors import AblError
 
 MAX_BYTES = 1 << 20  # a space file is a few hundred bytes; 1 MiB is plenty
 MAX_ALIASES = 100
+MAX_NODES = 100_000  # values after aliases are expanded: a 192-trial space has about 100
 
 _FLOAT = re.compile(
     r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
@@ -64,13 +65,40 @@ Loader.add_constructor("tag:yaml.org,2002:bool", _construct_bool)
 def loads(text: str, *, source: str) -> Any:
     """Parse YAML text; any syntax problem is an AblError naming ``source`` and the line."""
     try:
-        return yaml.load(text, Loader=Loader)
+        data = yaml.load(text, Loader=Loader)
+        _check_expanded(data, source)
+        return data
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
         raise AblError(f"invalid YAML: {exc.problem or exc} ({source}, {where})") from None
     except yaml.YAMLError as exc:
         raise AblError(f"invalid YAML: {exc} ({source})") from None
+
+
+def _check_expanded(data: Any, source: str) -> None:
+    """Refuse documents whose aliases expand past MAX_NODES values or MAX_BYTES of text.
+
+    PyYAML shares an aliased object instead of copying it, so a small file can stand for a huge
+    tree (82 aliases in 553 bytes); everything that walks it (validation, deep copies, an error
+    quoting it) would pay for the whole. The walk stops at the cap, so the check is cheap.
+    """
+    nodes, chars, stack = 0, 0, [data]
+    while stack:
+        item = stack.pop()
+        nodes += 1
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            chars += len(item)
+        if nodes > MAX_NODES or chars > MAX_BYTES:
+            raise AblError(
+                f"a space file must expand to at most {MAX_NODES} values and {MAX_BYTES} "
+                f"characters; its aliases expand to more (an alias bomb?) ({source})"
+            )
 
 
 def load_file(path: Path) -> Any:

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from abl.errors import AblError, did_you_mean, one_of
+from abl.errors import AblError, brief, did_you_mean, one_of
 from abl.search import _yaml
 from abl.search.engine import SweepOptions, default_tracking_uri, new_run_dir
 from abl.search.load import load_space
@@ -133,7 +133,7 @@ def _first_error(
     if err["type"] == "missing":
         return f"missing required key '{loc}' ({source})"
     msg = err["msg"].replace("Input should be", "must be").replace("Value error, ", "")
-    return f"{loc} {msg}; got {err.get('input')!r} ({source}, {loc})"
+    return f"{loc} {msg}; got {brief(err.get('input'))} ({source}, {loc})"
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

@@ -199,16 +199,17 @@ def _set_setting(raw: dict[str, Any], ov: Override) -> None:
         )
     node = raw
     *parents, last = ov.key.split(".")
-    for part in parents:
+    for i, part in enumerate(parents):
         child = node.get(part)
         if not isinstance(child, dict):
-            child = (
-                {}
-                if child in (None, "none")
-                else {part: child}
-                if isinstance(child, str)
-                else child
-            )
+            if child not in (None, "none") and not isinstance(child, str):
+                where = ".".join(parents[: i + 1])
+                raise AblError(
+                    f"space setting '{where}' is a single value ({child!r}), so it has no "
+                    f"'{'.'.join(ov.key.split('.')[i + 1 :])}' to set; write {where}=... "
+                    f"(override '{ov.text}')"
+                )
+            child = {} if child in (None, "none") else {part: child}
             node[part] = child
         node = child
     node[last] = ov.values[0]

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from abl.errors import AblError, did_you_mean, one_of
+from abl.errors import AblError, brief, did_you_mean, one_of
 from abl.search import _yaml
 
 Scalar = bool | int | float | str | None
@@ -37,7 +37,7 @@ class Dist(_Strict):
         if not isinstance(raw, dict) or len(raw) != 1:
             raise AblError(
                 f"a distribution is one of {{uniform|loguniform|int: [low, high]}} or "
-                f"{{choice: [values]}}; got {raw!r} ({where})"
+                f"{{choice: [values]}}; got {brief(raw)} ({where})"
             )
         ((kind, args),) = raw.items()
         if kind not in DIST_KINDS:
@@ -46,20 +46,20 @@ class Dist(_Strict):
                 f"{did_you_mean(str(kind), DIST_KINDS)} ({where})"
             )
         if not isinstance(args, list) or not args:
-            raise AblError(f"{kind} takes a list; got {args!r} ({where})")
+            raise AblError(f"{kind} takes a list; got {brief(args)} ({where})")
         if kind == "choice":
             return cls(kind=kind, args=tuple(args))
         if len(args) != 2 or not all(
             isinstance(a, (int, float)) and not isinstance(a, bool) for a in args
         ):
-            raise AblError(f"{kind} takes [low, high] numbers; got {args!r} ({where})")
+            raise AblError(f"{kind} takes [low, high] numbers; got {brief(args)} ({where})")
         low, high = args
         if not low < high:
-            raise AblError(f"{kind} needs low < high; got {args!r} ({where})")
+            raise AblError(f"{kind} needs low < high; got {brief(args)} ({where})")
         if kind == "loguniform" and low <= 0:
-            raise AblError(f"loguniform needs low > 0; got {args!r} ({where})")
+            raise AblError(f"loguniform needs low > 0; got {brief(args)} ({where})")
         if kind == "int" and not (float(low).is_integer() and float(high).is_integer()):
-            raise AblError(f"int takes whole-number bounds; got {args!r} ({where})")
+            raise AblError(f"int takes whole-number bounds; got {brief(args)} ({where})")
         return cls(kind=kind, args=(low, high))
 
     def values(self) -> tuple[Scalar, ...]:
@@ -311,10 +311,10 @@ def _first_error(exc: ValidationError, source: str) -> str:
         hint = ", or make it a grid axis" if parts[0] in ("fixed", "when") else ""
         return (
             f"{loc} takes one value (a number, a string, true/false or null){hint}; "
-            f"got {err.get('input')!r} ({source}, {loc})"
+            f"got {brief(err.get('input'))} ({source}, {loc})"
         )
     msg = _PLAIN.get(err["type"]) or err["msg"].replace("Input should be", "must be")
-    return f"{loc} {msg.replace('Value error, ', '')}; got {err.get('input')!r} ({source}, {loc})"
+    return f"{loc} {msg.replace('Value error, ', '')}; got {brief(err.get('input'))} ({source}, {loc})"
 
 
 _UNION_TAGS = {"bool", "int", "float", "str", "none"}

@@ -18,7 +18,9 @@ import numpy as np
 from abl.errors import AblError, one_of
 from abl.search.space import Dist, Space
 
-MAX_TRIALS = 1_000_000
+# Trials one sweep may hold: Tune keeps every trial in the driver (about 0.5 KB each in abl's
+# sinks, far more in Tune), and bench/report_scale.py measures reports up to 100k trials.
+MAX_TRIALS = 100_000
 
 
 def grid_cells(grid: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
@@ -46,7 +48,10 @@ def count_trials(space: Space) -> int:
         return len(arm_configs(space)) * (space.tune.trials + space.confirm)
     if space.search.algorithm == "tpe":
         return space.search.samples * space.repeats
-    return sum(1 for _ in _given_configs(space, np.random.default_rng(0)))
+    # Repeats multiply, and configurations are counted up to the cap only: 8 million trials are
+    # refused in a second, not enumerated first (past the cap the count is a lower bound).
+    configs = itertools.islice(_configurations(space, np.random.default_rng(0)), MAX_TRIALS + 1)
+    return sum(1 for _ in configs) * space.repeats
 
 
 def _with_whens(
@@ -67,20 +72,27 @@ def _with_whens(
     yield given
 
 
-def _given_configs(
+def _configurations(
     space: Space, rng: np.random.Generator, defaults: dict[str, Any] | None = None
 ) -> Iterator[dict[str, Any]]:
+    """Every configuration of a grid or random space, before repeats."""
     samples = space.search.samples if space.search.algorithm == "random" else 1
-    base_seed = int(space.fixed.get("seed", 0) or 0)
     for _ in range(samples):
         for cell in grid_cells(space.grid):
             given = {**space.fixed, **cell}
             given.update({k: draw(d, rng) for k, d in space.sample.items()})
             if space.tune is not None:  # one draw per arm: enough to check every key
                 given.update({k: draw(d, rng) for k, d in space.tune.params.items()})
-            for config in _with_whens(space, given, defaults or {}, rng):
-                for r in range(space.repeats):
-                    yield {**config, "seed": base_seed + r} if space.repeats > 1 else config
+            yield from _with_whens(space, given, defaults or {}, rng)
+
+
+def _given_configs(
+    space: Space, rng: np.random.Generator, defaults: dict[str, Any] | None = None
+) -> Iterator[dict[str, Any]]:
+    base_seed = int(space.fixed.get("seed", 0) or 0)
+    for config in _configurations(space, rng, defaults):
+        for r in range(space.repeats):
+            yield {**config, "seed": base_seed + r} if space.repeats > 1 else config
 
 
 def arm_configs(space: Space, defaults: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -108,7 +120,7 @@ def expand(space: Space, spec: Any | None, *, limit: int | None = None) -> list[
     out = []
     for i, given in enumerate(_given_configs(space, rng, defaults)):
         if i >= MAX_TRIALS:
-            raise AblError(f"a space may run at most {MAX_TRIALS} trials ({space.source})")
+            raise AblError(f"a sweep may have at most {MAX_TRIALS} trials ({space.source})")
         if limit is not None and i >= limit:
             break
         out.append(spec.resolve(given, space.source) if spec is not None else dict(given))
@@ -125,6 +137,12 @@ def check_space(space: Space, spec: Any | None) -> None:
     if space.search.algorithm == "grid" and (space.sample or any(b.sample for b in space.when)):
         raise AblError(
             f"sample: needs search.algorithm random or tpe; got grid ({space.source}, search.algorithm)"
+        )
+    n = count_trials(space)
+    if n > MAX_TRIALS:
+        raise AblError(
+            f"a sweep may have at most {MAX_TRIALS} trials; this one has {n} "
+            f"(repeats {space.repeats}); narrow the grid or split it ({space.source})"
         )
     if spec is None:
         return

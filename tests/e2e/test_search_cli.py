@@ -172,10 +172,19 @@ def test_address_with_nothing_listening_is_one_line_exit_2_and_nothing_written(t
     assert not (tmp_path / "runs").exists()
 
 
-def test_bad_override_is_one_line_exit_2(tmp_path):
-    proc = abl("search", "quickstart", "model.pe_typ=rope", cwd=tmp_path)
-    assert proc.returncode == 2 and "did you mean 'model.pe_type'" in proc.stderr
-    assert "Traceback" not in proc.stderr
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("model.pe_typ=rope", "did you mean 'model.pe_type'"),
+        ("repeats.x=1", "space setting 'repeats' is a single value (2)"),
+        ("repeats=1000000", "at most 100000 trials; this one has 8000000"),
+    ],
+)
+def test_bad_override_is_one_line_exit_2_and_nothing_written(tmp_path, override, expected):
+    proc = abl("--root", "runs", "search", "quickstart", override, cwd=tmp_path)
+    assert proc.returncode == 2 and expected in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "runs").exists()  # no leftover run to become "the latest run"
 
 
 def test_dry_run_counts_and_runs_nothing(tmp_path):

@@ -229,3 +229,24 @@ def test_override_inside_a_when_block_decides_the_trials(tmp_path):
     cfgs = configs(space)
     assert len(cfgs) == 3
     assert {(c["model.n_embd"], c["data.block_size"]) for c in cfgs} == {(64, 64)}
+
+
+def test_an_alias_bomb_under_the_alias_cap_is_refused_quickly(tmp_path):
+    # 73 aliases in ~530 bytes expand to 9**9 values (logbook-sized spaces have ~100)
+    bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 9)
+    )
+    text = bomb + "name: t\ntrainable: forecast\nfixed: {model.pe_type: *a8}\n"
+    assert text.count("*") < 100 and len(text) < 700
+    with pytest.raises(AblError) as info:
+        load(tmp_path, text)
+    assert "alias bomb" in str(info.value) and len(str(info.value)) < 300
+
+
+def test_an_error_never_quotes_a_huge_value_whole(tmp_path):
+    values = ", ".join(f"v{i:05d}" for i in range(5000))
+    with pytest.raises(AblError) as info:
+        load(tmp_path, BASE + f"sample: {{train.lr: {{choice: {{x: [{values}]}}}}}}\n")
+    message = str(info.value)
+    assert len(message) < 400 and "v04999" not in message
+    assert "(sample.train.lr, " in message and message.endswith("space.yaml)")
