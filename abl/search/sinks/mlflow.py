@@ -57,15 +57,41 @@ class _Child:
     once: set[str] = field(default_factory=set)  # metrics logged once per run, already sent
 
 
-def artifact_location(tracking_uri: str) -> str | None:
-    """``<db dir>/mlartifacts`` as a file URI for a SQLite store, else None (server default)."""
+def sqlite_file(tracking_uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI, else None."""
     prefix = "sqlite:///"  # then "/abs/x.db" (sqlite:////abs/x.db) or "rel/x.db"
     if not tracking_uri.startswith(prefix):
         return None
     db = tracking_uri[len(prefix) :].split("?")[0]
-    if not db or db == ":memory:":
-        return None
-    return (Path(db).resolve().parent / "mlartifacts").as_uri()
+    return Path(db).resolve() if db and db != ":memory:" else None
+
+
+def artifact_location(tracking_uri: str) -> str | None:
+    """``<db dir>/mlartifacts`` as a file URI for a SQLite store, else None (server default)."""
+    db = sqlite_file(tracking_uri)
+    return (db.parent / "mlartifacts").as_uri() if db else None
+
+
+_READY: set[str] = set()  # SQLite stores this process has made sure of
+
+
+def ensure_store(tracking_uri: str) -> None:
+    """Create a SQLite store's tables under a file lock before anything writes to it.
+
+    MLflow creates the tables on a store's first use; two sweeps starting at once on a new
+    file both try, and one fails with "table ... already exists". The lock makes the first
+    one create them and the second find them. Servers create their own tables.
+    """
+    db = sqlite_file(tracking_uri)
+    if db is None or tracking_uri in _READY:
+        return
+    from filelock import FileLock
+    from mlflow.tracking import MlflowClient
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{db}.lock"):
+        MlflowClient(tracking_uri).search_experiments(max_results=1)
+    _READY.add(tracking_uri)
 
 
 class MLflowSink(Sink):
@@ -231,6 +257,7 @@ class MLflowSink(Sink):
         if self._client is None:
             from mlflow.tracking import MlflowClient
 
+            ensure_store(self.tracking_uri)
             self._client = MlflowClient(self.tracking_uri)
         return self._client
 

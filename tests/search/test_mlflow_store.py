@@ -1,0 +1,35 @@
+"""A new SQLite tracking store, first used by several processes at once (two sweeps starting)."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from abl.search.sinks.mlflow import ensure_store
+
+PROCESSES = 4
+
+
+def first_use(uri: str, name: str, barrier: mp.synchronize.Barrier) -> None:
+    barrier.wait()  # every process reaches MLflow's table creation at the same moment
+    ensure_store(uri)
+    MlflowClient(uri).create_experiment(name)
+
+
+def test_processes_starting_at_once_on_a_new_store_all_succeed(tmp_path: Path) -> None:
+    ctx = mp.get_context("spawn")  # fresh interpreters, as separate `abl search` commands are
+    for attempt in range(3):
+        uri = f"sqlite:///{tmp_path / f'store{attempt}' / 'mlflow.db'}"
+        barrier = ctx.Barrier(PROCESSES)
+        procs = [
+            ctx.Process(target=first_use, args=(uri, f"e{i}", barrier)) for i in range(PROCESSES)
+        ]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(timeout=120)
+        assert [p.exitcode for p in procs] == [0] * PROCESSES, f"attempt {attempt}"
+        names = {e.name for e in MlflowClient(uri).search_experiments()}
+        assert {f"e{i}" for i in range(PROCESSES)} <= names
