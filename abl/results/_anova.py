@@ -22,6 +22,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from abl.results._bootstrap import share_intervals
 from abl.results._design import factor_codes, is_full_grid, n_levels
 from abl.results.importance import FTest, ImportanceMethod, ImportanceResult, sort_scores
 
@@ -43,6 +44,8 @@ class AnovaImportance(ImportanceMethod):
         if is_full_grid(frame, params):
             main, pairs, cells = exact_anova(codes, y)
             note = f"exact, over the means of {cells} grid cells"
+            intervals, boot_note = share_intervals(codes, y)
+            note += f"; {boot_note}"
             ftests: list[FTest] = []
             if len(frame) > cells:
                 _, _, ftests, ols_note = ols_anova(codes, y)
@@ -51,9 +54,16 @@ class AnovaImportance(ImportanceMethod):
                 note += "; one trial per cell: no F-tests"
         else:
             main, pairs, ftests, ols_note = ols_anova(codes, y)
-            note = f"not a full grid: type-II sums of squares / total (OLS{ols_note})"
+            intervals = {}
+            note = f"not a full grid: type-II sums of squares / total (OLS{ols_note}); no interval"
         return ImportanceResult(
-            self.name, sort_scores(main), pairs, ftests, n_trials=len(frame), note=note
+            self.name,
+            sort_scores(main),
+            pairs,
+            ftests,
+            intervals=intervals,
+            n_trials=len(frame),
+            note=note,
         )
 
 

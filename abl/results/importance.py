@@ -61,6 +61,9 @@ class ImportanceResult:
     scores: dict[str, float]  # parameter -> score, largest first (see the method's docs)
     interactions: dict[tuple[str, str], float] = field(default_factory=dict)  # pair -> share
     ftests: list[FTest] = field(default_factory=list)
+    # parameter -> (low, high) of its score from resampling seeds within cells (see
+    # abl.results._bootstrap); empty where the method has none
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     n_trials: int = 0  # trials the method used (after any subsampling)
     note: str = ""  # how it was computed: exact, subsampled, skipped params...
 
@@ -79,6 +82,7 @@ class ImportanceResult:
             "n_trials": self.n_trials,
             "note": self.note,
             "scores": {p: _num(v) for p, v in self.scores.items()},
+            "intervals": {p: [_num(lo), _num(hi)] for p, (lo, hi) in self.intervals.items()},
             "interactions": [
                 {"params": list(pair), "share": _num(v)}
                 for pair, v in sorted(self.interactions.items(), key=lambda kv: -kv[1])
