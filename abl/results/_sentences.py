@@ -67,33 +67,33 @@ def _budget(p: PairTest) -> str:
 
 def _named_cells(p: PairTest, op: str) -> str:
     """The cells whose own test disagrees with the pair's: named up to ``MAX_NAMED``, else
-    counted per direction with one example each."""
+    counted per outcome with one example each."""
     cells = p.differing_cells()
     if not cells:
         return ""
 
-    def winner_first(c: CellTest) -> tuple[Any, Any]:
+    def outcome(c: CellTest) -> str:
+        if not c.significant:
+            return "not distinguishable"
         a_better = c.diff <= 0 if op == "<" else c.diff >= 0
-        return (p.a, p.b) if a_better else (p.b, p.a)
+        x, y = (p.a, p.b) if a_better else (p.b, p.a)
+        return f"{label(x)} {op} {label(y)}"
 
-    lead = ", reversed: " if p.significant else ", but "
+    lead = ", but " if not p.significant or not p.varies else ", but the difference varies: "
     if len(cells) <= MAX_NAMED:
         named = []
         for c in cells:
-            x, y = winner_first(c)
-            named.append(
-                f"{label(x)} {op} {label(y)} at {c.cell} (Holm {_pfmt(c.p_holm)}, g={_g(abs(c.g))})"
-            )
+            g = f", g={_g(abs(c.g))}" if c.significant and not math.isnan(c.g) else ""
+            named.append(f"{outcome(c)} at {c.cell} (Holm {_pfmt(c.p_holm)}{g})")
         return lead + ", ".join(named)
-    groups: dict[tuple[Any, Any], list[CellTest]] = {}
+    groups: dict[str, list[CellTest]] = {}
     for c in cells:
-        groups.setdefault(winner_first(c), []).append(c)
+        groups.setdefault(outcome(c), []).append(c)
     parts = [
-        f"{label(x)} {op} {label(y)} in {len(cs)} cell{'s' if len(cs) > 1 else ''} "
-        f"(e.g. at {cs[0].cell})"
-        for (x, y), cs in groups.items()
+        f"{what} in {len(cs)} cell{'s' if len(cs) > 1 else ''} (e.g. at {cs[0].cell})"
+        for what, cs in groups.items()
     ]
-    return lead + " and ".join(parts) + " (each Holm p<0.05: the effect depends on the cell)"
+    return lead + " and ".join(parts) + " (Holm over every cell test)"
 
 
 def _pfmt(p: float, op: str = "=") -> str:

@@ -16,15 +16,20 @@ How cells combine, pair by pair:
   values ran the same seeds: seed i of A and seed i of B share their validation data and init
   seed, so the difference of the two is the unit. The spread of those differences includes how
   much the effect varies from cell to cell, so the test is conservative about interactions.
-- **OLS** ``y ~ C(value) + C(cell)`` (statsmodels) otherwise: the value's coefficient is the
-  difference adjusted for the other axes, tested against the residual (seed) variance.
+- **Welch** (``scipy.stats.ttest_ind(equal_var=False)``) otherwise, when there is one cell
+  (no other axis);
+- **OLS** ``y ~ C(value) + C(cell)`` (statsmodels) otherwise, over several cells: the value's
+  coefficient is the difference adjusted for the other axes, tested against the residual
+  (seed) variance.
 - **cells as replicates** with one trial per value and cell (no repeats): seed noise cannot be
   estimated, so the paired test runs over the matched cells and the result is labelled so.
 
 Holm's correction (``statsmodels.stats.multitest.multipletests``) runs over every pair of every
-axis: one family for the report's claims. Each pair is also tested cell by cell (Holm within
-the pair's cells); a sentence names the cells whose result differs from the overall one
-(significant the other way, or significant where the overall is not). The effect size is
+axis: one family for the report's claims. Each pair is also tested cell by cell (paired by seed
+or Welch; Holm over every cell test of the run, a second family); a sentence names the cells
+whose result differs from the overall one (significant the other way, or significant where the
+overall is not, or not distinguishable where the overall differs and a one-way F-test of the
+paired differences by cell, Holm over the pairs, says that the difference varies). The effect size is
 Hedges' g: the difference in units of the within-cell (seed) standard deviation. Where a pair is
 not distinguishable, the seeds per cell that 80% power would need at the observed effect size
 and at alpha / (number of pairs) come from ``statsmodels.stats.power``.
@@ -59,6 +64,7 @@ class Kind:
 
     PAIRED = "paired t-test over cells × seeds"
     OLS = "OLS, value + cell"
+    WELCH = "Welch t-test"
     CELLS = "paired over cells (no seed repeats)"
 
 
@@ -70,7 +76,7 @@ class CellTest:
     diff: float
     g: float
     p: float
-    p_holm: float = math.nan  # within the pair's cells
+    p_holm: float = math.nan  # over every cell test of the run
 
     @property
     def significant(self) -> bool:
@@ -93,21 +99,32 @@ class PairTest:
     seeds_needed: int | None = None  # for 80% power at this effect size (None: n/a)
     by_cell: list[CellTest] = field(default_factory=list)
     p_holm: float = math.nan
+    # does the difference vary between cells? F-test of the paired differences by cell
+    varies_p: float = math.nan
+    varies_holm: float = math.nan  # Holm over the pairs that have one
 
     @property
     def significant(self) -> bool:
         """Whether A and B differ at ``ALPHA`` after Holm's correction over all pairs."""
         return bool(self.p_holm < ALPHA)
 
+    @property
+    def varies(self) -> bool:
+        """Whether the difference depends on the cell (after Holm over the pairs)."""
+        return bool(self.varies_holm < ALPHA)
+
     def differing_cells(self) -> list[CellTest]:
-        """Cells whose own (Holm-corrected) test says something else than the overall one."""
+        """Cells whose own (Holm-corrected) test says something else than the overall one:
+        significant the other way, significant where the overall is not, or, when the
+        difference varies between cells, not distinguishable where the overall differs."""
         if len(self.by_cell) < 2:
             return []
         sign = np.sign(self.diff)
         return [
             c
             for c in self.by_cell
-            if c.significant and (not self.significant or np.sign(c.diff) != sign)
+            if (c.significant and (not self.significant or np.sign(c.diff) != sign))
+            or (self.significant and self.varies and not c.significant)
         ]
 
 
@@ -137,8 +154,9 @@ class Comparisons:
 
     @property
     def any_significant(self) -> bool:
-        """Whether any pair, overall or in one of its cells, differs after Holm's correction."""
-        return any(p.significant or any(c.significant for c in p.by_cell) for p in self.pairs)
+        """Whether any pair differs overall after Holm's correction (a difference in some cells
+        only is what :func:`cell_f_test` looks for)."""
+        return any(p.significant for p in self.pairs)
 
     def to_json(self) -> dict[str, Any]:
         """importance.json's ``comparisons`` key."""
@@ -200,6 +218,8 @@ def compare_axes(trials: pd.DataFrame, space: Space, metric: str, mode: str) -> 
         ]
         out.axes.append(AxisComparison(axis, values, [p for p in pairs if p is not None]))
     _holm(out.pairs)
+    _holm(out.pairs, p="varies_p", into="varies_holm")
+    _holm([c for p in out.pairs if len(p.by_cell) > 1 for c in p.by_cell])  # one family of cells
     for p in out.pairs:
         p.seeds_needed = _seeds_needed(p, len(out.pairs))
     from abl.results._sentences import sentence  # it reads this module's types
@@ -245,31 +265,64 @@ def _pair(
     seeds = min(min(len(ga[c]), len(gb[c])) for c in common)
     matched = _matched(ya, yb, cell, seed) if repeats else _one_per_cell(ya, yb, cell)
     within = _within_sd(pd.concat([ya, yb]), cell[keep], value[keep])
-    if matched is not None:
-        xa, xb = matched
+    varies_p = math.nan
+    if matched is not None and len(matched[0]) >= 2:
+        xa, xb, cell_of = matched
         diff, p = float(np.mean(xa - xb)), _p(stats.ttest_rel, xa, xb)
         kind = Kind.PAIRED if repeats else Kind.CELLS
-    elif repeats:
+        varies_p = _varies(xa - xb, cell_of) if repeats else math.nan
+    elif len(common) == 1 and len(ya) >= 2 and len(yb) >= 2:
+        diff, p, kind = by_cell[0].diff, by_cell[0].p, Kind.WELCH
+    elif repeats and len(common) > 1:
         diff, p = _ols(ya, yb, cell)
         kind = Kind.OLS
     else:
         return None
     g = _hedges(diff, *within) if repeats else math.nan
-    test = PairTest(axis, va, vb, diff, g, p, kind, len(common), seeds, by_cell=by_cell)
-    _holm(by_cell)
+    test = PairTest(
+        axis, va, vb, diff, g, p, kind, len(common), seeds, by_cell=by_cell, varies_p=varies_p
+    )
     better_a = diff <= 0 if mode == "min" else diff >= 0
     return test if better_a else _flip(test)
 
 
 def _flip(t: PairTest) -> PairTest:
     cells = [CellTest(c.cell, -c.diff, -c.g, c.p, c.p_holm) for c in t.by_cell]
-    return PairTest(t.axis, t.b, t.a, -t.diff, -t.g, t.p, t.kind, t.cells, t.seeds, by_cell=cells)
+    return PairTest(
+        t.axis,
+        t.b,
+        t.a,
+        -t.diff,
+        -t.g,
+        t.p,
+        t.kind,
+        t.cells,
+        t.seeds,
+        by_cell=cells,
+        varies_p=t.varies_p,
+    )
+
+
+def _varies(d: np.ndarray, cells: np.ndarray) -> float:
+    """p of the one-way F-test of paired differences ``d`` between their ``cells``; NaN with
+    one cell, or where no cell has two seeds."""
+    from scipy import stats
+
+    groups = [d[cells == c] for c in pd.unique(cells)]
+    if len(groups) < 2 or all(len(g) < 2 for g in groups):
+        return math.nan
+    if all(np.ptp(g) == 0 for g in groups):
+        return 0.0 if np.ptp(d) > 0 else 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(stats.f_oneway(*groups).pvalue)
 
 
 def _matched(
     ya: pd.Series, yb: pd.Series, cell: pd.Series, seed: pd.Series | None
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """A and B aligned by (cell, seed) when every matched cell ran the same seeds on both."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """A and B aligned by (cell, seed) when every matched cell ran the same seeds on both,
+    with each unit's cell."""
     if seed is None:
         return None
     ka = pd.MultiIndex.from_arrays([cell[ya.index], seed[ya.index]])
@@ -278,18 +331,18 @@ def _matched(
         return None
     sa = pd.Series(ya.to_numpy(), index=ka)
     sb = pd.Series(yb.to_numpy(), index=kb).reindex(ka)
-    return sa.to_numpy(float), sb.to_numpy(float)
+    return sa.to_numpy(float), sb.to_numpy(float), ka.get_level_values(0).to_numpy()
 
 
 def _one_per_cell(
     ya: pd.Series, yb: pd.Series, cell: pd.Series
-) -> tuple[np.ndarray, np.ndarray] | None:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """No repeats: A and B aligned by cell, the cells being the replicates (two cells or more)."""
     sa = pd.Series(ya.to_numpy(), index=cell[ya.index].to_numpy())
     sb = pd.Series(yb.to_numpy(), index=cell[yb.index].to_numpy())
     if len(sa) < 2 or sa.index.has_duplicates or sb.index.has_duplicates:
         return None
-    return sa.to_numpy(float), sb.reindex(sa.index).to_numpy(float)
+    return sa.to_numpy(float), sb.reindex(sa.index).to_numpy(float), sa.index.to_numpy()
 
 
 def _cell_test(name: str, ya: pd.Series, yb: pd.Series, seed: pd.Series | None) -> CellTest:
@@ -305,7 +358,7 @@ def _cell_test(name: str, ya: pd.Series, yb: pd.Series, seed: pd.Series | None) 
     g = hedges_g(a, b)
     matched = _matched(ya, yb, pd.Series("", index=ya.index.union(yb.index)), seed)
     if matched is not None:
-        return CellTest(name, diff, g, _p(stats.ttest_rel, *matched))
+        return CellTest(name, diff, g, _p(stats.ttest_rel, *matched[:2]))
     return CellTest(name, diff, g, _p(stats.ttest_ind, a, b, equal_var=False))
 
 
@@ -354,16 +407,16 @@ def _hedges(diff: float, sd: float, dof: int) -> float:
     return diff / sd * (1 - 3 / (4 * dof - 1))
 
 
-def _holm(tests: list[Any]) -> None:
-    """Set ``p_holm`` on every test with a finite p (statsmodels' Holm step-down)."""
+def _holm(tests: list[Any], p: str = "p", into: str = "p_holm") -> None:
+    """Set ``into`` on every test with a finite ``p`` (statsmodels' Holm step-down)."""
     from statsmodels.stats.multitest import multipletests
 
-    tested = [t for t in tests if math.isfinite(t.p)]
+    tested = [t for t in tests if math.isfinite(getattr(t, p))]
     if not tested:
         return
-    adjusted = multipletests([t.p for t in tested], alpha=ALPHA, method="holm")[1]
+    adjusted = multipletests([getattr(t, p) for t in tested], alpha=ALPHA, method="holm")[1]
     for t, h in zip(tested, adjusted, strict=True):
-        object.__setattr__(t, "p_holm", float(h))  # CellTest is frozen
+        object.__setattr__(t, into, float(h))  # CellTest is frozen
 
 
 def _seeds_needed(p: PairTest, family: int) -> int | None:
