@@ -42,7 +42,10 @@ def _clause(p: PairTest, op: str) -> str:
     if p.significant:
         text = f"{label(p.a)} {op} {label(p.b)} ({_stats(p)})"
     elif not math.isfinite(p.p_holm):
-        text = f"{label(p.a)} vs {label(p.b)} cannot be tested"
+        text = (
+            f"{label(p.a)} vs {label(p.b)} cannot be tested: a test needs two trials of each "
+            "in a matched cell, or two matched cells"
+        )
     else:
         text = f"{label(p.a)} vs {label(p.b)} not distinguishable {_budget(p)}"
     if p.kind == Kind.CELLS:

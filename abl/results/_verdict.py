@@ -128,11 +128,12 @@ def _no_effect(
     y = ok[metric].astype(float) if len(ok) else pd.Series(dtype=float)
     if len(y) > 1 and np.ptp(y.to_numpy()) == 0:
         return f"`{metric}` is {y.iloc[0]:.4g} in every one of {len(y)} completed trials"
-    if comparisons is None or not comparisons.pairs or comparisons.any_significant:
+    if comparisons is None or not comparisons.tested or comparisons.any_significant:
         return None
     if f_p is not None and f_p < ALPHA:
         return None
-    why = f"no pair of values of any axis differs after Holm's correction ({len(comparisons.pairs)} pairs)"
+    n = len(comparisons.tested)
+    why = f"no pair of values of any axis differs after Holm's correction ({n} pairs)"
     if f_p is not None:
         why += f", and the configurations' means are inside their seed noise (F-test p={f_p:.2f})"
     if comparisons.replicates == "cells":
@@ -162,12 +163,12 @@ def section(v: Verdict, comparisons: Comparisons | None, mode: str) -> list[Bloc
         blocks.append(
             Para(
                 f"Each axis's values compared matched on the other axes ({how}); Holm-corrected "
-                f"over all {len(comparisons.pairs)} pairs; `a {op} b`: a has the {better} "
+                f"over all {len(comparisons.tested)} tested pairs; `a {op} b`: a has the {better} "
                 f"`{comparisons.metric}` (better); g is Hedges' g in within-cell seed SDs."
             )
         )
         blocks.append(Bullets([_axis_line(a.axis, a.sentence, v) for a in axes]))
-        blocks.append(_table(comparisons))
+        blocks += [_table(comparisons)] if comparisons.tested else []
     return blocks
 
 
@@ -181,7 +182,7 @@ def _axis_line(axis: str, sentence: str, v: Verdict) -> str:
 def _table(c: Comparisons) -> Table:
     head = ["axis", "A", "B", f"A - B ({c.metric})", "g", "p", "Holm p", "test", "cells × seeds"]
     rows = []
-    for p in c.pairs:
+    for p in c.tested:
         rows.append(
             [
                 Cell(p.axis),

@@ -65,6 +65,7 @@ class Kind:
     PAIRED = "paired t-test over cells × seeds"
     OLS = "OLS, value + cell"
     WELCH = "Welch t-test"
+    NONE = "not tested (too few matched trials)"
     CELLS = "paired over cells (no seed repeats)"
 
 
@@ -153,6 +154,11 @@ class Comparisons:
         return [p for a in self.axes for p in a.pairs]
 
     @property
+    def tested(self) -> list[PairTest]:
+        """The pairs that have a test (enough matched trials)."""
+        return [p for p in self.pairs if math.isfinite(p.p)]
+
+    @property
     def any_significant(self) -> bool:
         """Whether any pair differs overall after Holm's correction (a difference in some cells
         only is what :func:`cell_f_test` looks for)."""
@@ -215,13 +221,13 @@ def compare_axes(trials: pd.DataFrame, space: Space, metric: str, mode: str) -> 
         pairs = [
             _pair(axis, va, vb, y, codes[axis], cell, ok.get("seed"), mode, repeats)
             for va, vb in combinations(values, 2)
-        ]
+        ]  # None: the two values never ran in the same cell
         out.axes.append(AxisComparison(axis, values, [p for p in pairs if p is not None]))
     _holm(out.pairs)
     _holm(out.pairs, p="varies_p", into="varies_holm")
     _holm([c for p in out.pairs if len(p.by_cell) > 1 for c in p.by_cell])  # one family of cells
     for p in out.pairs:
-        p.seeds_needed = _seeds_needed(p, len(out.pairs))
+        p.seeds_needed = _seeds_needed(p, len(out.tested))
     from abl.results._sentences import sentence  # it reads this module's types
 
     for a in out.axes:
@@ -276,8 +282,8 @@ def _pair(
     elif repeats and len(common) > 1:
         diff, p = _ols(ya, yb, cell)
         kind = Kind.OLS
-    else:
-        return None
+    else:  # one matched trial of a value, or one cell without repeats: no test
+        diff, p, kind = float(ya.mean() - yb.mean()), math.nan, Kind.NONE
     g = _hedges(diff, *within) if repeats else math.nan
     test = PairTest(
         axis, va, vb, diff, g, p, kind, len(common), seeds, by_cell=by_cell, varies_p=varies_p
@@ -423,7 +429,7 @@ def _seeds_needed(p: PairTest, family: int) -> int | None:
     """Seeds per cell for 80% power at the observed effect, alpha / ``family`` (None: n/a)."""
     from statsmodels.stats.power import TTestIndPower
 
-    if p.kind == Kind.CELLS or not math.isfinite(p.g) or p.significant:
+    if p.kind in (Kind.CELLS, Kind.NONE) or not math.isfinite(p.g) or p.significant:
         return None
     if p.g == 0:
         return MAX_SEEDS + 1

@@ -166,4 +166,6 @@ def test_one_seed_per_cell_uses_cells_as_replicates_and_says_so(
 def test_a_single_trial_per_value_is_never_tested() -> None:
     grid = {"model.pe_type": ["sinpe", "rope"]}
     rows = planted_trials(grid, pe_effect, repeats=1)
-    assert compare_axes(pd.DataFrame(rows), space(grid, repeats=1), "val/loss", "min").pairs == []
+    c = compare_axes(pd.DataFrame(rows), space(grid, repeats=1), "val/loss", "min")
+    assert c.tested == [] and c.pairs[0].kind == Kind.NONE and not c.any_significant
+    assert "rope vs sinpe cannot be tested: a test needs two trials of each" in c.axes[0].sentence
