@@ -110,7 +110,13 @@ def ols_anova(
     with warnings.catch_warnings(), _one_blas_thread():
         warnings.simplefilter("ignore")  # rank-deficient designs (empty cells) warn per term
         fit = smf.ols("y ~ " + " + ".join(terms), data=data).fit()
-        table = sm.stats.anova_lm(fit, typ=2)
+        try:
+            table = sm.stats.anova_lm(fit, typ=2)
+        except ValueError:  # type II's Wald tests fail on a rank-deficient design
+            if fit.df_resid < 1:  # saturated: nothing left to decompose against
+                return {p: 0.0 for p in params}, {}, [], f"{note}; saturated fit: no scores"
+            table = sm.stats.anova_lm(fit, typ=1)
+            note += "; sequential (type-I) sums of squares: the design is rank-deficient"
     total = float(((data["y"] - data["y"].mean()) ** 2).sum())
     back = {f"C({x})": p for p, x in alias.items()}
     main: dict[str, float] = {}
@@ -145,6 +151,9 @@ def _fit_size(codes: pd.DataFrame) -> tuple[bool, int, str]:
     cols, pairs, note = main_cols + pair_cols, True, ""
     if OLS_BUDGET // cols < 10 * cols:
         cols, pairs, note = main_cols, False, f"; main effects only ({pair_cols} pairwise columns)"
+    elif len(codes) <= cols:  # a saturated fit leaves no residual to test against
+        cols, pairs = main_cols, False
+        note = f"; main effects only (too few trials for {pair_cols} pairwise columns)"
     return pairs, min(len(codes), max(OLS_BUDGET // cols, 10 * cols)), note
 
 
