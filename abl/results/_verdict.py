@@ -160,6 +160,9 @@ def section(v: Verdict, comparisons: Comparisons | None, mode: str) -> list[Bloc
             else "no configuration ran twice, so the matched cells are the replicates and seed "
             "noise is not measured"
         )
+        if comparisons.unmatched:
+            names = ", ".join(f"`{p}`" for p in comparisons.unmatched)
+            how += f"; {names} vary within cells and count as noise"
         blocks.append(
             Para(
                 f"Each axis's values compared matched on the other axes ({how}); Holm-corrected "

@@ -49,9 +49,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from abl.results._design import is_continuous, label, levels, natural_key
+from abl.results._design import is_continuous, label, levels, natural_key, varying
 from abl.results.aggregate import split_trials
-from abl.search.space import Space, arm_keys
+from abl.search.space import MARK_KEYS, Space, arm_keys
 
 ALPHA = 0.05  # after Holm's correction
 POWER = 0.8  # for the seeds-needed estimate
@@ -148,6 +148,7 @@ class Comparisons:
     axes: list[AxisComparison]
     replicates: str  # "seeds" or "cells" (no configuration ran twice)
     skipped: str = ""  # why nothing was compared, if so
+    unmatched: list[str] = field(default_factory=list)  # sampled params varying within cells
 
     @property
     def pairs(self) -> list[PairTest]:
@@ -214,6 +215,11 @@ def compare_axes(trials: pd.DataFrame, space: Space, metric: str, mode: str) -> 
     codes = {a: levels(ok[a]) for a in axes}
     repeats = bool(ok.groupby([codes[a] for a in axes], observed=True).size().max() > 1)
     out = Comparisons(metric, mode, [], "seeds" if repeats else "cells")
+    out.unmatched = [
+        p
+        for p in varying(ok, space.sweep_keys())
+        if p not in axes and p not in ("seed", *MARK_KEYS)
+    ]
     for axis in axes:
         others = [codes[o] for o in axes if o != axis]
         cell = _cell_labels(ok, [o for o in axes if o != axis], others)
@@ -362,9 +368,12 @@ def _cell_test(name: str, ya: pd.Series, yb: pd.Series, seed: pd.Series | None) 
     if len(a) < 2 or len(b) < 2:
         return CellTest(name, diff, math.nan, math.nan)
     g = hedges_g(a, b)
-    matched = _matched(ya, yb, pd.Series("", index=ya.index.union(yb.index)), seed)
-    if matched is not None:
-        return CellTest(name, diff, g, _p(stats.ttest_rel, *matched[:2]))
+    if seed is not None:  # paired when both ran the same seeds, once each
+        sa, sb = seed[ya.index].to_numpy(), seed[yb.index].to_numpy()
+        oa, ob = np.argsort(sa, kind="stable"), np.argsort(sb, kind="stable")
+        same = len(sa) == len(sb) and np.array_equal(sa[oa], sb[ob])
+        if same and len(np.unique(sa)) == len(sa):
+            return CellTest(name, diff, g, _p(stats.ttest_rel, a[oa], b[ob]))
     return CellTest(name, diff, g, _p(stats.ttest_ind, a, b, equal_var=False))
 
 

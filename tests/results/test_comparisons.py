@@ -169,3 +169,15 @@ def test_a_single_trial_per_value_is_never_tested() -> None:
     c = compare_axes(pd.DataFrame(rows), space(grid, repeats=1), "val/loss", "min")
     assert c.tested == [] and c.pairs[0].kind == Kind.NONE and not c.any_significant
     assert "rope vs sinpe cannot be tested: a test needs two trials of each" in c.axes[0].sentence
+
+
+def test_sampled_parameters_are_named_as_noise_within_cells(make_run: Callable[..., Path]) -> None:
+    rows = planted_trials(GRID, pe_effect, repeats=5)  # 30 draws of lr: a continuous parameter
+    rng = np.random.default_rng(0)
+    for r in rows:
+        r["train.lr"] = float(10 ** rng.uniform(-4, -2))
+    spec = {**raw(GRID), "sample": {"train.lr": {"loguniform": [1e-4, 1e-2]}}}
+    c = compare_axes(pd.DataFrame(rows), parse_space(spec, source="t"), "val/loss", "min")
+    assert c.unmatched == ["train.lr"]
+    md = build_report(make_run(rows, space=spec)).markdown.read_text()
+    assert "`train.lr` vary within cells and count as noise" in md
