@@ -146,6 +146,18 @@ def section(v: Verdict, comparisons: Comparisons | None, mode: str) -> list[Bloc
     items = [w for w in (v.leak, v.stuck) if w]
     if v.no_effect:
         items.append(f"**No ablation effect detectable at this budget**: {v.no_effect}.")
+    elif (
+        comparisons is not None
+        and comparisons.tested
+        and not comparisons.any_significant
+        and v.f_p is not None
+        and v.f_p < ALPHA
+    ):
+        items.append(
+            "No value of any axis is better on average, but the configurations differ beyond "
+            f"seed noise (F-test p={v.f_p:.2g}): what matters is a combination of values "
+            "(see the interactions under Which parameters matter)."
+        )
     axes = comparisons.axes if comparisons is not None else []
     if not items and not axes:
         return []

@@ -149,3 +149,18 @@ def test_repeats_table_prints_mean_plus_minus_std(grid_run: Path) -> None:
     md = build_report(grid_run).markdown.read_text()
     assert "| val/loss mean ± std | n | 95% CI |" in md
     assert re.search(r"\| \d\.\d{1,3} ± 0\.\d+ \| 3 \| \[\d\.\d{1,3}, \d\.\d{1,3}\] \|", md)
+
+
+def test_an_interaction_without_main_effects_is_not_called_noise(
+    make_run: Callable[..., Path],
+) -> None:
+    grid = {"model.is_qln": [True, False], "model.is_kln": [True, False]}
+
+    def effect(c: dict[str, Any]) -> float:
+        return 0.5 if c["model.is_qln"] == c["model.is_kln"] else -0.5
+
+    rows = planted_trials(grid, effect, repeats=3)
+    md = build_report(make_run(rows, space=raw(grid))).markdown.read_text()
+    top = section(md, "Verdict")
+    assert "No ablation effect detectable" not in top
+    assert "No value of any axis is better on average, but the configurations differ" in top
