@@ -2,8 +2,8 @@
 
 "`model.pe_type`: rope < sinpe < none (every pair: Holm p<0.001, g ≥ 9.3)." when every pair
 differs; otherwise a clause per pair, significant ones first: "sinpe vs randn not
-distinguishable at 2 seeds (Holm p=0.41; about 6 seeds per cell would be needed at this effect
-size, g=1.1)", with the cells whose own test says otherwise named after it.
+distinguishable at 2 seeds (Holm p=0.41; about 6 seeds per cell would give 80% power at this
+effect size, paired d_z=1.1)", with the cells whose own test says otherwise named after it.
 """
 
 from __future__ import annotations
@@ -64,7 +64,12 @@ def _budget(p: PairTest) -> str:
     text = f"at {p.seeds} seed{'s' if p.seeds != 1 else ''} (Holm {_pfmt(p.p_holm)}"
     if p.seeds_needed is not None and p.seeds_needed > p.seeds:
         need = f"more than {MAX_SEEDS}" if p.seeds_needed > MAX_SEEDS else f"about {p.seeds_needed}"
-        text += f"; {need} seeds per cell would be needed at this effect size, g={_g(abs(p.g))}"
+        size = (
+            f"paired d_z={_g(abs(p.dz))}"
+            if p.kind == Kind.PAIRED and math.isfinite(p.dz)
+            else f"g={_g(abs(p.g))}"
+        )
+        text += f"; {need} seeds per cell would give 80% power at this effect size, {size}"
     return text + ")"
 
 

@@ -102,6 +102,7 @@ class PairTest:
     p_holm: float = math.nan
     # does the difference vary between cells? F-test of the paired differences by cell
     varies_p: float = math.nan
+    dz: float = math.nan  # paired pairs: mean paired difference / its SD
     varies_holm: float = math.nan  # Holm over the pairs that have one
 
     @property
@@ -277,12 +278,14 @@ def _pair(
     seeds = min(min(len(ga[c]), len(gb[c])) for c in common)
     matched = _matched(ya, yb, cell, seed) if repeats else _one_per_cell(ya, yb, cell)
     within = _within_sd(pd.concat([ya, yb]), cell[keep], value[keep])
-    varies_p = math.nan
+    varies_p = dz = math.nan
     if matched is not None and len(matched[0]) >= 2:
         xa, xb, cell_of = matched
         diff, p = float(np.mean(xa - xb)), _p(stats.ttest_rel, xa, xb)
         kind = Kind.PAIRED if repeats else Kind.CELLS
         varies_p = _varies(xa - xb, cell_of) if repeats else math.nan
+        sd = float(np.std(xa - xb, ddof=1))
+        dz = diff / sd if sd > 0 else math.nan
     elif len(common) == 1 and len(ya) >= 2 and len(yb) >= 2:
         diff, p, kind = by_cell[0].diff, by_cell[0].p, Kind.WELCH
     elif repeats and len(common) > 1:
@@ -292,7 +295,18 @@ def _pair(
         diff, p, kind = float(ya.mean() - yb.mean()), math.nan, Kind.NONE
     g = _hedges(diff, *within) if repeats else math.nan
     test = PairTest(
-        axis, va, vb, diff, g, p, kind, len(common), seeds, by_cell=by_cell, varies_p=varies_p
+        axis,
+        va,
+        vb,
+        diff,
+        g,
+        p,
+        kind,
+        len(common),
+        seeds,
+        by_cell=by_cell,
+        varies_p=varies_p,
+        dz=dz,
     )
     better_a = diff <= 0 if mode == "min" else diff >= 0
     return test if better_a else _flip(test)
@@ -312,6 +326,7 @@ def _flip(t: PairTest) -> PairTest:
         t.seeds,
         by_cell=cells,
         varies_p=t.varies_p,
+        dz=-t.dz,
     )
 
 
@@ -435,18 +450,25 @@ def _holm(tests: list[Any], p: str = "p", into: str = "p_holm") -> None:
 
 
 def _seeds_needed(p: PairTest, family: int) -> int | None:
-    """Seeds per cell for 80% power at the observed effect, alpha / ``family`` (None: n/a)."""
-    from statsmodels.stats.power import TTestIndPower
+    """Seeds per cell for 80% power at the observed effect and alpha / ``family`` (None: n/a).
+
+    Paired pairs: ``TTestPower`` at d_z, the mean paired difference over its SD, for the
+    (cell, seed) units needed, spread over the cells. Others: ``TTestIndPower`` at Hedges' g
+    for the trials per value, spread over the cells.
+    """
+    from statsmodels.stats.power import TTestIndPower, TTestPower
 
     if p.kind in (Kind.CELLS, Kind.NONE) or not math.isfinite(p.g) or p.significant:
         return None
-    if p.g == 0:
+    paired = p.kind == Kind.PAIRED and math.isfinite(p.dz)
+    effect = abs(p.dz if paired else p.g)
+    if effect == 0:
         return MAX_SEEDS + 1
-    alpha = ALPHA / max(family, 1)
+    power = TTestPower() if paired else TTestIndPower()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:  # per value and cell, the cells pooling their seeds
-            n = float(TTestIndPower().solve_power(abs(p.g), alpha=alpha, power=POWER))
+        try:
+            n = float(power.solve_power(effect, alpha=ALPHA / max(family, 1), power=POWER))
         except (ValueError, RuntimeError):
             return None
     if not math.isfinite(n):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
+from statsmodels.stats.power import TTestPower
 
 from abl.results import build_report
 from abl.results.comparisons import Kind, compare_axes
@@ -84,7 +86,12 @@ def test_no_planted_effect_no_comparison_is_called(make_run: Callable[..., Path]
     assert "**No ablation effect detectable at this budget**" in text
     assert text.index("## Verdict") < text.index("## Sweep") < text.index("## Which parameters")
     assert "**These shares rank noise**" in text
-    assert "not distinguishable at 3 seeds" in text and "seeds per cell would be needed" in text
+    assert "not distinguishable at 3 seeds" in text
+    assert "seeds per cell would give 80% power at this effect size, paired d_z=" in text
+    # the estimate: statsmodels' power of a paired t-test at the observed d_z, alpha / pairs
+    worst = max(c.pairs, key=lambda p: abs(p.dz))
+    units = TTestPower().solve_power(abs(worst.dz), alpha=0.05 / len(c.pairs), power=0.8)
+    assert worst.seeds_needed == max(math.ceil(units / worst.cells), 2)
 
 
 def test_planted_effect_report_says_no_noise(make_run: Callable[..., Path]) -> None:
