@@ -74,11 +74,14 @@ def _budget(p: PairTest) -> str:
 
 
 def _named_cells(p: PairTest, op: str) -> str:
-    """The cells whose own test disagrees with the pair's: named up to ``MAX_NAMED``, else
-    counted per outcome with one example each."""
+    """The cells whose own test disagrees with the pair's, grouped by outcome; when the
+    difference varies between cells, also those where it holds. Up to ``MAX_NAMED`` cells of
+    an outcome are named, more are counted with one example."""
     cells = p.differing_cells()
     if not cells:
         return ""
+    if p.significant and p.varies:  # say where it holds too, first
+        cells = [c for c in p.by_cell if c.significant and c not in cells] + cells
 
     def outcome(c: CellTest) -> str:
         if not c.significant:
@@ -87,21 +90,20 @@ def _named_cells(p: PairTest, op: str) -> str:
         x, y = (p.a, p.b) if a_better else (p.b, p.a)
         return f"{label(x)} {op} {label(y)}"
 
-    lead = ", but " if not p.significant or not p.varies else ", but the difference varies: "
-    if len(cells) <= MAX_NAMED:
-        named = []
-        for c in cells:
-            g = f", g={_g(abs(c.g))}" if c.significant and not math.isnan(c.g) else ""
-            named.append(f"{outcome(c)} at {c.cell} (Holm {_pfmt(c.p_holm)}{g})")
-        return lead + ", ".join(named)
     groups: dict[str, list[CellTest]] = {}
     for c in cells:
         groups.setdefault(outcome(c), []).append(c)
-    parts = [
-        f"{what} in {len(cs)} cell{'s' if len(cs) > 1 else ''} (e.g. at {cs[0].cell})"
-        for what, cs in groups.items()
-    ]
-    return lead + " and ".join(parts) + " (Holm over every cell test)"
+    parts = []
+    for what, cs in groups.items():
+        if len(cs) == 1:
+            g = f", g={_g(abs(cs[0].g))}" if cs[0].significant and not math.isnan(cs[0].g) else ""
+            parts.append(f"{what} at `{cs[0].cell}` (Holm {_pfmt(cs[0].p_holm)}{g})")
+        elif len(cs) <= MAX_NAMED:
+            parts.append(f"{what} at " + " and ".join(f"`{c.cell}`" for c in cs))
+        else:
+            parts.append(f"{what} in {len(cs)} cells (e.g. at `{cs[0].cell}`)")
+    lead = ", but the difference varies: " if p.significant and p.varies else ", but "
+    return lead + ", ".join(parts) + " (cells: Holm over every cell test)"
 
 
 def _pfmt(p: float, op: str = "=") -> str:

@@ -74,7 +74,8 @@ def test_an_effect_in_one_cell_only_is_named_at_that_cell() -> None:
     assert pair.significant and pair.varies  # rope is better on average, but not everywhere
     assert [c.cell for c in pair.differing_cells()] == ["data.block_size=32"]
     assert pe.sentence.startswith("`model.pe_type`: rope < sinpe (Holm p=")
-    assert "but the difference varies: not distinguishable at data.block_size=32" in pe.sentence
+    assert "but the difference varies: rope < sinpe at `data.block_size=64` (Holm p" in pe.sentence
+    assert "not distinguishable at `data.block_size=32` (Holm p" in pe.sentence
 
 
 def test_no_planted_effect_no_comparison_is_called(make_run: Callable[..., Path]) -> None:
