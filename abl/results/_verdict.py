@@ -207,7 +207,7 @@ def _table(c: Comparisons) -> Table:
                 Cell("" if math.isnan(p.g) else f"{abs(p.g):.3g}", numeric=True),
                 Cell(_p(p.p), numeric=True),
                 Cell(_p(p.p_holm), numeric=True, bold=p.significant),
-                Cell(p.kind),
+                Cell(p.kind.value),
                 Cell(f"{p.cells} × {p.seeds}", numeric=True),
             ]
         )

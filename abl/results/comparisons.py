@@ -43,6 +43,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+from enum import Enum
 from itertools import combinations
 from typing import Any
 
@@ -59,8 +60,8 @@ MAX_NAMED = 3  # cells named in a sentence where the result differs; the rest ar
 MAX_SEEDS = 1000  # seeds-needed estimates beyond this read "more than 1000"
 
 
-class Kind:
-    """How a pair was tested (the values of ``PairTest.kind``)."""
+class Kind(str, Enum):
+    """How a pair was tested (``PairTest.kind``); the value is what the report prints."""
 
     PAIRED = "paired t-test over cells × seeds"
     OLS = "OLS, value + cell"
@@ -94,7 +95,7 @@ class PairTest:
     diff: float  # mean of A - B over the matched cells, metric units
     g: float  # Hedges' g of that difference in within-cell SDs (NaN without repeats)
     p: float
-    kind: str  # a Kind
+    kind: Kind
     cells: int  # matched cells
     seeds: int  # the fewest seeds of either value in a matched cell
     seeds_needed: int | None = None  # for 80% power at this effect size (None: n/a)
@@ -183,7 +184,7 @@ class Comparisons:
                             "hedges_g": _finite(p.g),
                             "p": _finite(p.p),
                             "p_holm": _finite(p.p_holm),
-                            "test": p.kind,
+                            "test": p.kind.value,
                             "cells": p.cells,
                             "seeds": p.seeds,
                             "seeds_needed": p.seeds_needed,

@@ -4,6 +4,12 @@
 
 writes into the run directory ``report.md`` (GitHub markdown, to paste into a logbook),
 ``report.html`` (the same, one self-contained file), ``importance.json`` and ``plots/*.png``.
+
+The report opens with its answer (:mod:`abl.results._verdict`): a warning when the ranking
+metric leaks for non-causal arms or never moved, "no ablation effect detectable at this budget"
+when nothing differs beyond seed noise, and one sentence per ablation axis from the matched
+comparisons of :mod:`abl.results.comparisons`. Then the sweep, the top trials, repeats,
+importance (with seed intervals), marginal effects, heatmaps, curves and failures.
 """
 
 from __future__ import annotations
