@@ -1,8 +1,10 @@
 """How firm an importance share is: a bootstrap that resamples seeds within grid cells.
 
 Every grid cell's trials (its seeds) are drawn with replacement, the cell means recomputed and
-the exact functional ANOVA's main-effect shares recomputed from them, ``RESAMPLES`` times with a
-fixed seed. The 2.5% and 97.5% quantiles of a share over the resamples are its interval: how
+the exact functional ANOVA's main-effect shares recomputed from them (:func:`share_intervals`;
+``marginal``'s eta squared likewise, :func:`eta_intervals`), ``RESAMPLES`` times with a fixed
+seed. fANOVA, PED-ANOVA and the OLS ANOVA of sampled designs refit a model per resample, which
+is not cheap: they have no interval. The 2.5% and 97.5% quantiles of a share over the resamples are its interval: how
 far the share moves with seed noise alone (the grid's cells are fixed, only seeds are redrawn).
 Resampling only adds variance, so a share near zero can have every resample above it; the
 interval is then extended down to the observed share, so it always contains it.
@@ -86,3 +88,78 @@ def _main_shares(means: np.ndarray) -> np.ndarray:
         out[:, i] = (effect**2).mean(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total[:, None] > 0, out / total[:, None], 0.0)
+
+
+def eta_intervals(
+    frame: pd.DataFrame,
+    params: list[str],
+    y: np.ndarray,
+    level_codes: pd.DataFrame,
+    *,
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
+) -> tuple[dict[str, tuple[float, float]], str]:
+    """Percentile intervals of every parameter's eta squared (``marginal``), resampling the
+    trials of each configuration (same values of every parameter) with replacement.
+
+    ``level_codes`` are the display levels the scores group by (continuous parameters binned);
+    configurations are the raw values, so a sampled parameter makes every trial its own.
+    """
+    cells = frame.groupby(list(params), sort=False, dropna=False).ngroup().to_numpy()
+    sizes = np.bincount(cells)
+    if sizes.max() < 2:
+        return {}, "no configuration ran twice: no seed to resample, no interval"
+    b = min(resamples, max(MIN_RESAMPLES, DRAW_BUDGET // len(y)))
+    rng = np.random.default_rng(seed)
+    members = np.argsort(cells, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    step = max(1, CHUNK // len(y))
+    scores = np.empty((b, len(params)))
+    for lo in range(0, b, step):
+        k = min(step, b - lo)
+        ys = _redraw(y, members, starts, sizes, k, rng)
+        scores[lo : lo + k] = _eta(ys, level_codes)
+    low, high = np.quantile(scores, [(1 - LEVEL) / 2, (1 + LEVEL) / 2], axis=0)
+    point = _eta(y[None, :], level_codes)[0]
+    low, high = np.minimum(low, point), np.maximum(high, point)
+    note = f"{LEVEL:.0%} intervals from {b} resamples of the seeds within each configuration"
+    if b < resamples:
+        note += f" (capped from {resamples} for {len(y)} trials)"
+    return {p: (float(low[i]), float(high[i])) for i, p in enumerate(params)}, note
+
+
+def _redraw(
+    y: np.ndarray,
+    members: np.ndarray,
+    starts: np.ndarray,
+    sizes: np.ndarray,
+    k: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """(k, trials): every trial's value replaced by a draw from its configuration's trials."""
+    out = np.broadcast_to(y, (k, len(y))).copy()
+    for n in np.unique(sizes[sizes > 1]):
+        cells = np.flatnonzero(sizes == n)
+        slots = starts[cells][:, None] + np.arange(n)[None, :]  # (cells, n) positions
+        where = members[slots]  # trial indices of each configuration
+        draws = rng.integers(0, n, size=(k, len(cells), n))
+        picked = where[np.arange(len(cells))[None, :, None], draws]
+        out[:, where.ravel()] = y[picked].reshape(k, -1)
+    return out
+
+
+def _eta(ys: np.ndarray, level_codes: pd.DataFrame) -> np.ndarray:
+    """(k, params) share of variance explained by each parameter's levels alone."""
+    grand = ys.mean(axis=1, keepdims=True)
+    total = ((ys - grand) ** 2).sum(axis=1)
+    out = np.empty((ys.shape[0], level_codes.shape[1]))
+    for i, p in enumerate(level_codes.columns):
+        codes = level_codes[p].to_numpy()
+        counts = np.bincount(codes)
+        onehot = np.zeros((len(codes), len(counts)))
+        onehot[np.arange(len(codes)), codes] = 1.0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = ys @ onehot / counts
+        between = (counts * np.nan_to_num(means - grand) ** 2).sum(axis=1)
+        out[:, i] = np.where(total > 0, between / np.where(total > 0, total, 1), 0.0)
+    return out
