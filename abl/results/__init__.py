@@ -29,6 +29,13 @@ if TYPE_CHECKING:
         top_trials,
     )
     from abl.results.compare import Comparison, compare_runs
+    from abl.results.comparisons import (
+        AxisComparison,
+        Comparisons,
+        PairTest,
+        cell_f_test,
+        compare_axes,
+    )
     from abl.results.digest import (
         DigestPaths,
         Finding,
@@ -58,6 +65,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "aggregate": ["Repeats", "TrialSplit", "aggregate_repeats", "split_trials", "top_trials"],
     "compare": ["Comparison", "compare_runs"],
+    "comparisons": ["AxisComparison", "Comparisons", "PairTest", "cell_f_test", "compare_axes"],
     "digest": [
         "DigestPaths",
         "Finding",
@@ -90,7 +98,9 @@ __all__ = [
     "HISTORY",
     "IMPORTANCE_METHODS",
     "TRIALS",
+    "AxisComparison",
     "Comparison",
+    "Comparisons",
     "DigestPaths",
     "Effect",
     "FTest",
@@ -99,6 +109,7 @@ __all__ = [
     "ImportanceMethod",
     "ImportanceResult",
     "MarginalImportance",
+    "PairTest",
     "PartWriter",
     "Repeats",
     "ReportPaths",
@@ -112,7 +123,9 @@ __all__ = [
     "aggregate_repeats",
     "analyse_tuned",
     "build_report",
+    "cell_f_test",
     "choose_methods",
+    "compare_axes",
     "compare_nightly",
     "compare_runs",
     "compute_importance",

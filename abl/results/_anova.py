@@ -22,6 +22,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from abl.results._bootstrap import share_intervals
 from abl.results._design import factor_codes, is_full_grid, n_levels
 from abl.results.importance import FTest, ImportanceMethod, ImportanceResult, sort_scores
 
@@ -43,6 +44,8 @@ class AnovaImportance(ImportanceMethod):
         if is_full_grid(frame, params):
             main, pairs, cells = exact_anova(codes, y)
             note = f"exact, over the means of {cells} grid cells"
+            intervals, boot_note = share_intervals(codes, y)
+            note += f"; {boot_note}"
             ftests: list[FTest] = []
             if len(frame) > cells:
                 _, _, ftests, ols_note = ols_anova(codes, y)
@@ -51,9 +54,16 @@ class AnovaImportance(ImportanceMethod):
                 note += "; one trial per cell: no F-tests"
         else:
             main, pairs, ftests, ols_note = ols_anova(codes, y)
-            note = f"not a full grid: type-II sums of squares / total (OLS{ols_note})"
+            intervals = {}
+            note = f"not a full grid: type-II sums of squares / total (OLS{ols_note}); no interval"
         return ImportanceResult(
-            self.name, sort_scores(main), pairs, ftests, n_trials=len(frame), note=note
+            self.name,
+            sort_scores(main),
+            pairs,
+            ftests,
+            intervals=intervals,
+            n_trials=len(frame),
+            note=note,
         )
 
 
@@ -100,7 +110,13 @@ def ols_anova(
     with warnings.catch_warnings(), _one_blas_thread():
         warnings.simplefilter("ignore")  # rank-deficient designs (empty cells) warn per term
         fit = smf.ols("y ~ " + " + ".join(terms), data=data).fit()
-        table = sm.stats.anova_lm(fit, typ=2)
+        try:
+            table = sm.stats.anova_lm(fit, typ=2)
+        except ValueError:  # type II's Wald tests fail on a rank-deficient design
+            if fit.df_resid < 1:  # saturated: nothing left to decompose against
+                return {p: 0.0 for p in params}, {}, [], f"{note}; saturated fit: no scores"
+            table = sm.stats.anova_lm(fit, typ=1)
+            note += "; sequential (type-I) sums of squares: the design is rank-deficient"
     total = float(((data["y"] - data["y"].mean()) ** 2).sum())
     back = {f"C({x})": p for p, x in alias.items()}
     main: dict[str, float] = {}
@@ -135,6 +151,9 @@ def _fit_size(codes: pd.DataFrame) -> tuple[bool, int, str]:
     cols, pairs, note = main_cols + pair_cols, True, ""
     if OLS_BUDGET // cols < 10 * cols:
         cols, pairs, note = main_cols, False, f"; main effects only ({pair_cols} pairwise columns)"
+    elif len(codes) <= cols:  # a saturated fit leaves no residual to test against
+        cols, pairs = main_cols, False
+        note = f"; main effects only (too few trials for {pair_cols} pairwise columns)"
     return pairs, min(len(codes), max(OLS_BUDGET // cols, 10 * cols)), note
 
 

@@ -20,6 +20,13 @@ def importance(a: Analysis) -> list[Block]:
     """A table of scores per group (one column per method), interactions, notes, disagreements."""
     imp = a.importance
     blocks: list[Block] = [Heading("Which parameters matter")]
+    if a.verdict is not None and a.verdict.noise and imp.groups:
+        blocks.append(
+            Para(
+                "**These shares rank noise**: no ablation effect is detectable at this budget "
+                "(see Verdict), so the table below only orders parameters by how the noise fell."
+            )
+        )
     for group, reason in imp.skipped.items():
         blocks.append(Para(f"{_group_name(group)}Nothing to decompose: {reason}."))
     for group, results in imp.groups.items():
@@ -43,11 +50,20 @@ def _scores_table(results: list[ImportanceResult]) -> Table:
     ftests = {t.term: t for r in results for t in r.ftests}
     head = ["parameter", *(r.method for r in results)] + (["F", "p"] if ftests else [])
     rows = [
-        [Cell(p), *(Cell(pct(r.scores.get(p, float("nan"))), numeric=True) for r in results)]
+        [Cell(p), *(Cell(_share(r, p), numeric=True) for r in results)]
         + (_test_cells(ftests.get(p)) if ftests else [])
         for p in order
     ]
     return Table(head, rows)
+
+
+def _share(r: ImportanceResult, param: str) -> str:
+    """``88.0% [80, 93]``: the share and, where the method has one, its seed interval."""
+    text = pct(r.scores.get(param, float("nan")))
+    if param in r.intervals:
+        low, high = r.intervals[param]
+        text += f" [{100 * low:.0f}, {100 * high:.0f}]"
+    return text
 
 
 def _test_cells(test: FTest | None) -> list[Cell]:
@@ -80,6 +96,13 @@ def _method_notes(results: list[ImportanceResult]) -> Bullets:
         what = importance_method(r.method).description if r.method in IMPORTANCE_METHODS else ""
         notes.append(
             f"**{r.method}** ({r.n_trials} trials): {what}" + (f"; {r.note}" if r.note else "")
+        )
+    if any(r.intervals for r in results):
+        notes.append(
+            "The bracket after a share is its 95% interval from redrawing every grid cell's "
+            "seeds with replacement: how far the share moves with seed noise alone. A narrow "
+            "interval far from 0 is a firm ranking; intervals that overlap do not order the "
+            "parameters."
         )
     return Bullets(notes)
 

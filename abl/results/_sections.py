@@ -8,14 +8,17 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from abl.results._design import label
+from abl.results._design import label, varying
 from abl.results._doc import Block, Bullets, Cell, Code, Heading, Para, Table
 from abl.results.aggregate import Repeats, TrialSplit
 from abl.results.effects import Effect
 from abl.results.importance import Importance
 from abl.results.run import RunData
+from abl.trainables.metrics import metric_info
 
 if TYPE_CHECKING:
+    from abl.results._verdict import Verdict
+    from abl.results.comparisons import Comparisons
     from abl.results.tuned import TunedAnalysis
 
 MAX_LISTED = 50  # failures listed one by one; the rest are counted
@@ -36,6 +39,8 @@ class Analysis:
     effects: list[Effect]  # most important parameter first
     plots: dict[str, list[Path]] = field(default_factory=dict)  # section -> paths under run_dir
     tuned: TunedAnalysis | None = None  # a tuned ablation's arms at their best (space has tune:)
+    comparisons: Comparisons | None = None  # per-axis matched comparisons (grid runs)
+    verdict: Verdict | None = None  # what the report states first
 
 
 def plural(n: int, word: str) -> str:
@@ -128,11 +133,13 @@ def nothing_to_rank(a: Analysis) -> list[Block]:
 
 
 def top_table(a: Analysis) -> list[Block]:
-    """The logbook table: the best k trials, linked to MLflow, with params and every metric."""
+    """The logbook table: the best k trials, linked to MLflow, with the parameters that vary
+    and the metrics that score (the best of a column in bold where "best" means something)."""
     run, top = a.run, a.top
-    params = [p for p in run.params if p in top] + (["seed"] if _seeds_vary(a) else [])
-    metrics = [m for m in run.metrics if m in top]
-    best = {m: _best_value(top[m], run.mode_of(m)) for m in metrics}
+    params = varying(a.split.ok, [p for p in run.params if p in top])
+    params += ["seed"] if _seeds_vary(a) else []
+    metrics = shown_metrics(run, top)
+    best = {m: best_value(top[m], run.best_mode(m)) for m in metrics}
     folders = {str(t) for t in top["trial_id"] if (run.run_dir / "tune" / str(t)).is_dir()}
     rows = []
     for rank, (_, row) in enumerate(top.iterrows(), start=1):
@@ -144,22 +151,43 @@ def top_table(a: Analysis) -> list[Block]:
             else []
         )
         cells += [Cell(label(row[p])) for p in params]
-        cells += [Cell(num(row[m]), bold=row[m] == best[m], numeric=True) for m in metrics]
+        cells += [
+            Cell(sig(row[m]), bold=best[m] is not None and row[m] == best[m], numeric=True)
+            for m in metrics
+        ]
         rows.append(cells)
     title = f"Top {len(top)} of {len(a.split.ok)} by {a.metric}"
     head = ["#", "trial", *(["folder"] if folders else []), *params, *metrics]
     return [Heading(title), Table(head, rows)]
 
 
+def shown_metrics(run: RunData, top: pd.DataFrame) -> list[str]:
+    """The ranking metric, then every other score: declared measurements (``perf/*``,
+    ``model/params``, ``lr``) are left out; metrics abl does not know are kept."""
+    out = [run.metric] if run.metric in top else []
+    for m in run.metrics:
+        info = metric_info(m)
+        if m in top and m not in out and (info is None or info.mode is not None):
+            out.append(m)
+    return out
+
+
 def _seeds_vary(a: Analysis) -> bool:
     return "seed" in a.top and a.run.trials["seed"].nunique() > 1
 
 
-def _best_value(values: pd.Series, mode: str) -> float | None:
+def best_value(values: pd.Series, mode: str | None) -> float | None:
+    """The best of a column by ``mode``; None without a direction, or where all values are
+    equal (nothing to point out)."""
     values = pd.to_numeric(values, errors="coerce").dropna()
-    if values.empty:
+    if mode is None or values.nunique() < 2:
         return None
     return values.min() if mode == "min" else values.max()
+
+
+def sig(value: object, digits: int = 4) -> str:
+    """A number for a table: 4 significant digits."""
+    return "" if value is None or pd.isna(value) else f"{float(value):.{digits}g}"
 
 
 def repeats(a: Analysis) -> list[Block]:
@@ -168,13 +196,18 @@ def repeats(a: Analysis) -> list[Block]:
     if not reps.has_repeats:
         return []
     table = reps.table.head(a.k)
+    params = varying(reps.table, reps.params)
     rows = [
-        [Cell(str(r["rank"])), *(Cell(label(r[p])) for p in reps.params)]
-        + [Cell(num(r[c]), numeric=True) for c in ("mean", "std")]
-        + [Cell(str(r["n"]), numeric=True), Cell(_ci(r), numeric=True)]
+        [
+            Cell(str(r["rank"])),
+            *(Cell(label(r[p])) for p in params),
+            Cell(_mean_std(r), numeric=True),
+            Cell(str(r["n"]), numeric=True),
+            Cell(_ci(r), numeric=True),
+        ]
         for _, r in table.iterrows()
     ]
-    head = ["rank", *reps.params, f"mean {a.metric}", "std", "n", f"{reps.confidence:.0%} CI"]
+    head = ["rank", *params, f"{a.metric} mean ± std", "n", f"{reps.confidence:.0%} CI"]
     intro = (
         f"Configurations that differ only by seed, ranked by their mean `{a.metric}` over seeds "
         f"(t-interval; pruned trials excluded). {len(reps.table)} configurations."
@@ -182,8 +215,12 @@ def repeats(a: Analysis) -> list[Block]:
     return [Heading("Repeats"), Para(intro), Table(head, rows), Para(_overlap(reps))]
 
 
+def _mean_std(row: pd.Series) -> str:
+    return sig(row["mean"]) + ("" if pd.isna(row["std"]) else f" ± {sig(row['std'], 2)}")
+
+
 def _ci(row: pd.Series) -> str:
-    return "" if pd.isna(row["ci_low"]) else f"[{num(row['ci_low'])}, {num(row['ci_high'])}]"
+    return "" if pd.isna(row["ci_low"]) else f"[{sig(row['ci_low'])}, {sig(row['ci_high'])}]"
 
 
 def _overlap(reps: Repeats) -> str:

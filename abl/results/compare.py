@@ -17,6 +17,7 @@ import pandas as pd
 from abl.results.aggregate import split_trials, top_trials
 from abl.results.run import RunData, load_run
 from abl.search.space import Space
+from abl.trainables.metrics import metric_info
 
 MISSING = "(absent)"  # a space key one of the two runs does not set
 
@@ -102,8 +103,13 @@ def _status(a: RunData, b: RunData) -> pd.DataFrame:
 
 
 def _best_metrics(a: RunData, b: RunData) -> pd.DataFrame:
+    """Best of every score in either run; measurements (``perf/*``, ``model/params``: declared
+    without a direction in abl.trainables.metrics) have no best and are left out."""
     rows = []
     for metric in dict.fromkeys([*a.metrics, *b.metrics]):
+        info = metric_info(metric)
+        if info is not None and info.mode is None and metric not in (a.metric, b.metric):
+            continue
         mode = a.mode_of(metric) if metric in a.metrics else b.mode_of(metric)
         best_a, best_b = _best(a, metric, mode), _best(b, metric, mode)
         rows.append(

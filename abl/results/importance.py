@@ -10,6 +10,9 @@ An importance method is a small class (:class:`ImportanceMethod`) registered by 
 - ``ped_anova``: Optuna's PED-ANOVA: what matters to reach the top 10% of trials.
 - ``marginal``: the reference method, the variance share of each parameter alone (eta squared).
 
+``anova`` (on a full grid) and ``marginal`` also give each score a 95% interval from
+resampling the seeds within every cell (``ImportanceResult.intervals``, abl.results._bootstrap).
+
 :func:`compute_importance` picks methods for the design (:func:`choose_methods`)::
 
     from abl.results import compute_importance, load_run
@@ -29,7 +32,7 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from abl.errors import AblError, did_you_mean, one_of
-from abl.results._design import is_full_grid, label, levels, python_value, varying
+from abl.results._design import factor_codes, is_full_grid, label, levels, python_value, varying
 from abl.results.aggregate import split_trials
 
 IMPORTANCE_METHODS: dict[str, str] = {  # name -> "module:class", imported on first use
@@ -61,6 +64,9 @@ class ImportanceResult:
     scores: dict[str, float]  # parameter -> score, largest first (see the method's docs)
     interactions: dict[tuple[str, str], float] = field(default_factory=dict)  # pair -> share
     ftests: list[FTest] = field(default_factory=list)
+    # parameter -> (low, high) of its score from resampling seeds within cells (see
+    # abl.results._bootstrap); empty where the method has none
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     n_trials: int = 0  # trials the method used (after any subsampling)
     note: str = ""  # how it was computed: exact, subsampled, skipped params...
 
@@ -79,6 +85,7 @@ class ImportanceResult:
             "n_trials": self.n_trials,
             "note": self.note,
             "scores": {p: _num(v) for p, v in self.scores.items()},
+            "intervals": {p: [_num(lo), _num(hi)] for p, (lo, hi) in self.intervals.items()},
             "interactions": [
                 {"params": list(pair), "share": _num(v)}
                 for pair, v in sorted(self.interactions.items(), key=lambda kv: -kv[1])
@@ -125,13 +132,20 @@ class MarginalImportance(ImportanceMethod):
     def compute(
         self, frame: pd.DataFrame, params: Sequence[str], metric: str, mode: str
     ) -> ImportanceResult:
+        from abl.results._bootstrap import eta_intervals
+
         y = frame[metric].astype(float)
         total = float(((y - y.mean()) ** 2).sum())
         scores = {}
         for p in params:
             means = y.groupby(levels(frame[p]), observed=True).transform("mean")
             scores[p] = float(((means - y.mean()) ** 2).sum()) / total if total > 0 else 0.0
-        return ImportanceResult(self.name, sort_scores(scores), n_trials=len(frame))
+        intervals, note = eta_intervals(
+            frame, list(params), y.to_numpy(), factor_codes(frame, params)
+        )
+        return ImportanceResult(
+            self.name, sort_scores(scores), intervals=intervals, n_trials=len(frame), note=note
+        )
 
 
 def importance_method(name: str) -> ImportanceMethod:

@@ -96,7 +96,9 @@ def plot_heatmap(trials: pd.DataFrame, a: str, b: str, metric: str, mode: str, p
 
 
 def plot_curves(history: pd.DataFrame, names: Mapping[str, str], metric: str, path: Path) -> Path:
-    """``metric`` against step for each trial in ``names`` (trial id -> legend), in that order."""
+    """``metric`` against epoch for each trial in ``names`` (trial id -> legend), in that order.
+
+    A history row's ``step`` is the trainable's report count, one per epoch."""
     from matplotlib.ticker import MaxNLocator
 
     fig = _figure(9.0, 3.8)
@@ -110,7 +112,7 @@ def plot_curves(history: pd.DataFrame, names: Mapping[str, str], metric: str, pa
     positive = values[np.isfinite(values)]
     if len(positive) and positive.min() > 0 and positive.max() / positive.min() > 100:
         ax.set_yscale("log")
-    ax.set_xlabel("step")
+    ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} of the top {len(names)} trials", fontsize=10)
     ax.grid(alpha=0.3)

@@ -4,6 +4,12 @@
 
 writes into the run directory ``report.md`` (GitHub markdown, to paste into a logbook),
 ``report.html`` (the same, one self-contained file), ``importance.json`` and ``plots/*.png``.
+
+The report opens with its answer (:mod:`abl.results._verdict`): a warning when the ranking
+metric leaks for non-causal arms or never moved, "no ablation effect detectable at this budget"
+when nothing differs beyond seed noise, and one sentence per ablation axis from the matched
+comparisons of :mod:`abl.results.comparisons`. Then the sweep, the top trials, repeats,
+importance (with seed intervals), marginal effects, heatmaps, curves and failures.
 """
 
 from __future__ import annotations
@@ -16,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from abl.errors import AblError
-from abl.results import _findings, _sections, _tuned_section
+from abl.results import _findings, _sections, _tuned_section, _verdict
 from abl.results._design import python_value
 from abl.results._doc import Block, to_html, to_markdown
 from abl.results._sections import Analysis
+from abl.results._verdict import judge
 from abl.results.aggregate import aggregate_repeats, split_trials, top_trials
+from abl.results.comparisons import cell_f_test, compare_axes
 from abl.results.effects import Effect, marginal_effects
 from abl.results.importance import ALL, Importance, compute_importance
 from abl.results.plots import curve_labels, plot_curves, plot_effect, plot_heatmap, slug
@@ -88,22 +96,28 @@ def analyse(run: RunData, metric: str, *, by: str | None = None, k: int = 10) ->
     mode = run.mode_of(metric)
     importance = compute_importance(run.trials, run.params, metric, mode, by=by)
     effects = marginal_effects(run.trials, run.params, metric, mode)
-    tuned = None
+    tuned, comparisons = None, None
     if run.space.tune is not None:
         from abl.results.tuned import analyse_tuned
 
         tuned = analyse_tuned(run.trials, run.space, metric, mode)
+    else:  # a tuned ablation's arms are compared in its own section
+        comparisons = compare_axes(run.trials, run.space, metric, mode)
+    split = split_trials(run.trials, metric)
+    f_p = cell_f_test(run.trials, run.params, metric)
     return Analysis(
         run=run,
         metric=metric,
         mode=mode,
         k=k,
-        split=split_trials(run.trials, metric),
+        split=split,
         top=top_trials(run.trials, metric, mode, k),
         repeats=aggregate_repeats(run.trials, run.params, metric, mode),
         importance=importance,
         effects=_by_importance(effects, importance),
         tuned=tuned,
+        comparisons=comparisons,
+        verdict=judge(run, split.ok, metric, comparisons, f_p),
     )
 
 
@@ -162,11 +176,14 @@ def draw_plots(a: Analysis, heat: list[tuple[str, str]], out: Path) -> dict[str,
 
 def compose(a: Analysis, heat: list[tuple[str, str]]) -> list[Block]:
     """The report's blocks, in reading order."""
-    blocks = _sections.header(a) + _sections.summary(a)
+    blocks = _sections.header(a)
     if not len(a.split.ok):
-        return blocks + _sections.nothing_to_rank(a) + _sections.failures(a)
+        return blocks + _sections.summary(a) + _sections.nothing_to_rank(a) + _sections.failures(a)
+    verdict = _verdict.section(a.verdict, a.comparisons, a.mode) if a.verdict else []
     return (
         blocks
+        + verdict
+        + _sections.summary(a)
         + _tuned_section.section(a)
         + _sections.top_table(a)
         + _sections.repeats(a)
@@ -200,6 +217,8 @@ def importance_json(a: Analysis) -> dict[str, Any]:
         "trials": {"total": len(a.run.trials), **a.split.counts()},
         **a.importance.to_json(),
         **({"tuned": a.tuned.to_json()} if a.tuned is not None else {}),
+        **({"comparisons": a.comparisons.to_json()} if a.comparisons is not None else {}),
+        "verdict": _verdict_json(a),
         "effects": [
             {
                 "param": e.param,
@@ -209,6 +228,19 @@ def importance_json(a: Analysis) -> dict[str, Any]:
             }
             for e in a.effects
         ],
+    }
+
+
+def _verdict_json(a: Analysis) -> dict[str, Any]:
+    v = a.verdict
+    if v is None:
+        return {}
+    return {
+        "no_effect_detectable": v.noise,
+        "why": v.no_effect,
+        "f_test_p": _finite(v.f_p) if v.f_p is not None else None,
+        "leaky_metric": v.leak is not None,
+        "metric_never_moved": v.stuck,
     }
 
 

@@ -28,6 +28,7 @@ from abl.errors import AblError, did_you_mean, one_of
 from abl.results.store import _COMPACTED, HISTORY, _parts, read_trials
 from abl.search import _yaml
 from abl.search.space import Space, parse_space
+from abl.trainables.metrics import metric_mode
 
 SPACE_FILE = "space.yaml"  # written by abl.search.sweep
 MLFLOW_JSON = "mlflow.json"  # written by abl.search.sinks.mlflow: tracking_uri, experiment_id, ...
@@ -72,10 +73,19 @@ class RunData:
         return param
 
     def mode_of(self, metric: str) -> Mode:
-        """The space's mode for its metric; for others, max for accuracy-like names, else min."""
+        """The space's mode for its metric; for others their declared direction
+        (abl.trainables.metrics), else max for accuracy-like names, else min."""
         if metric == self.metric:
             return self.space.mode
+        declared = metric_mode(metric)
+        if declared is not None:
+            return declared
         return "max" if any(w in metric.lower() for w in _HIGHER_IS_BETTER) else "min"
+
+    def best_mode(self, metric: str) -> Mode | None:
+        """The direction in which ``metric`` has a best value: the space's mode for its metric,
+        the declared one for a built-in score, None for measurements and unknown metrics."""
+        return self.space.mode if metric == self.metric else metric_mode(metric)
 
     def trial_url(self, mlflow_run_id: Any) -> str | None:
         """The MLflow UI page of a trial's child run, or None without MLflow."""
@@ -87,8 +97,9 @@ class RunData:
         base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else LOCAL_UI
         return f"{base}/#/experiments/{self.mlflow.get('experiment_id')}/runs/{mlflow_run_id}"
 
-    def history(self, trial_ids: Sequence[str], metrics: Sequence[str]) -> pd.DataFrame:
-        """``trial_id, step`` and ``metrics`` of the given trials only (never the whole store)."""
+    def history(self, trial_ids: Sequence[str] | None, metrics: Sequence[str]) -> pd.DataFrame:
+        """``trial_id, step`` and ``metrics`` of the given trials only (None: every trial, still
+        only those columns)."""
         return read_history_of(self.run_dir, trial_ids, metrics)
 
 
@@ -177,9 +188,9 @@ def _mlflow_info(run_dir: Path) -> dict[str, Any] | None:
 
 
 def read_history_of(
-    run_dir: Path, trial_ids: Sequence[str], metrics: Sequence[str]
+    run_dir: Path, trial_ids: Sequence[str] | None, metrics: Sequence[str]
 ) -> pd.DataFrame:
-    """History rows of ``trial_ids`` with ``trial_id, step`` and ``metrics``.
+    """History rows of ``trial_ids`` (None: all) with ``trial_id, step`` and ``metrics``.
 
     Reads part by part with a row filter and only the needed columns, so memory stays bounded
     by the selected trials, however long the sweep; a compacted part shadows older parts, as
@@ -190,8 +201,9 @@ def read_history_of(
     for _, part in reversed(_parts(Path(run_dir) / HISTORY)):
         schema = pq.read_schema(part)
         cols = [c for c in want if c in schema.names]
-        if "trial_id" in cols and trial_ids:
-            rows = pq.read_table(part, columns=cols, filters=[("trial_id", "in", list(trial_ids))])
+        if "trial_id" in cols and (trial_ids is None or trial_ids):
+            where = None if trial_ids is None else [("trial_id", "in", list(trial_ids))]
+            rows = pq.read_table(part, columns=cols, filters=where)
             tables.append(rows.replace_schema_metadata(None))
         if (schema.metadata or {}).get(_COMPACTED) is not None:
             break

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +95,24 @@ def history_of(trials: list[dict[str, Any]], steps: int = 3) -> list[dict[str, A
         if t["val/loss"] is not None
         for s in range(1, steps + 1)
     ]
+
+
+def planted_trials(
+    grid: dict[str, list[Any]],
+    effect: Callable[[dict[str, Any]], float],
+    *,
+    repeats: int = 3,
+    noise: float = 0.05,
+    seed_spread: float = 0.0,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Every cell of ``grid`` once per seed: ``effect(config)`` plus a per-seed offset shared
+    by every cell (common random numbers: the same validation data and init seed) plus noise."""
+    rng = np.random.default_rng(seed)
+    offsets = rng.normal(0, seed_spread, repeats) if seed_spread else np.zeros(repeats)
+    rows: list[dict[str, Any]] = []
+    for r, cell in itertools.product(range(repeats), itertools.product(*grid.values())):
+        config = dict(zip(grid, cell, strict=True))
+        loss = 2.0 + effect(config) + offsets[r] + rng.normal(0, noise)
+        rows.append(trial(len(rows), config, float(loss), seed=r))
+    return rows

@@ -135,3 +135,13 @@ def test_too_few_trials_or_nothing_varying_is_skipped_with_a_reason() -> None:
     constant = frame(grid_trials(repeats=1)).assign(**{"model.pe_type": "rope"})
     imp = compute_importance(constant, ["model.pe_type"], "val/loss", "min")
     assert imp.skipped == {"all": "no parameter varies"}
+
+
+def test_anova_on_a_design_with_more_levels_than_trials_does_not_raise() -> None:
+    """18 trials, a sampled lr with 18 distinct values (a categorical of 18 levels): the OLS fit
+    is saturated; anova says so instead of raising from statsmodels."""
+    rng = np.random.default_rng(0)
+    rows = grid_trials(repeats=1)[:18]
+    df = frame(rows).assign(**{"train.lr": 10 ** rng.uniform(-4, -2, 18)})
+    imp = compute_importance(df, PARAMS, "val/loss", "min", methods=["anova"])
+    assert "saturated fit: no scores" in imp.groups["all"][0].note

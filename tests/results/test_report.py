@@ -136,6 +136,17 @@ def test_compare_runs_diffs_spaces_and_best_metrics(
     assert compare_runs(grid_run, grid_run).same_space
 
 
+def test_compare_has_no_best_of_a_measurement(make_run: Callable[..., Path]) -> None:
+    rows = [
+        trial(i, CONFIG, 1.0 + i, **{"perf/samples_per_s": 10.0 * i, "val/acc_seq": 0.1 * i})
+        for i in range(3)
+    ]
+    run = make_run(rows)
+    best = compare_runs(run, run).best.set_index("metric")
+    assert "perf/samples_per_s" not in best.index  # a throughput has no "best"
+    assert best.loc["val/acc_seq", "mode"] == "max" and best.loc["val/acc_seq", "A"] == 0.2
+
+
 def test_a_run_without_trials_yet(make_run: Callable[..., Path]) -> None:
     md = build_report(make_run([])).markdown.read_text()
     assert "**Nothing to rank**: no trial has started." in md

@@ -219,6 +219,40 @@ def test_progress_on_a_terminal_keeps_one_live_line(tmp_path: Path) -> None:
     assert "2 done · 0 running · best val/loss=0.5 (trial t1)" in text
 
 
+def test_progress_best_is_the_trial_the_report_ranks_first(tmp_path: Path) -> None:
+    """Best epoch vs last report: t1 peaks at 0.2 then ends at 0.9, t2 ends at 0.5, t3 is
+    pruned at 0.1. The report (top_trials on trials.parquet) ranks t2 first; so must the line."""
+    from abl.results import top_trials
+
+    out = io.StringIO()
+    sweep = make_sweep(tmp_path, "sqlite:///unused.db")
+    progress = ProgressSink(console=Console(file=out, force_terminal=False, width=200))
+    parquet = ParquetSink()
+    curves = {
+        "t1": ([0.2, 0.9], TrialStatus.COMPLETED),
+        "t2": ([0.7, 0.5], TrialStatus.COMPLETED),
+        "t3": ([0.1], TrialStatus.PRUNED),
+    }
+    for sink in (progress, parquet):
+        sink.open(sweep)
+    for trial_id, (values, status) in curves.items():
+        rec = record(trial_id)
+        for sink in (progress, parquet):
+            sink.trial_started(rec)
+        for step, value in enumerate(values, start=1):
+            rec.update(step, {"val/loss": value}, "val/loss", "min")
+            for sink in (progress, parquet):
+                sink.trial_result(rec, step, {"val/loss": value}, 1.7e9 + step)
+        rec.status, rec.end = status, 1.7e9 + 10
+        for sink in (progress, parquet):
+            sink.trial_ended(rec)
+    parquet.close()
+    progress.close()
+    ranked = top_trials(read_trials(sweep.run_dir).to_pandas(), "val/loss", "min", k=1)
+    assert ranked["trial_id"].tolist() == ["t2"]
+    assert "best val/loss=0.5 (trial t2)" in out.getvalue().splitlines()[-1]
+
+
 @pytest.mark.ray
 def test_callback_survives_pickling_after_use(swept: Any) -> None:
     """Ray pickles callbacks into tuner.pkl; clients and consoles are dropped, not pickled."""

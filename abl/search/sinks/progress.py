@@ -7,10 +7,15 @@ On a TTY one live status line is redrawn every ``refresh_s`` seconds::
 Elsewhere (CI logs, ``nohup``) a plain line is printed each time a trial ends. A trial that
 errors, diverges or fails and is retried always gets a line of its own with its id and error
 (Tune's own tracebacks are shown with ``-v``).
+
+"best" ranks trials as the report and ``abl top`` do: completed trials by the *last* reported
+value of the metric (``trials.parquet``'s metric column), never by a trial's best epoch, and
+never a pruned, diverged or still running trial's value.
 """
 
 from __future__ import annotations
 
+import math
 import time
 
 from rich.console import Console
@@ -52,7 +57,7 @@ class ProgressSink(Sink):
         self._before = 0  # trials ended before a resume
         self._wall_total = 0.0
         self._most_running = 1  # the concurrency seen so far, for the ETA
-        self._best: tuple[float, str] | None = None  # (value, trial id)
+        self._best: tuple[float, str] | None = None  # (last value, trial id), completed only
 
     def open(self, sweep: SweepInfo) -> None:
         """Start the clock, and the live line on a terminal."""
@@ -76,8 +81,7 @@ class ProgressSink(Sink):
     def trial_result(
         self, rec: TrialRecord, step: int, metrics: dict[str, float], time: float
     ) -> None:
-        """Track the best value of the ranking metric."""
-        self._consider(rec)
+        """Nothing to rank yet: a trial counts once it has completed (see the module doc)."""
 
     def trial_retried(self, rec: TrialRecord, error: str) -> None:
         """Print the failure's summary line: the trial goes on from its last checkpoint."""
@@ -126,11 +130,15 @@ class ProgressSink(Sink):
         return Text(" · ".join(parts))
 
     def _consider(self, rec: TrialRecord) -> None:
-        if rec.best is None or self._sweep is None:
+        """Rank a completed trial by its last value of the metric, as the report does."""
+        if rec.status is not TrialStatus.COMPLETED or self._sweep is None:
+            return
+        value = rec.last.get(self._sweep.metric)
+        if value is None or not math.isfinite(value):
             return
         lower = self._sweep.mode == "min"
-        if self._best is None or (rec.best < self._best[0] if lower else rec.best > self._best[0]):
-            self._best = (rec.best, rec.trial_id)
+        if self._best is None or (value < self._best[0] if lower else value > self._best[0]):
+            self._best = (value, rec.trial_id)
 
     def _print(self, line: str) -> None:
         console = self._console or Console()
