@@ -15,7 +15,18 @@ from abl.cli._render import terminal
 
 @click.command("report")
 @click.argument("run")
-@click.option("--metric", default=None, help="Metric to rank and analyse [default: the space's].")
+@click.option(
+    "--metric",
+    default=None,
+    help="Metric to rank and analyse [default: the space's]; another metric's report goes "
+    "beside the space's (report.<metric>.md, importance.<metric>.json, plots/<metric>/).",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["min", "max"]),
+    default=None,
+    help="Which way --metric is better, for a metric abl does not know (built-ins declare it).",
+)
 @click.option("--by", default=None, help="Compute importance within each value of this parameter.")
 @click.option(
     "--pair",
@@ -29,7 +40,13 @@ from abl.cli._render import terminal
 )
 @click.pass_obj
 def command(
-    obj: AblContext, run: str, metric: str | None, by: str | None, pairs: tuple[str, ...], k: int
+    obj: AblContext,
+    run: str,
+    metric: str | None,
+    mode: str | None,
+    by: str | None,
+    pairs: tuple[str, ...],
+    k: int,
 ) -> None:
     """(Re)build the report of RUN from its Parquet files (no Ray, no MLflow needed).
 
@@ -42,11 +59,12 @@ def command(
     from abl.results import build_report, resolve_run
 
     run_dir = resolve_run(run, root=obj.root)
-    paths = build_report(run_dir, metric=metric, by=by, pairs=pairs, k=k)
+    paths = build_report(run_dir, metric=metric, mode=mode, by=by, pairs=pairs, k=k)
     console = terminal()
     console.print(f"report   {paths.markdown}")
     console.print(
-        f"         {paths.html.name} (self-contained), {paths.importance.name}, {len(paths.plots)} plots in plots/"
+        f"         {paths.html.name} (self-contained), {paths.importance.name}, "
+        f"{len(paths.plots)} plots in {paths.plots[0].parent.relative_to(run_dir) if paths.plots else 'plots'}/"
     )
     summary = json.loads(paths.importance.read_text())
     for group, results in summary["groups"].items():

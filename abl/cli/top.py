@@ -27,6 +27,12 @@ FORMATS = ("table", "md", "csv", "json")
     "-k", "k", default=10, show_default=True, type=click.IntRange(min=1), help="Trials (per group)."
 )
 @click.option("--metric", default=None, help="Metric to rank by [default: the space's].")
+@click.option(
+    "--mode",
+    type=click.Choice(["min", "max"]),
+    default=None,
+    help="Which way --metric is better, for a metric abl does not know (built-ins declare it).",
+)
 @click.option("--by", default=None, help="The top k for each value of this parameter.")
 @click.option(
     "--format",
@@ -45,6 +51,7 @@ def command(
     run: str,
     k: int,
     metric: str | None,
+    mode: str | None,
     by: str | None,
     fmt_name: str,
     show_all: bool,
@@ -62,7 +69,7 @@ def command(
     metric = data.check_metric(metric)
     if by is not None:
         data.check_param(by)
-    mode = data.mode_of(metric)
+    mode = data.mode_of(metric, mode)
     top = top_trials(data.trials, metric, mode, k, by=by)
     split = split_trials(data.trials, metric)
     others = [m for m in data.metrics if m != metric]

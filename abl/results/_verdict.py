@@ -175,11 +175,17 @@ def section(v: Verdict, comparisons: Comparisons | None, mode: str) -> list[Bloc
         if comparisons.unmatched:
             names = ", ".join(f"`{p}`" for p in comparisons.unmatched)
             how += f"; {names} vary within cells and count as noise"
+        n = len(comparisons.tested)
+        holm = (
+            f"Holm-corrected over all {n} tested pairs"
+            if n > 1
+            else ("one pair, so no correction" if n == 1 else "no pair had the trials a test needs")
+        )
         blocks.append(
             Para(
-                f"Each axis's values compared matched on the other axes ({how}); Holm-corrected "
-                f"over all {len(comparisons.tested)} tested pairs; `a {op} b`: a has the {better} "
-                f"`{comparisons.metric}` (better); g is Hedges' g in within-cell seed SDs."
+                f"Each axis's values compared matched on the other axes ({how}); {holm}; "
+                f"`a {op} b`: a has the {better} `{comparisons.metric}` (better); g is Hedges' g "
+                "in within-cell seed SDs."
             )
         )
         blocks.append(Bullets([_axis_line(a.axis, a.sentence, v) for a in axes]))

@@ -17,7 +17,6 @@ import pandas as pd
 from abl.results.aggregate import split_trials, top_trials
 from abl.results.run import RunData, load_run
 from abl.search.space import Space
-from abl.trainables.metrics import metric_info
 
 MISSING = "(absent)"  # a space key one of the two runs does not set
 
@@ -107,10 +106,9 @@ def _best_metrics(a: RunData, b: RunData) -> pd.DataFrame:
     without a direction in abl.trainables.metrics) have no best and are left out."""
     rows = []
     for metric in dict.fromkeys([*a.metrics, *b.metrics]):
-        info = metric_info(metric)
-        if info is not None and info.mode is None and metric not in (a.metric, b.metric):
+        mode = a.best_mode(metric) if metric in a.metrics else b.best_mode(metric)
+        if mode is None:  # a measurement, or a metric without a declared direction
             continue
-        mode = a.mode_of(metric) if metric in a.metrics else b.mode_of(metric)
         best_a, best_b = _best(a, metric, mode), _best(b, metric, mode)
         rows.append(
             {"metric": metric, "mode": mode, "A": best_a, "B": best_b, "change": best_b - best_a}

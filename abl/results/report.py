@@ -57,18 +57,42 @@ class ReportPaths:
         return [self.markdown, self.html, self.importance, *self.plots]
 
 
+def report_files(run_dir: Path, metric: str, space_metric: str) -> tuple[Path, Path, Path, Path]:
+    """``report.md, report.html, importance.json, plots/`` of the space's ranking metric;
+    another metric's report goes beside it (``report.predict_mse_regressive.md``, ...,
+    ``plots/predict_mse_regressive/``), so neither overwrites the other."""
+    if metric == space_metric:
+        return (
+            run_dir / REPORT_MD,
+            run_dir / REPORT_HTML,
+            run_dir / IMPORTANCE_JSON,
+            run_dir / PLOTS,
+        )
+    tag = slug(metric)
+    return (
+        run_dir / f"report.{tag}.md",
+        run_dir / f"report.{tag}.html",
+        run_dir / f"importance.{tag}.json",
+        run_dir / PLOTS / tag,
+    )
+
+
 def build_report(
     run_dir: Path,
     *,
     metric: str | None = None,
+    mode: str | None = None,
     by: str | None = None,
     pairs: Sequence[tuple[str, str] | str] = (),
     k: int = 10,
 ) -> ReportPaths:
     """(Re)build the report of ``run_dir``; ``metric`` defaults to the space's.
 
-    ``by`` computes importance within each value of a parameter; ``pairs`` (``(a, b)`` or
-    ``"a,b"``) adds interaction heatmaps to the one of the two most interacting parameters.
+    A report for another metric is written beside the space's (see :func:`report_files`);
+    ``mode`` gives the direction of a metric abl does not know (built-in metrics declare
+    theirs). ``by`` computes importance within each value of a parameter; ``pairs``
+    (``(a, b)`` or ``"a,b"``) adds interaction heatmaps to the one of the two most
+    interacting parameters.
 
     >>> from abl.results import build_report
     >>> paths = build_report(Path("abl-runs/quickstart/2025-04-21_17-39-20"))  # doctest: +SKIP
@@ -82,8 +106,8 @@ def build_report(
     chosen = [_check_pair(run, p) for p in pairs]
     if k < 1:
         raise AblError(f"k must be at least 1; got {k}")
-    analysis = analyse(run, metric, by=by, k=k)
-    out = run.run_dir / PLOTS
+    analysis = analyse(run, metric, by=by, k=k, mode=run.mode_of(metric, mode))
+    out = report_files(run.run_dir, metric, run.metric)[3]
     for old in out.glob("*.png"):  # a rebuilt report leaves no stale plot behind
         old.unlink()
     heat = _heat_pairs(analysis.importance, chosen) if len(analysis.split.ok) else []
@@ -91,9 +115,11 @@ def build_report(
     return _write(analysis, heat)
 
 
-def analyse(run: RunData, metric: str, *, by: str | None = None, k: int = 10) -> Analysis:
+def analyse(
+    run: RunData, metric: str, *, by: str | None = None, k: int = 10, mode: str | None = None
+) -> Analysis:
     """Rank, aggregate repeats, compute importance and marginal effects (no files written)."""
-    mode = run.mode_of(metric)
+    mode = mode or run.mode_of(metric)
     importance = compute_importance(run.trials, run.params, metric, mode, by=by)
     effects = marginal_effects(run.trials, run.params, metric, mode)
     tuned, comparisons = None, None
@@ -198,7 +224,7 @@ def compose(a: Analysis, heat: list[tuple[str, str]]) -> list[Block]:
 def _write(a: Analysis, heat: list[tuple[str, str]]) -> ReportPaths:
     run_dir = a.run.run_dir
     blocks = compose(a, heat)
-    md, page, imp = run_dir / REPORT_MD, run_dir / REPORT_HTML, run_dir / IMPORTANCE_JSON
+    md, page, imp, _ = report_files(run_dir, a.metric, a.run.metric)
     md.write_text(to_markdown(blocks), encoding="utf-8")
     page.write_text(
         to_html(blocks, title=f"{a.run.space.name} report", base=run_dir), encoding="utf-8"

@@ -34,7 +34,6 @@ SPACE_FILE = "space.yaml"  # written by abl.search.sweep
 MLFLOW_JSON = "mlflow.json"  # written by abl.search.sinks.mlflow: tracking_uri, experiment_id, ...
 LOCAL_UI = "http://127.0.0.1:5000"  # where `abl ui` serves a local (SQLite) tracking store
 Mode = Literal["min", "max"]
-_HIGHER_IS_BETTER = ("acc", "auc", "f1", "r2", "precision", "recall")
 
 
 @dataclass(frozen=True)
@@ -72,15 +71,25 @@ class RunData:
             )
         return param
 
-    def mode_of(self, metric: str) -> Mode:
-        """The space's mode for its metric; for others their declared direction
-        (abl.trainables.metrics), else max for accuracy-like names, else min."""
+    def mode_of(self, metric: str, given: str | None = None) -> Mode:
+        """Which way ``metric`` is better: the space's mode for its metric, the declared one
+        for a built-in metric (abl.trainables.metrics), else ``given``; never a guess."""
         if metric == self.metric:
             return self.space.mode
         declared = metric_mode(metric)
+        if given is not None and declared is not None and given != declared:
+            raise AblError(
+                f"{metric} is better when {'lower' if declared == 'min' else 'higher'} "
+                f"(mode {declared}); got --mode {given}"
+            )
         if declared is not None:
             return declared
-        return "max" if any(w in metric.lower() for w in _HIGHER_IS_BETTER) else "min"
+        if given in ("min", "max"):
+            return given  # type: ignore[return-value]
+        raise AblError(
+            f"{metric} has no declared direction (a measurement, or a metric abl does not "
+            f"know): give --mode min or --mode max to rank by it ({self.run_dir})"
+        )
 
     def best_mode(self, metric: str) -> Mode | None:
         """The direction in which ``metric`` has a best value: the space's mode for its metric,

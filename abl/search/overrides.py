@@ -25,6 +25,7 @@ SETTINGS = (
     "description",
     "metric",
     "mode",
+    "report",
     "repeats",
     "tune",
     "confirm",

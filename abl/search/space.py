@@ -156,6 +156,7 @@ class Space(_Strict):
     description: str = ""
     metric: str = "val/loss"
     mode: Literal["min", "max"] = "min"
+    report: list[str] = []  # more metrics to report on, each beside the ranking metric's report
     fixed: dict[str, Scalar] = {}
     grid: dict[str, Annotated[list[Scalar], Field(min_length=1)]] = {}
     sample: dict[str, Dist] = {}

@@ -246,10 +246,13 @@ def publish_report(
     Returns ``(report.md, None)``, or ``(None, why)``: a report that fails must not hide
     the sweep's results, which are all in the Parquet files (``abl report RUN`` retries).
     """
-    from abl.results import build_report
+    from abl.results import build_report, load_run
 
     try:
         paths = build_report(run_dir)
+        # the space's secondary metrics (report: [...]), each beside the main report
+        space = load_run(run_dir).space
+        extra = [build_report(run_dir, metric=m) for m in space.report if m != space.metric]
     except Exception as exc:  # reported to the user; results stay on disk
         return None, f"{type(exc).__name__}: {exc}"
     if parent_run_id:
@@ -257,10 +260,12 @@ def publish_report(
             from mlflow.tracking import MlflowClient
 
             client = MlflowClient(tracking_uri)
-            for path in (paths.markdown, paths.html, paths.importance):
-                client.log_artifact(parent_run_id, str(path), "report")
-            for path in paths.plots:
-                client.log_artifact(parent_run_id, str(path), "report/plots")
+            for built in (paths, *extra):
+                for path in (built.markdown, built.html, built.importance):
+                    client.log_artifact(parent_run_id, str(path), "report")
+                for path in built.plots:
+                    folder = path.parent.relative_to(run_dir).as_posix()
+                    client.log_artifact(parent_run_id, str(path), f"report/{folder}")
             log_best(client, parent_run_id, run_dir)
         except Exception as exc:  # the tracking store may be down
             return paths.markdown, f"report not attached to MLflow ({type(exc).__name__}: {exc})"

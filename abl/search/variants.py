@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from abl.errors import AblError, one_of
+from abl.errors import AblError, did_you_mean, one_of
 from abl.search.space import Dist, Space
 
 # Trials one sweep may hold: Tune keeps every trial in the driver (about 0.5 KB each in abl's
@@ -127,6 +127,23 @@ def expand(space: Space, spec: Any | None, *, limit: int | None = None) -> list[
     return out
 
 
+def _check_report_metrics(space: Space, metrics: tuple[str, ...]) -> None:
+    from abl.trainables.metrics import metric_mode
+
+    for i, name in enumerate(space.report):
+        where = f"{space.source}, report[{i}]"
+        if name not in metrics:
+            raise AblError(
+                f"report: names metrics that trainable '{space.trainable}' reports "
+                f"({one_of(metrics)}); got '{name}'{did_you_mean(name, metrics)} ({where})"
+            )
+        if name != space.metric and metric_mode(name) is None:
+            raise AblError(
+                f"report: needs metrics that are better one way (min or max); '{name}' is a "
+                f"measurement ({where})"
+            )
+
+
 def check_space(space: Space, spec: Any | None) -> None:
     """Everything that can be checked before a sweep starts, with one clear error."""
     if space.repeats > 1 and ("seed" in space.grid or "seed" in space.sample):
@@ -152,4 +169,5 @@ def check_space(space: Space, spec: Any | None) -> None:
             f"metric must be one that trainable '{space.trainable}' reports "
             f"({one_of(metrics)}); got '{space.metric}' ({space.source}, metric)"
         )
+    _check_report_metrics(space, metrics)
     expand(space, spec, limit=10_000)

@@ -30,6 +30,7 @@ fixed:
 grid:
   model.pe_type: [none, rope]
   data.column: [y, nosuch]
+report: [predict/mse_regressive]
 resources: {{cpu: 1}}
 """
 
@@ -140,6 +141,11 @@ def test_report_is_built_and_attached_to_the_mlflow_parent_run(sweep):
     parent = next(r for r in parent if "mlflow.parentRunId" not in r.data.tags)
     attached = {f.path for f in client.list_artifacts(parent.info.run_id, "report")}
     assert {"report/report.md", "report/report.html", "report/importance.json"} <= attached
+    # the space's secondary metric gets its own report beside the main one
+    second = run_dir / "report.predict_mse_regressive.md"
+    assert "predict/mse_regressive" in second.read_text().splitlines()[0]
+    assert "report/report.predict_mse_regressive.md" in attached
+    assert "val/loss" in markdown.splitlines()[0]  # the main report is still the space metric's
     # the sweep's definition and its best trial, so sweeps compare in MLflow's runs table
     params = parent.data.params
     assert params["model.pe_type"] == "none,rope" and params["data.column"] == "y,nosuch"

@@ -150,3 +150,34 @@ def test_compare_has_no_best_of_a_measurement(make_run: Callable[..., Path]) -> 
 def test_a_run_without_trials_yet(make_run: Callable[..., Path]) -> None:
     md = build_report(make_run([])).markdown.read_text()
     assert "**Nothing to rank**: no trial has started." in md
+
+
+def test_a_report_for_another_metric_goes_beside_the_space_metrics(grid_run: Path) -> None:
+    main = build_report(grid_run)
+    before = {p: p.read_bytes() for p in [main.markdown, main.html, main.importance, *main.plots]}
+    other = build_report(grid_run, metric="train/loss")
+    assert other.markdown.name == "report.train_loss.md"
+    assert other.importance.name == "importance.train_loss.json"
+    assert other.markdown.read_text().startswith("# synthetic: which choices matter for train/loss")
+    assert other.plots and all(p.parent == grid_run / "plots" / "train_loss" for p in other.plots)
+    # the space metric's report, importance and plots (its curves too) are untouched
+    assert {p: p.read_bytes() for p in before} == before
+    assert (grid_run / "plots" / "curves_val_loss.png").is_file()
+
+
+def test_a_metric_without_a_declared_direction_needs_a_mode(
+    make_run: Callable[..., Path],
+) -> None:
+    rows = [
+        trial(i, {**CONFIG, "model.pe_type": pe}, 1.0 + i)
+        for i, pe in enumerate(GRID["model.pe_type"])
+    ]
+    for i, row in enumerate(rows):
+        row["custom/score"] = float(i)
+    run = make_run(rows)
+    with pytest.raises(AblError, match="custom/score has no declared direction"):
+        build_report(run, metric="custom/score")
+    with pytest.raises(AblError, match="is better when lower"):
+        build_report(run, metric="train/loss", mode="max")
+    paths = build_report(run, metric="custom/score", mode="max")
+    assert "ranked by `custom/score` (max)" in paths.markdown.read_text()

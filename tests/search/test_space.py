@@ -250,3 +250,25 @@ def test_an_error_never_quotes_a_huge_value_whole(tmp_path):
     message = str(info.value)
     assert len(message) < 400 and "v04999" not in message
     assert "(sample.train.lr, " in message and message.endswith("space.yaml)")
+
+
+@pytest.mark.parametrize(
+    ("report", "expected"),
+    [
+        (
+            "[predict/mse_regresive]",
+            "got 'predict/mse_regresive'; did you mean 'predict/mse_regressive'?",
+        ),
+        ("[perf/samples_per_s]", "'perf/samples_per_s' is a measurement"),
+    ],
+)
+def test_report_metrics_are_reported_scores(tmp_path, report, expected):
+    with pytest.raises(AblError) as info:
+        load(tmp_path, BASE + f"report: {report}\n")
+    assert expected in str(info.value) and "report[0]" in str(info.value)
+
+
+def test_report_metrics_are_kept(tmp_path):
+    assert load(tmp_path, BASE + "report: [predict/mse_regressive]\n").report == [
+        "predict/mse_regressive"
+    ]
