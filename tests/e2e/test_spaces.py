@@ -22,7 +22,7 @@ EXPECTED = {
     "attn_variants": 48 * 5,
     "attn_positions": 16 * 3,
     "looped_linreg": 24,
-    "latent_copy": 20,
+    "latent_copy": 20 * 2,
     "latent_addition": 20,
     "qk_norm_tuned": 6 * (6 + 3),
 }
