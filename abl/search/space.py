@@ -315,7 +315,9 @@ def _first_error(exc: ValidationError, source: str) -> str:
             f"got {brief(err.get('input'))} ({source}, {loc})"
         )
     msg = _PLAIN.get(err["type"]) or err["msg"].replace("Input should be", "must be")
-    return f"{loc} {msg.replace('Value error, ', '')}; got {brief(err.get('input'))} ({source}, {loc})"
+    return (
+        f"{loc} {msg.replace('Value error, ', '')}; got {brief(err.get('input'))} ({source}, {loc})"
+    )
 
 
 _UNION_TAGS = {"bool", "int", "float", "str", "none"}

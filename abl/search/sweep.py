@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import json
+import math
 import re
 import signal
 import threading
@@ -133,6 +134,7 @@ def _execute(
     prior = prior_records(run_dir, space.metric, space.mode) if resume else {}
     rerun = (*_LIVE, TrialStatus.ERRORED) if retry else _LIVE
     sweep.ended_before = sum(r.status not in rerun for r in prior.values())
+    sweep.best_before = best_completed(prior.values(), space.metric, space.mode)
     sinks = make_sinks(options.sinks, tracking_uri=tracking_uri, console=console)
     callback = SinkCallback(sinks, sweep, config_of=_FullConfig(spec), prior=prior)
     if resume:
@@ -236,6 +238,20 @@ def _sigterm_stops_gracefully() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def best_completed(records: Any, metric: str, mode: str) -> tuple[float, str] | None:
+    """``(last value, trial id)`` of the best completed trial, ranked as the report ranks."""
+    done = [
+        (r.last[metric], r.trial_id)
+        for r in records
+        if r.status is TrialStatus.COMPLETED
+        and isinstance(r.last.get(metric), (int, float))
+        and math.isfinite(r.last[metric])
+    ]
+    if not done:
+        return None
+    return min(done) if mode == "min" else max(done)
 
 
 def publish_report(

@@ -92,7 +92,10 @@ def swept(ray_local: Any, tmp_path_factory: pytest.TempPathFactory):
     sinks = [
         MLflowSink(tracking_uri=sweep.tracking_uri),
         ParquetSink(),
-        ProgressSink(console=Console(file=out, force_terminal=False, width=200)),
+        # no lines while trials run: this sweep's count of lines is exact (one per end)
+        ProgressSink(
+            console=Console(file=out, force_terminal=False, width=200), pipe_every_s=math.inf
+        ),
     ]
     callback = SinkCallback(sinks, sweep, flush_every_s=0.0, config_of=with_defaults)
     param_space = {
@@ -217,6 +220,40 @@ def test_progress_on_a_terminal_keeps_one_live_line(tmp_path: Path) -> None:
     text = out.getvalue()
     assert "trial t2 errored: ValueError: boom" in text and "trial t1 completed" not in text
     assert "2 done · 0 running · best val/loss=0.5 (trial t1)" in text
+
+
+def test_progress_shows_the_epoch_of_running_trials_on_a_pipe_too(tmp_path: Path) -> None:
+    out = io.StringIO()
+    sweep = make_sweep(tmp_path, "sqlite:///unused.db")
+    sink = ProgressSink(console=Console(file=out, force_terminal=False, width=300), pipe_every_s=0)
+    sink.open(sweep)
+    recs = [TrialRecord(t, {"train.epochs": 8}, TrialStatus.RUNNING, start=1.7e9) for t in "ab"]
+    for rec in recs:
+        sink.trial_started(rec)
+    for step in (1, 2):
+        for rec in recs:
+            rec.update(step, {"val/loss": 1.0 / step}, "val/loss", "min")
+            sink.trial_result(rec, step, {"val/loss": 1.0 / step}, 1.7e9 + step)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 4  # a line per report here (pipe_every_s=0); none are lost
+    assert lines[-1].endswith("· a epoch 2/8, b epoch 2/8")
+    recs[0].status, recs[0].end = TrialStatus.COMPLETED, 1.7e9 + 3
+    sink.trial_ended(recs[0])
+    assert out.getvalue().splitlines()[-1].endswith("· b epoch 2/8")
+
+
+def test_progress_of_a_resumed_sweep_starts_from_the_earlier_best(tmp_path: Path) -> None:
+    out = io.StringIO()
+    sweep = make_sweep(tmp_path, "sqlite:///unused.db")
+    sweep.ended_before, sweep.best_before = 3, (0.25, "t0")
+    sink = ProgressSink(console=Console(file=out, force_terminal=False, width=300))
+    sink.open(sweep)
+    rec = record("t9")
+    sink.trial_started(rec)
+    rec.update(1, {"val/loss": 0.5}, "val/loss", "min")
+    rec.status, rec.end = TrialStatus.COMPLETED, 1.7e9 + 3
+    sink.trial_ended(rec)
+    assert "4 done" in out.getvalue() and "best val/loss=0.25 (trial t0)" in out.getvalue()
 
 
 def test_progress_best_is_the_trial_the_report_ranks_first(tmp_path: Path) -> None:
@@ -431,3 +468,22 @@ def test_abl_sync_sends_to_the_store_the_sweep_named_even_if_it_was_down_at_the_
     assert json.loads((sweep.run_dir / "mlflow.json").read_text())["tracking_uri"] == (
         sweep.tracking_uri
     )
+
+
+def test_the_earlier_best_of_a_resumed_sweep_is_a_completed_trial() -> None:
+    from abl.search.sweep import best_completed
+
+    recs = []
+    for trial_id, value, status in [
+        ("t1", 0.1, TrialStatus.ERRORED),  # better, but errored: never "best"
+        ("t2", 0.4, TrialStatus.COMPLETED),
+        ("t3", 0.3, TrialStatus.COMPLETED),
+        ("t4", 0.2, TrialStatus.PRUNED),
+    ]:
+        rec = record(trial_id)
+        rec.update(1, {"val/loss": value}, "val/loss", "min")
+        rec.status = status
+        recs.append(rec)
+    assert best_completed(recs, "val/loss", "min") == (0.3, "t3")
+    assert best_completed(recs, "val/loss", "max") == (0.4, "t2")
+    assert best_completed(recs[:1], "val/loss", "min") is None

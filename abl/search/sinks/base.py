@@ -63,6 +63,7 @@ class SweepInfo:
     total_trials: int | None  # None when unknown (e.g. open-ended random search)
     tracking_uri: str  # MLflow tracking URI, e.g. "sqlite:///abl-runs/mlflow.db"
     ended_before: int = 0  # trials that ended before this session (a resumed sweep)
+    best_before: tuple[float, str] | None = None  # (last metric value, trial id) of those
 
 
 @dataclass

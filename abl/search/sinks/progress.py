@@ -1,12 +1,14 @@
 """The progress sink: where the sweep stands, in the terminal.
 
-On a TTY one live status line is redrawn every ``refresh_s`` seconds::
+On a TTY one live status line is redrawn every ``refresh_s`` seconds, with the epoch each
+running trial has reached::
 
-    7/12 done · 2 running · 3 pending · best val/loss=0.0123 (trial 3f2a1_00004) · 1m02s · ETA 40s
+    7/12 done · 2 running · 3 pending · best val/loss=0.0123 (trial 3f2a1_00004) · 1m02s · ETA 40s · 3f2a1_00007 epoch 3/8, 3f2a1_00008 epoch 1/8
 
-Elsewhere (CI logs, ``nohup``) a plain line is printed each time a trial ends. A trial that
-errors, diverges or fails and is retried always gets a line of its own with its id and error
-(Tune's own tracebacks are shown with ``-v``).
+Elsewhere (CI logs, ``nohup``, a pipe) the same line is printed each time a trial ends, and
+while trials run at most every ``pipe_every_s`` seconds. A trial that errors, diverges or fails
+and is retried always gets a line of its own with its id and error (Tune's own tracebacks are
+shown with ``-v``).
 
 "best" ranks trials as the report and ``abl top`` do: completed trials by the *last* reported
 value of the metric (``trials.parquet``'s metric column), never by a trial's best epoch, and
@@ -46,9 +48,14 @@ class ProgressSink(Sink):
 
     _transient = ("_console", "_live")
 
-    def __init__(self, *, console: Console | None = None, refresh_s: float = 1.0) -> None:
+    def __init__(
+        self, *, console: Console | None = None, refresh_s: float = 1.0, pipe_every_s: float = 10.0
+    ) -> None:
         self._console = console  # None: a Console on stdout, made on open
         self.refresh_s = refresh_s
+        self.pipe_every_s = pipe_every_s  # without a terminal: a line while trials run, this often
+        self._printed_at = 0.0
+        self._epoch: dict[str, tuple[int, int | None]] = {}  # running trial -> (epoch, of total)
         self._live: Live | None = None
         self._sweep: SweepInfo | None = None
         self._t0 = time.time()
@@ -62,7 +69,9 @@ class ProgressSink(Sink):
     def open(self, sweep: SweepInfo) -> None:
         """Start the clock, and the live line on a terminal."""
         self._sweep, self._t0 = sweep, time.time()
+        self._printed_at = self._t0
         self._before = sweep.ended_before
+        self._best = sweep.best_before  # a resumed sweep's best so far
         if self._console is None:
             self._console = Console()
         if self._console.is_terminal and self._live is None:
@@ -81,7 +90,12 @@ class ProgressSink(Sink):
     def trial_result(
         self, rec: TrialRecord, step: int, metrics: dict[str, float], time: float
     ) -> None:
-        """Nothing to rank yet: a trial counts once it has completed (see the module doc)."""
+        """Note the trial's epoch (it is ranked once it has completed, see the module doc);
+        without a terminal, print the status line if none was printed for ``pipe_every_s``."""
+        epochs = rec.config.get("train.epochs")
+        self._epoch[rec.trial_id] = (step, epochs if isinstance(epochs, int) else None)
+        if self._live is None and _now() - self._printed_at >= self.pipe_every_s:
+            self._print(self.status().plain)
 
     def trial_retried(self, rec: TrialRecord, error: str) -> None:
         """Print the failure's summary line: the trial goes on from its last checkpoint."""
@@ -91,6 +105,7 @@ class ProgressSink(Sink):
     def trial_ended(self, rec: TrialRecord) -> None:
         """Count the trial as done; print a line if it failed or if there is no live line."""
         self._running.discard(rec.trial_id)
+        self._epoch.pop(rec.trial_id, None)
         self._done += 1
         self._wall_total += rec.wall_s or 0.0
         self._consider(rec)
@@ -127,6 +142,13 @@ class ProgressSink(Sink):
             remaining = max(total - done, 0)
             eta = self._wall_total / self._done * remaining / self._most_running
             parts.append(f"ETA {duration(eta)}")
+        at = [
+            f"{t} epoch {e}" + (f"/{n}" if n else "")
+            for t, (e, n) in sorted(self._epoch.items())
+            if t in self._running
+        ]
+        if at:
+            parts.append(", ".join(at[:3]) + (f" (+{len(at) - 3} more)" if len(at) > 3 else ""))
         return Text(" · ".join(parts))
 
     def _consider(self, rec: TrialRecord) -> None:
@@ -143,3 +165,8 @@ class ProgressSink(Sink):
     def _print(self, line: str) -> None:
         console = self._console or Console()
         console.print(Text(line), soft_wrap=True)
+        self._printed_at = _now()
+
+
+def _now() -> float:
+    return time.time()
