@@ -76,3 +76,49 @@ def top_table(trials: Any, space: Space, *, k: int = 10) -> Table:
     for row in rows[:k]:
         table.add_row(row["trial_id"], row["status"], *(fmt(row.get(c)) for c in keys + metrics))
     return table
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """What a report concludes, in a few terminal lines (``abl report`` and the end of
+    ``abl search``): the verdict, a sentence per ablation axis, importance with its seed
+    interval and F-test p."""
+    lines = []
+    verdict = summary.get("verdict") or {}
+    if verdict.get("leaky_metric"):
+        lines.append(
+            f"verdict  {summary.get('metric')} lets non-causal arms see their targets: its "
+            "causal vs non-causal ranking is not a result (see the report)"
+        )
+    if verdict.get("metric_never_moved"):
+        lines.append(f"verdict  {summary.get('metric')} never left its first value")
+    if verdict.get("no_effect_detectable"):
+        lines.append(f"verdict  no ablation effect detectable at this budget: {verdict.get('why')}")
+    for axis in (summary.get("comparisons") or {}).get("axes", []):
+        lines.append("  " + axis["sentence"].replace("`", ""))
+    for group, results in summary["groups"].items():
+        for result in results[:2]:
+            shown = []
+            tests = {t["term"]: t["p"] for t in result.get("ftests", [])}
+            for param, score in list(result["scores"].items())[:3]:
+                text = f"{param} {100 * (score or 0):.0f}%"
+                low_high = (result.get("intervals") or {}).get(param)
+                if low_high and None not in low_high:
+                    text += f" [{100 * low_high[0]:.0f}, {100 * low_high[1]:.0f}]"
+                if param in tests and tests[param] is not None:
+                    p = tests[param]
+                    text += " (p<0.001)" if p < 0.001 else f" (p={p:.2g})"
+                shown.append(text)
+            where = "" if group == "all" else f" [{group}]"
+            lines.append(f"{result['method']:>9}{where}: {', '.join(shown)}")
+    for group, reason in summary["skipped"].items():
+        lines.append(
+            f"importance{'' if group == 'all' else f' [{group}]'}: nothing to decompose ({reason})"
+        )
+    tuned = summary.get("tuned")
+    if tuned and tuned["arms"]:
+        changed = {True: "changed", False: "did not change", None: "unknown"}
+        lines.append(
+            f"    tuned: {tuned['arms'][0]['name']} ranks first; tuning per arm "
+            f"{changed[tuned['conclusion_changed']]} the conclusion"
+        )
+    return lines

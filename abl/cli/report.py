@@ -10,7 +10,7 @@ import json
 import click
 
 from abl.cli import AblContext
-from abl.cli._render import terminal
+from abl.cli._render import summary_lines, terminal
 
 
 @click.command("report")
@@ -66,23 +66,5 @@ def command(
         f"         {paths.html.name} (self-contained), {paths.importance.name}, "
         f"{len(paths.plots)} plots in {paths.plots[0].parent.relative_to(run_dir) if paths.plots else 'plots'}/"
     )
-    summary = json.loads(paths.importance.read_text())
-    for group, results in summary["groups"].items():
-        for result in results[:2]:
-            top = ", ".join(
-                f"{p} {100 * (s or 0):.0f}%" for p, s in list(result["scores"].items())[:3]
-            )
-            where = "" if group == "all" else f" [{group}]"
-            console.print(f"{result['method']:>9}{where}: {top}", markup=False)
-    for group, reason in summary["skipped"].items():
-        console.print(
-            f"importance{'' if group == 'all' else f' [{group}]'}: nothing to decompose ({reason})"
-        )
-    tuned = summary.get("tuned")
-    if tuned and tuned["arms"]:
-        changed = {True: "changed", False: "did not change", None: "unknown"}
-        console.print(
-            f"    tuned: {tuned['arms'][0]['name']} ranks first; tuning per arm "
-            f"{changed[tuned['conclusion_changed']]} the conclusion",
-            markup=False,
-        )
+    for line in summary_lines(json.loads(paths.importance.read_text())):
+        console.print(line, markup=False, soft_wrap=True)

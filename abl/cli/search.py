@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import sys
@@ -14,7 +15,7 @@ from rich.table import Table
 
 from abl.cli import AblContext
 from abl.cli._options import sweep_options
-from abl.cli._render import fmt, terminal, top_table, varying_keys
+from abl.cli._render import fmt, summary_lines, terminal, top_table, varying_keys
 from abl.errors import AblError
 from abl.redact import redact
 from abl.search import SweepOptions, count_trials, expand, load_space
@@ -112,6 +113,9 @@ def command(
     console.print(f"results  {_rel(sweep.run_dir)}  (trials.parquet, history.parquet, space.yaml)")
     if sweep.report is not None:
         console.print(f"report   {_rel(sweep.report)}  (+ report.html, importance.json, plots/)")
+        summary = json.loads((sweep.report.parent / "importance.json").read_text())
+        for line in summary_lines(summary):
+            console.print(line, markup=False, soft_wrap=True)
     if sweep.report_error:
         console.print(
             f"[yellow]report: {sweep.report_error}; rebuild it with: abl report {_rel(sweep.run_dir)}[/]"

@@ -149,5 +149,8 @@ def _html_cell(cell: Cell) -> str:
 
 
 def _img(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{data}'>"
+    """The plot inlined: its SVG (sharp at any zoom) when one was drawn beside the PNG."""
+    svg = path.with_suffix(".svg")
+    kind, source = ("svg+xml", svg) if svg.is_file() else ("png", path)
+    data = base64.b64encode(source.read_bytes()).decode("ascii")
+    return f"<img alt='{html.escape(alt)}' src='data:image/{kind};base64,{data}'>"

@@ -34,6 +34,7 @@ class Effect:
     runner_up: Any  # the next best value (None with a single value)
     d: float  # Cohen's d of best vs runner-up (NaN when either has fewer than two trials)
     binned: bool  # a continuous parameter: values are quantile bins
+    points: pd.DataFrame | None = None  # value, y: every trial behind the table (for plots)
 
     @property
     def spread(self) -> float:
@@ -76,6 +77,7 @@ def marginal_effects(
                 runner_up=None if second is None else second["value"],
                 d=math.nan if second is None else cohens_d(best, second),
                 binned=is_continuous(ok[p]),
+                points=pd.DataFrame({"value": levels(ok[p]).astype(object), "y": y}),
             )
         )
     return out

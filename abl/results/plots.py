@@ -11,6 +11,7 @@ matplotlib is imported only here and only when a plot is drawn, through ``Figure
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,7 +27,7 @@ from abl.results.effects import Effect
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-DPI = 110
+DPI = 150
 _MAX_ANNOTATED = 12  # heatmap cells get their value written in them up to 12 x 12
 
 
@@ -42,30 +43,82 @@ def _figure(width: float, height: float) -> Figure:
 
 
 def _save(fig: Figure, path: Path) -> Path:
+    """The PNG at ``path`` and an SVG beside it (report.html embeds the vector one)."""
+    from matplotlib import rc_context
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
+    with rc_context({"svg.fonttype": "none"}):  # text stays text: searchable, and smaller
+        fig.savefig(path.with_suffix(".svg"))
     return path
 
 
+def spans_decades(values: np.ndarray) -> bool:
+    """Positive values whose largest is over 10x the smallest: a log axis reads them."""
+    finite = values[np.isfinite(values)]
+    return bool(len(finite)) and finite.min() > 0 and finite.max() / finite.min() > 10
+
+
+def log_t_interval(y: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Geometric mean and the t-interval of ``log y`` taken back: never below zero."""
+    from scipy import stats
+
+    logs = np.log(y)
+    center = float(np.exp(logs.mean()))
+    if len(logs) < 2:
+        return center, math.nan, math.nan
+    half = (
+        stats.t.ppf(0.5 + confidence / 2, len(logs) - 1) * logs.std(ddof=1) / math.sqrt(len(logs))
+    )
+    return center, float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half))
+
+
 def plot_effect(effect: Effect, metric: str, path: Path) -> Path:
-    """Mean and 95% CI of ``metric`` at each value of one parameter; the best value in color."""
+    """Every trial as a point over the mean and 95% CI of ``metric`` at each value of one
+    parameter; the best value in color. A metric spanning more than a decade is drawn on a log
+    axis with the geometric mean and a t-interval on the log scale (never below zero)."""
     table = effect.table
     x = np.arange(len(table))
-    mean = table["mean"].to_numpy(float)
-    low = np.nan_to_num(mean - table["ci_low"].to_numpy(float))
-    high = np.nan_to_num(table["ci_high"].to_numpy(float) - mean)
     names = [label(v) for v in table["value"]]
+    points = effect.points
+    logs = points is not None and spans_decades(points["y"].to_numpy(float))
+    if logs and points is not None:
+        stats = [
+            log_t_interval(points.loc[points["value"].map(label) == n, "y"].to_numpy(float))
+            for n in names
+        ]
+        mean = np.array([c for c, _, _ in stats])
+        low = np.nan_to_num(mean - np.array([lo for _, lo, _ in stats]))
+        high = np.nan_to_num(np.array([hi for _, _, hi in stats]) - mean)
+    else:
+        mean = table["mean"].to_numpy(float)
+        low = np.nan_to_num(mean - table["ci_low"].to_numpy(float))
+        high = np.nan_to_num(table["ci_high"].to_numpy(float) - mean)
     fig = _figure(max(3.5, 0.8 * len(x) + 1.5), 3.2)
     ax = fig.add_subplot()
-    ax.errorbar(x, mean, yerr=[low, high], fmt="o", capsize=4, color="0.35")
+    if points is not None:
+        where = {n: i for i, n in enumerate(names)}
+        pos = points["value"].map(label).map(where).to_numpy(float)
+        jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(pos))
+        ax.scatter(pos + jitter, points["y"], s=9, color="0.6", alpha=0.7, zorder=1, label="trials")
+    ax.errorbar(x, mean, yerr=[low, high], fmt="o", capsize=4, color="0.2", zorder=2)
     best = names.index(label(effect.best))
     ax.errorbar(
-        [best], [mean[best]], yerr=[[low[best]], [high[best]]], fmt="o", capsize=4, color="C1"
+        [best],
+        [mean[best]],
+        yerr=[[low[best]], [high[best]]],
+        fmt="o",
+        capsize=4,
+        color="C1",
+        zorder=3,
     )
     ax.set_xticks(x, labels=names, rotation=30 if sum(map(len, names)) > 40 else 0)
     ax.set_xlabel(effect.param + (" (quantile bins)" if effect.binned else ""))
     ax.set_ylabel(metric)
-    ax.set_title(f"{effect.param}: mean and 95% CI", fontsize=10)
+    if logs:
+        ax.set_yscale("log")
+    what = "geometric mean, 95% t-interval of log" if logs else "mean and 95% t-interval"
+    ax.set_title(f"{effect.param}: {what}; dots: trials", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
@@ -95,30 +148,44 @@ def plot_heatmap(trials: pd.DataFrame, a: str, b: str, metric: str, mode: str, p
     return _save(fig, path)
 
 
-def plot_curves(history: pd.DataFrame, names: Mapping[str, str], metric: str, path: Path) -> Path:
-    """``metric`` against epoch for each trial in ``names`` (trial id -> legend), in that order.
+def plot_curves(
+    history: pd.DataFrame,
+    groups: Mapping[str, Sequence[str]],
+    metrics: Sequence[str],
+    path: Path,
+) -> Path:
+    """One panel per metric (``train/loss`` beside the ranking metric) against epoch: for each
+    configuration in ``groups`` (legend -> its trial ids, seeds of one configuration), the mean
+    over its trials and a band from their lowest to highest value.
 
     A history row's ``step`` is the trainable's report count, one per epoch."""
     from matplotlib.ticker import MaxNLocator
 
-    fig = _figure(9.0, 3.8)
-    ax = fig.add_subplot()
-    values = history[metric].astype(float) if metric in history else pd.Series(dtype=float)
-    for trial_id, name in names.items():
-        rows = history[history["trial_id"] == trial_id]
-        if metric in rows and rows[metric].notna().any():
-            rows = rows.sort_values("step")
-            ax.plot(rows["step"], rows[metric], marker=".", label=name)
-    positive = values[np.isfinite(values)]
-    if len(positive) and positive.min() > 0 and positive.max() / positive.min() > 100:
-        ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(metric)
-    ax.set_title(f"{metric} of the top {len(names)} trials", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if ax.lines:
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    shown = [m for m in metrics if m in history and history[m].notna().any()]
+    fig = _figure(4.2 * max(len(shown), 1) + 3.2, 3.8)
+    axes = [fig.add_subplot(1, max(len(shown), 1), i + 1) for i in range(max(len(shown), 1))]
+    for ax, metric in zip(axes, shown, strict=False):
+        for i, (name, trial_ids) in enumerate(groups.items()):
+            rows = history[history["trial_id"].isin(list(trial_ids))]
+            by_step = rows.groupby("step")[metric].agg(["mean", "min", "max"]).sort_index()
+            if by_step["mean"].notna().any():
+                color = f"C{i % 10}"
+                ax.plot(by_step.index, by_step["mean"], marker=".", color=color, label=name)
+                if len(trial_ids) > 1:
+                    ax.fill_between(
+                        by_step.index, by_step["min"], by_step["max"], color=color, alpha=0.15
+                    )
+        if spans_decades(history[metric].to_numpy(float)):
+            ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].set_title(
+        f"top {len(groups)} configurations: mean over seeds, band min-max", fontsize=9, loc="left"
+    )
+    if axes[-1].lines:
+        axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, path)
 
 

@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from abl.errors import AblError
 from abl.results import _findings, _sections, _tuned_section, _verdict
-from abl.results._design import python_value
+from abl.results._design import label, python_value
 from abl.results._doc import Block, to_html, to_markdown
 from abl.results._sections import Analysis
 from abl.results._verdict import judge
@@ -31,7 +33,7 @@ from abl.results.aggregate import aggregate_repeats, split_trials, top_trials
 from abl.results.comparisons import cell_f_test, compare_axes
 from abl.results.effects import Effect, marginal_effects
 from abl.results.importance import ALL, Importance, compute_importance
-from abl.results.plots import curve_labels, plot_curves, plot_effect, plot_heatmap, slug
+from abl.results.plots import plot_curves, plot_effect, plot_heatmap, slug
 from abl.results.run import RunData, load_run
 
 REPORT_MD, REPORT_HTML, IMPORTANCE_JSON, PLOTS = (
@@ -108,7 +110,7 @@ def build_report(
         raise AblError(f"k must be at least 1; got {k}")
     analysis = analyse(run, metric, by=by, k=k, mode=run.mode_of(metric, mode))
     out = report_files(run.run_dir, metric, run.metric)[3]
-    for old in out.glob("*.png"):  # a rebuilt report leaves no stale plot behind
+    for old in [*out.glob("*.png"), *out.glob("*.svg")]:  # a rebuilt report leaves no stale plot
         old.unlink()
     heat = _heat_pairs(analysis.importance, chosen) if len(analysis.split.ok) else []
     analysis.plots = draw_plots(analysis, heat, out) if len(analysis.split.ok) else {}
@@ -191,13 +193,36 @@ def draw_plots(a: Analysis, heat: list[tuple[str, str]], out: Path) -> dict[str,
             trials, x, y, a.metric, a.mode, out / f"heatmap_{slug(x)}__{slug(y)}.png"
         )
         plots["heatmaps"].append(path.relative_to(base))
-    top = a.top.head(MAX_CURVES)
-    history = a.run.history(top["trial_id"].astype(str).tolist(), [a.metric])
+    groups = config_groups(a.split.ok, a.top, a.run.params, MAX_CURVES)
+    metrics = [m for m in ("train/loss", a.metric) if m != a.metric] + [a.metric]
+    ids = [t for members in groups.values() for t in members]
+    history = a.run.history(ids, metrics)
     if len(history) and history[a.metric].notna().any():
-        names = curve_labels(top, a.run.params)
-        path = plot_curves(history, names, a.metric, out / f"curves_{slug(a.metric)}.png")
+        path = plot_curves(history, groups, metrics, out / f"curves_{slug(a.metric)}.png")
         plots["curves"].append(path.relative_to(base))
     return plots
+
+
+def config_groups(
+    ok: pd.DataFrame, top: pd.DataFrame, params: Sequence[str], n: int
+) -> dict[str, list[str]]:
+    """The configurations of the best trials, best first, each with every completed trial
+    (its seeds): legend ``#rank a=x b=y (n seeds)`` -> trial ids."""
+    keys = [p for p in params if p in ok]
+    configs = ok[keys].map(label).agg(" ".join, axis=1) if keys else pd.Series("", index=ok.index)
+    members = {
+        c: ok.loc[rows, "trial_id"].astype(str).tolist()
+        for c, rows in configs.groupby(configs, sort=False).groups.items()
+    }
+    chosen: dict[str, tuple[str, list[str]]] = {}  # config -> (legend, trial ids)
+    for _, row in top.iterrows():
+        config = " ".join(label(row[k]) for k in keys)
+        if len(chosen) == n or config in chosen:
+            continue
+        ids = members.get(config, [])
+        text = " ".join(f"{k.rsplit('.', 1)[-1]}={label(row[k])}" for k in keys)
+        chosen[config] = (f"#{len(chosen) + 1} {text} ({len(ids)} seeds)"[:60], ids)
+    return dict(chosen.values())
 
 
 def compose(a: Analysis, heat: list[tuple[str, str]]) -> list[Block]:

@@ -90,6 +90,7 @@ def history_of(trials: list[dict[str, Any]], steps: int = 3) -> list[dict[str, A
             "step": s,
             "time": float(s),
             "val/loss": t["val/loss"] * (1 + (steps - s) / steps),
+            "train/loss": t["val/loss"] * (1 + (steps - s) / steps) * 0.9,
         }
         for t in trials
         if t["val/loss"] is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -95,3 +96,13 @@ def test_mistakes_are_one_line_errors(
     grid_run: Path, args: list[str], fragments: list[str]
 ) -> None:
     assert_one_line_error(abl(grid_run.parent.parent, *args), *fragments)
+
+
+def test_report_prints_its_conclusion_with_intervals_and_p_values(grid_run: Path) -> None:
+    result = abl(grid_run.parent.parent, "report", str(grid_run))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    (anova,) = [line for line in lines if line.strip().startswith("anova:")]
+    # the planted pe_type effect: its share, the seed-resampling interval, the F-test's p
+    assert re.search(r"model\.pe_type \d+% \[\d+, \d+\] \(p<0\.001\)", anova), anova
+    assert any(line.startswith("  model.pe_type: ") and "Holm p" in line for line in lines)

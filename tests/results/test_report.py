@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from abl.errors import AblError
@@ -18,7 +19,7 @@ CONFIG = {"model.pe_type": "rope", "model.is_causal": True, "train.lr": 1e-3, "m
 
 def assert_self_contained(html: str) -> None:
     sources = re.findall(r"src=['\"]([^'\"]*)", html)
-    assert all(s.startswith("data:image/png;base64,") for s in sources)
+    assert all(s.startswith("data:image/svg+xml;base64,") for s in sources)  # vector plots
     assert "<link" not in html and "<script" not in html
 
 
@@ -39,7 +40,8 @@ def test_full_grid_report(grid_run: Path) -> None:
     assert all(p.is_file() and p.stat().st_size > 1000 for p in paths.plots)
     html = paths.html.read_text()
     assert_self_contained(html)
-    assert html.count("data:image/png;base64,") == len(paths.plots)
+    assert html.count("data:image/svg+xml;base64,") == len(paths.plots)
+    assert all(p.with_suffix(".svg").is_file() for p in paths.plots)
     data = json.loads(paths.importance.read_text())
     anova = data["groups"]["all"][0]
     assert anova["method"] == "anova" and next(iter(anova["scores"])) == "model.pe_type"
@@ -181,3 +183,25 @@ def test_a_metric_without_a_declared_direction_needs_a_mode(
         build_report(run, metric="train/loss", mode="max")
     paths = build_report(run, metric="custom/score", mode="max")
     assert "ranked by `custom/score` (max)" in paths.markdown.read_text()
+
+
+def test_plots_show_every_trial_log_scales_and_curves_per_configuration(grid_run: Path) -> None:
+    import base64
+
+    from abl.results.plots import DPI, log_t_interval, spans_decades
+
+    assert DPI >= 150
+    center, low, high = log_t_interval(np.array([0.001, 0.01, 0.1]))
+    assert 0 < low < center < high and center == pytest.approx(0.01)
+    assert spans_decades(np.array([0.01, 0.5])) and not spans_decades(np.array([0.2, 0.5]))
+    assert not spans_decades(np.array([-1.0, 5.0]))
+    paths = build_report(grid_run)
+    effect = (grid_run / "plots" / "effect_model.pe_type.svg").read_text()
+    # 72 trials as dots (a scatter's path collection) beside the means and their intervals
+    assert "dots: trials" in effect and effect.count("<use ") >= 72
+    curves = (grid_run / "plots" / "curves_val_loss.svg").read_text()
+    assert curves.count(">epoch<") == 2  # train/loss beside val/loss, each against epoch
+    assert ">train/loss<" in curves and ">val/loss<" in curves and "(3 seeds)" in curves
+    html = paths.html.read_text()
+    svg = base64.b64decode(html.split("data:image/svg+xml;base64,")[1].split("'")[0])
+    assert svg.startswith(b"<?xml")
