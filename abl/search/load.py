@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from abl.errors import AblError
@@ -45,7 +46,21 @@ def load_space(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -
             f"a space file must be a mapping of keys to values; got {type(raw).__name__} ({path})"
         )
     raw.setdefault("name", path.stem)
-    space = parse_space(apply_overrides(raw, list(overrides)), source=str(path))
-    spec, _ = trainable_of(space)
-    check_space(space, spec)
+    try:
+        space = parse_space(apply_overrides(raw, list(overrides)), source=str(path))
+        spec, _ = trainable_of(space)
+        check_space(space, spec)
+    except AblError as exc:
+        raise AblError(_name_the_override(str(exc), overrides)) from None
     return space
+
+
+def _name_the_override(message: str, overrides: list[str] | tuple[str, ...]) -> str:
+    """Say which command-line override set the key an error is about (the last one wins)."""
+    if "(override '" in message:
+        return message
+    for text in reversed(overrides):
+        key = text.partition("=")[0].lstrip("~+").strip()
+        if key and re.search(rf"[(, ]{re.escape(key)}[,)]", message):
+            return f"{message[:-1]}, from override '{text}')" if message.endswith(")") else message
+    return message

@@ -170,4 +170,10 @@ def check_space(space: Space, spec: Any | None) -> None:
             f"({one_of(metrics)}); got '{space.metric}' ({space.source}, metric)"
         )
     _check_report_metrics(space, metrics)
-    expand(space, spec, limit=10_000)
+    from abl.trainables.loop import preflight
+
+    configs = expand(space, spec, limit=10_000)
+    try:
+        preflight(configs, spec)
+    except AblError as exc:
+        raise AblError(f"{exc} ({space.source})".replace(") (", ", ", 1)) from None

@@ -20,7 +20,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from abl.trainables.config import build, param
+from abl.errors import AblError
+from abl.trainables.config import build, param, require
 from abl.trainables.models import MODELS
 from abl.trainables.spec import TRAINABLES, TrainableSpec
 from abl.trainables.tasks import TASKS
@@ -162,6 +163,88 @@ class Run:
         self.epoch = state["epoch"] + 1
 
 
+def check_train(cfg: TrainConfig) -> None:
+    """The ranges of ``train.*``: a trial refuses anything else before it trains."""
+    require(
+        [
+            (cfg.epochs >= 1, "epochs must be >= 1", cfg.epochs, "train.epochs"),
+            (cfg.batch_size >= 1, "batch_size must be >= 1", cfg.batch_size, "train.batch_size"),
+            (cfg.lr > 0, "lr must be > 0", cfg.lr, "train.lr"),
+            (
+                cfg.weight_decay >= 0,
+                "weight_decay must be >= 0",
+                cfg.weight_decay,
+                "train.weight_decay",
+            ),
+            (
+                cfg.warmup_steps >= 0,
+                "warmup_steps must be >= 0",
+                cfg.warmup_steps,
+                "train.warmup_steps",
+            ),
+            (
+                cfg.grad_clip >= 0,
+                "grad_clip must be >= 0 (0 disables it)",
+                cfg.grad_clip,
+                "train.grad_clip",
+            ),
+            (
+                cfg.steps_per_epoch >= 0,
+                "steps_per_epoch must be >= 0 (0: the whole epoch)",
+                cfg.steps_per_epoch,
+                "train.steps_per_epoch",
+            ),
+            (
+                cfg.restart_on_spike == 0 or cfg.restart_on_spike > 1,
+                "restart_on_spike must be 0 (off) or a factor > 1",
+                cfg.restart_on_spike,
+                "train.restart_on_spike",
+            ),
+        ]
+    )
+
+
+def preflight(configs: list[dict[str, Any]], spec: TrainableSpec) -> None:
+    """Every check a trial would make before training, for every config, without training.
+
+    ``train.*`` ranges, the task built once per distinct ``data.*`` (files read, lengths
+    checked) and the model once per distinct ``model.*`` on torch's meta device (shapes such as
+    heads dividing the width, no memory). Only a user's mistake (AblError) stops the sweep here;
+    anything else is left for the trial to report.
+    """
+    tasks: dict[str, Any] = {}
+    models: set[str] = set()
+    task_cls = TASKS.get(spec.task)
+    for config in configs:
+        parts = nested(spec.resolve(config, "trial config"))
+        check_train(build(TrainConfig, parts["train"], section="train"))
+        data_key = repr(sorted(parts["data"].items()))
+        if data_key not in tasks:
+            data = build(task_cls.Config, parts["data"], section="data")
+            tasks[data_key] = _or_none(task_cls, data, seed=0)
+        task = tasks[data_key]
+        model_key = repr((sorted(parts["model"].items()), data_key))
+        if task is None or model_key in models:
+            continue
+        models.add(model_key)
+        model_cls = MODELS.get(parts["model"]["kind"])
+        args = {k: v for k, v in parts["model"].items() if k != "kind"}
+        cfg = build(model_cls.Config, args, section="model")
+        with torch.device("meta"):
+            _or_none(model_cls, cfg, task.info)
+
+
+def _or_none(make: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``make(*args, **kwargs)``; None when that fails for a reason that is not the user's (an
+    AblError is raised)."""
+    try:
+        return make(*args, **kwargs)
+    except AblError:
+        raise
+    except Exception:  # a plug-in that cannot be built on meta, say: the trial will tell
+        return None
+
+
 def build_run(config: dict[str, Any], spec: TrainableSpec, device: str = "cpu") -> Run:
     """Seed everything, then build the task, model, optimizer and schedule of a trial."""
     full = spec.resolve(config, "trial config")
@@ -169,6 +252,7 @@ def build_run(config: dict[str, Any], spec: TrainableSpec, device: str = "cpu") 
     seed = int(full["seed"])
     seed_everything(seed)
     cfg = build(TrainConfig, parts["train"], section="train")
+    check_train(cfg)
     task_cls = TASKS.get(spec.task)
     task = task_cls(build(task_cls.Config, parts["data"], section="data"), seed=seed)
     model_cls = MODELS.get(full["model.kind"])

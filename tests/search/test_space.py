@@ -272,3 +272,25 @@ def test_report_metrics_are_kept(tmp_path):
     assert load(tmp_path, BASE + "report: [predict/mse_regressive]\n").report == [
         "predict/mse_regressive"
     ]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["data.source=csv", "data.path=missing.csv"], "path must be an existing CSV file"),
+        (["train.epochs=0"], "epochs must be >= 1; got 0 (train.epochs"),
+        (["train.lr=-1"], "lr must be > 0; got -1.0 (train.lr"),
+        (["model.kind=att_mh", "model.n_head=3"], "d_model must divide by n_head"),
+    ],
+)
+def test_what_a_trial_would_refuse_is_refused_before_ray(overrides, expected):
+    # load_space runs for --dry-run and before any sweep starts Ray or writes a run directory
+    with pytest.raises(AblError) as info:
+        load_space("quickstart", overrides)
+    message = str(info.value)
+    assert expected in message and f"from override '{overrides[-1]}'" in message
+
+
+def test_every_builtin_space_passes_the_preflight():
+    for path in sorted(builtin_spaces_dir().glob("*.yaml")):
+        load_space(str(path))  # builds each distinct task once and each model on meta
