@@ -37,6 +37,11 @@ def brief(value: Any) -> str:
     return _BRIEF.repr(value)
 
 
+class AblWarning(RuntimeWarning):
+    """Something went wrong that the sweep survives (a tracking store down, a config it could
+    not record); the CLI prints it as one ``abl: warning: ...`` line."""
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return ``"; did you mean 'x'?"`` for the closest choice, or an empty string."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)

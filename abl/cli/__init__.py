@@ -6,6 +6,7 @@ abl search spaces/quickstart.yaml
 from __future__ import annotations
 
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import click
 
 from abl import __version__
-from abl.errors import AblError
+from abl.errors import AblError, AblWarning
 
 
 @dataclass
@@ -48,6 +49,25 @@ class AblGroup(click.Group):
 def main(ctx: click.Context, root: Path) -> None:
     """abl: architecture ablations of small PyTorch models as Ray Tune sweeps."""
     ctx.obj = AblContext(root=root)
+    warnings.showwarning = _show_warning
+
+
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """abl's own warnings as one line (Python's form adds the file, line and source line)."""
+    if issubclass(category, AblWarning):
+        click.echo(f"abl: warning: {message}", err=True)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
 
 
 def _register() -> None:

@@ -362,11 +362,17 @@ def quiet_library_logs() -> None:
     """Keep library chatter that abl's own lines cover off a non-verbose terminal (``-v`` keeps it).
 
     Ray warns at every local start that token authentication is on (abl's dashboard line says
-    how to sign in); MLflow logs INFO lines while it creates a new SQLite store.
+    how to sign in) and, after Ctrl-C, how to resume with Tuner.restore (abl prints its own
+    ``abl search --resume`` line); MLflow logs INFO lines while it creates a new SQLite store.
     """
-    token = logging.getLogger("ray._private.authentication.authentication_token_setup")
-    if not any(isinstance(f, _DropMessages) for f in token.filters):
-        token.addFilter(_DropMessages("Token authentication is enabled"))
+    drops = {
+        "ray._private.authentication.authentication_token_setup": "Token authentication is enabled",
+        "ray.tune.tune": "Experiment has been interrupted",  # abl prints its own resume line
+    }
+    for name, prefix in drops.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropMessages) for f in logger.filters):
+            logger.addFilter(_DropMessages(prefix))
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # and if it was imported already
 

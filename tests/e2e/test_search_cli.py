@@ -267,3 +267,21 @@ def test_a_sweep_where_no_trial_completes_exits_1_with_the_first_error(tmp_path)
     (line,) = [x for x in proc.stdout.splitlines() if "the first error" in x]
     assert line.startswith("no trial completed;") and "column must be one of" in line
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_a_tracking_server_that_does_not_answer_is_one_warning_line(tmp_path):
+    csv = tmp_path / "series.csv"
+    csv.write_text("t,y\n" + "".join(f"{i},{math.sin(i / 5):.4f}\n" for i in range(200)))
+    space = SPACE.format(csv=csv).replace("[y, nosuch]", "[y]").replace("[none, rope]", "[none]")
+    (tmp_path / "tiny.yaml").write_text(space)
+    uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    proc = abl(
+        "--root", "runs", "search", "tiny.yaml", "--no-dashboard", "--tracking-uri", uri,
+        cwd=tmp_path,
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    warned = [line for line in out.splitlines() if "MLflowSink" in line]
+    assert len(warned) == 1 and warned[0].startswith("abl: warning: MLflowSink: ")
+    assert "RuntimeWarning" not in out and "warnings.warn" not in out and "View run" not in out
+    assert "trials are not complete in MLflow" in out and "sync" in out

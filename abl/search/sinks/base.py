@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import ray.cloudpickle
 from ray.tune import Callback
 
+from abl.errors import AblWarning
 from abl.redact import redact_text
 from abl.results.store import TrialStatus
 
@@ -155,7 +156,7 @@ class Sink:
                 f"{type(self).__name__}: {what} failed ({type(exc).__name__}: {exc}); "
                 f"keeping {pending} pending, will retry on flush"
             ),
-            RuntimeWarning,
+            AblWarning,
             stacklevel=3,
         )
 
@@ -326,7 +327,7 @@ class SinkCallback(Callback):
             warnings.warn(
                 f"trial {trial.trial_id}: recording its config as given, since completing it "
                 f"failed ({type(exc).__name__}: {exc})",
-                RuntimeWarning,
+                AblWarning,
                 stacklevel=2,
             )
             return config
