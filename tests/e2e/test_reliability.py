@@ -216,8 +216,12 @@ def test_sigkilled_driver_resumes_without_rerunning_or_duplicating(tmp_path: Pat
             assert after[trial_id]["end"] == row["end"]
     assert in_flight
     for trial_id in in_flight:  # continued from its checkpoint, not from epoch 1
-        assert after[trial_id]["start"] == before[trial_id]["start"]
+        row = after[trial_id]
+        assert row["start"] == before[trial_id]["start"]
         assert first_step_after(run, trial_id, killed_at) > 1
+        # the seconds the driver was dead (at least the resume's own start-up) are not run time
+        assert row["paused_s"] >= 2.0
+        assert row["wall_s"] == pytest.approx(row["end"] - row["start"] - row["paused_s"])
     check_mlflow(f"sqlite:///{cwd / 'runs' / 'mlflow.db'}")
 
 

@@ -83,11 +83,13 @@ class TrialRecord:
     best: float | None = None  # best value of the sweep's ranking metric
     best_step: int | None = None  # step at which `best` was reported
     extra: dict[str, Any] = field(default_factory=dict)  # columns added by sinks
+    paused_s: float = 0.0  # seconds it could not run: from a killed driver's last word to a resume
+    seen: float | None = None  # unix seconds of the last report (or start) a driver saw
 
     @property
     def wall_s(self) -> float | None:
-        """Seconds from start to end, once ended."""
-        return None if self.end is None else self.end - self.start
+        """Seconds the trial ran, once ended: start to end, less the time the driver was dead."""
+        return None if self.end is None else self.end - self.start - self.paused_s
 
     def update(self, step: int, metrics: dict[str, float], metric: str, mode: str) -> None:
         """Count step ``step``, remember each metric's last value, track the best ``metric``."""
@@ -311,6 +313,8 @@ class SinkCallback(Callback):
                 return rec
             if rec is None:
                 rec = TrialRecord(trial.trial_id, {}, TrialStatus.RUNNING, start=time.time())
+            else:  # a trial of an interrupted session goes on: its time away is not its wall time
+                rec.paused_s += max(0.0, time.time() - (rec.seen or rec.start))
             rec.config = self._config(trial)
             rec.status, rec.end, rec.error = TrialStatus.RUNNING, None, None
             self._records[trial.trial_id] = rec

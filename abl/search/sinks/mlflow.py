@@ -474,7 +474,7 @@ class SyncReport:
 
 # Columns of a trials row that are not the trial's config (see parquet.trial_row).
 _ROW_COLUMNS = frozenset(
-    ("trial_id", "status", "start", "end", "wall_s", "node", "error", "steps", "mlflow_run_id",
+    ("trial_id", "status", "start", "end", "wall_s", "paused_s", "node", "error", "steps", "mlflow_run_id",
      "seed", "best_step")
 )  # fmt: skip
 

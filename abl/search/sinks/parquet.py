@@ -35,6 +35,7 @@ def trial_row(rec: TrialRecord, metric: str) -> dict[str, Any]:
         "start": rec.start,
         "end": rec.end,
         "wall_s": rec.wall_s,
+        "paused_s": rec.paused_s,
         "node": rec.node,
         "error": rec.error,
         "steps": rec.steps,
@@ -166,7 +167,9 @@ def prior_records(run_dir: Path, metric: str, mode: str) -> dict[str, TrialRecor
             end=row.get("end"),
             node=row.get("node") or "",
             error=row.get("error"),
+            paused_s=float(row.get("paused_s") or 0.0),
         )
+        rec.seen = rec.start
         if row.get("mlflow_run_id"):
             rec.extra["mlflow_run_id"] = row["mlflow_run_id"]
         records[trial_id] = rec
@@ -184,6 +187,8 @@ def prior_records(run_dir: Path, metric: str, mode: str) -> dict[str, TrialRecor
             if k not in skip and isinstance(v, (int, float)) and not isinstance(v, bool)
         }
         rec.update(int(report["step"]), metrics, metric, mode)
+        if isinstance(report.get("time"), (int, float)):
+            rec.seen = max(rec.seen or 0.0, float(report["time"]))
     return records
 
 
