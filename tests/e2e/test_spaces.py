@@ -18,7 +18,7 @@ EXPECTED = {
     "quickstart": 16,
     "att_timeseries": 192,
     "att_mh_timeseries": 192,
-    "bigram_pe": 36 + 2,
+    "bigram_pe": (36 + 2) * 2,
     "attn_variants": 48 * 5,
     "attn_positions": 16 * 3,
     "looped_linreg": 24,
