@@ -138,6 +138,26 @@ def read_history(run_dir: Path) -> pa.Table:
     return last_per_key(read_table(Path(run_dir) / HISTORY), HISTORY_KEY)
 
 
+# Columns that hold numbers whenever they hold anything (metrics have a "/" in their name).
+_NUMERIC = frozenset(
+    ("start", "end", "wall_s", "paused_s", "steps", "best_step", "step", "time", "seed")
+)
+
+
+def typed_nulls(table: pa.Table) -> pa.Table:
+    """Give every all-null column the type its values have when present: float64 for times,
+    counts and metrics, string otherwise. A part with a null-typed ``error`` column beside
+    one with strings made ``pyarrow.parquet.read_table(folder)`` and ``pandas.read_parquet``
+    fail ("Unsupported cast from string to null") before compaction."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_null(field.type):
+            numeric = field.name in _NUMERIC or "/" in field.name
+            table = table.set_column(
+                i, field.name, table.column(i).cast(pa.float64() if numeric else pa.string())
+            )
+    return table
+
+
 class PartWriter:
     """Appends part files to one dataset folder; the only writer of that folder.
 
@@ -169,6 +189,7 @@ class PartWriter:
             part.unlink(missing_ok=True)
 
     def _write(self, table: pa.Table) -> None:
+        table = typed_nulls(table)
         self.path.mkdir(parents=True, exist_ok=True)
         name = f"part-{self._next:06d}.parquet"
         tmp = self.path / f".{name}.tmp"  # hidden: dataset readers skip dot files

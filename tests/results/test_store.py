@@ -124,3 +124,21 @@ def test_numbering_continues_after_existing_parts(tmp_path: Path) -> None:
     PartWriter(tmp_path / TRIALS).append([{"trial_id": "a"}, {"trial_id": "b"}])
     assert part_names(tmp_path / TRIALS) == ["part-000000.parquet", "part-000001.parquet"]
     assert read_trials(tmp_path).column("trial_id").to_pylist() == ["a", "b"]
+
+
+def test_uncompacted_parts_read_with_plain_pyarrow_and_pandas(tmp_path: Path) -> None:
+    """What the README promises holds before compaction too: a trial's start row has no
+    error, its end row has one; the first part's null column must not decide the type."""
+    import pandas as pd
+
+    writer = PartWriter(tmp_path / TRIALS)
+    writer.append(
+        [{"trial_id": "a", "status": "running", "error": None, "end": None, "val/loss": None}]
+    )
+    writer.append(
+        [{"trial_id": "a", "status": "errored", "error": "boom", "end": 2.0, "val/loss": 1.5}]
+    )
+    table = pq.read_table(tmp_path / TRIALS)
+    assert table.column("error").to_pylist() == [None, "boom"]
+    assert table.schema.field("end").type == pa.float64()
+    assert pd.read_parquet(tmp_path / TRIALS)["val/loss"].tolist()[1] == 1.5
