@@ -106,7 +106,36 @@ def summary(a: Analysis) -> list[Block]:
     if len(a.split.failed) or len(a.split.no_value):
         n_bad = len(a.split.failed) + len(a.split.no_value)
         notes.append(f"{plural(n_bad, 'trial')} did not finish with a value: see Not ranked.")
+    empty = empty_cells(trials, a.split.ok, a.run.params)
+    if empty:
+        shown = "; ".join(f"`{c}`" for c in empty[:5]) + (
+            f"; and {len(empty) - 5} more" if len(empty) > 5 else ""
+        )
+        notes.append(
+            f"**{plural(len(empty), 'configuration')} without a ranked trial** (every seed "
+            f"failed, was pruned or is unfinished), so comparisons and importance leave "
+            f"{'it' if len(empty) == 1 else 'them'} out: {shown}."
+        )
     return [Heading("Sweep"), Table(["status", "trials"], rows), Bullets(notes)]
+
+
+def empty_cells(trials: pd.DataFrame, ok: pd.DataFrame, params: list[str]) -> list[str]:
+    """Configurations (``a=x, b=y``) that ran but have no ranked trial, in trial order."""
+    keys = [p for p in params if p in trials]
+    if not keys or trials.empty:
+        return []
+
+    def text(frame: pd.DataFrame) -> pd.Series:
+        return (
+            frame[keys]
+            .map(label)
+            .apply(
+                lambda row: ", ".join(f"{k}={v}" for k, v in zip(keys, row, strict=True)), axis=1
+            )
+        )
+
+    ranked = set(text(ok)) if len(ok) else set()
+    return [c for c in dict.fromkeys(text(trials)) if c not in ranked]
 
 
 def _spent(trials: pd.DataFrame) -> str:

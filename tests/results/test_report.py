@@ -205,3 +205,19 @@ def test_plots_show_every_trial_log_scales_and_curves_per_configuration(grid_run
     html = paths.html.read_text()
     svg = base64.b64decode(html.split("data:image/svg+xml;base64,")[1].split("'")[0])
     assert svg.startswith(b"<?xml")
+
+
+def test_a_grid_cell_whose_trials_all_failed_is_named_and_the_report_is_written(
+    make_run: Callable[..., Path],
+) -> None:
+    rows = grid_trials()
+    lost = {"model.pe_type": "none", "model.is_causal": False, "train.lr": 1e-3, "model.n_embd": 64}
+    for row in rows:
+        if all(row[k] == v for k, v in lost.items()):
+            row.update(status="errored", error="boom")
+            row["val/loss"] = None
+    space = {"name": "synthetic", "trainable": "forecast", "grid": GRID, "repeats": 3}
+    md = build_report(make_run(rows, space=space)).markdown.read_text()
+    assert "**1 configuration without a ranked trial**" in md
+    assert "`model.pe_type=none, model.is_causal=false, train.lr=0.001, model.n_embd=64`" in md
+    assert "## Which parameters matter" in md  # the rest of the report is still there
