@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+
 import click
 from rich.table import Table
 
@@ -30,4 +33,7 @@ def command() -> None:
         )
     console = terminal()
     console.print(table)
-    console.print(f"from {builtin_spaces_dir()}")
+    where = str(builtin_spaces_dir())
+    with contextlib.suppress(ValueError):  # under the working directory: say it short
+        where = f"./{builtin_spaces_dir().relative_to(Path.cwd())}"
+    console.print(f"from {where}")
