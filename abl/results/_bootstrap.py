@@ -17,6 +17,8 @@ resamples in chunks, so memory stays under ``CHUNK`` draws at a time. Beyond
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -45,14 +47,9 @@ def share_intervals(
     b = min(resamples, max(MIN_RESAMPLES, DRAW_BUDGET // len(y)))
     means = _resampled_means(flat, y, sizes, b, np.random.default_rng(seed))
     shares = _main_shares(means.reshape(b, *dims))
-    low, high = np.quantile(shares, [(1 - LEVEL) / 2, (1 + LEVEL) / 2], axis=0)
     observed = np.bincount(flat, weights=y, minlength=len(sizes)) / sizes
     point = _main_shares(observed.reshape(1, *dims))[0]
-    low, high = np.minimum(low, point), np.maximum(high, point)
-    note = f"{LEVEL:.0%} intervals from {b} resamples of the seeds within each cell"
-    if b < resamples:
-        note += f" (capped from {resamples} for {len(y)} trials)"
-    return {p: (float(low[i]), float(high[i])) for i, p in enumerate(params)}, note
+    return _intervals(shares, point, params, resamples, len(y), "cell")
 
 
 def _resampled_means(
@@ -119,12 +116,20 @@ def eta_intervals(
         k = min(step, b - lo)
         ys = _redraw(y, members, starts, sizes, k, rng)
         scores[lo : lo + k] = _eta(ys, level_codes)
-    low, high = np.quantile(scores, [(1 - LEVEL) / 2, (1 + LEVEL) / 2], axis=0)
     point = _eta(y[None, :], level_codes)[0]
+    return _intervals(scores, point, params, resamples, len(y), "configuration")
+
+
+def _intervals(
+    scores: np.ndarray, point: np.ndarray, params: Any, resamples: int, n: int, unit: str
+) -> tuple[dict[str, tuple[float, float]], str]:
+    """Per-parameter quantile intervals of ``scores`` (resamples x params), widened to hold the
+    observed ``point``, and the note that says how they were drawn."""
+    low, high = np.quantile(scores, [(1 - LEVEL) / 2, (1 + LEVEL) / 2], axis=0)
     low, high = np.minimum(low, point), np.maximum(high, point)
-    note = f"{LEVEL:.0%} intervals from {b} resamples of the seeds within each configuration"
-    if b < resamples:
-        note += f" (capped from {resamples} for {len(y)} trials)"
+    note = f"{LEVEL:.0%} intervals from {len(scores)} resamples of the seeds within each {unit}"
+    if len(scores) < resamples:
+        note += f" (capped from {resamples} for {n} trials)"
     return {p: (float(low[i]), float(high[i])) for i, p in enumerate(params)}, note
 
 
