@@ -168,11 +168,32 @@ def _execute(
         unfinished=callback.unfinished(),
         mlflow_pending=sum(getattr(s, "pending", 0) for s in sinks),
     )
+    if resume and parent is not None and not sweep_result.mlflow_pending:
+        sweep_result.mlflow_pending = reconcile_mlflow(sweep)
     if options.report and not sweep_result.unfinished:
         sweep_result.report, sweep_result.report_error = publish_report(
             run_dir, tracking_uri, parent
         )
     return sweep_result
+
+
+def reconcile_mlflow(sweep: Any) -> int:
+    """After a resume, send MLflow what Parquet holds and it lacks; returns the trials still
+    pending (0, or all of them when the store did not answer: ``abl sync`` sends them later).
+
+    A killed driver can leave a trial's last steps or its final status unsent (its writer thread
+    died with it); a trial that ended after Tune's last snapshot reports nothing on resume, so
+    the sinks alone would never send them. This is ``abl sync``'s diff, run by the resume.
+    """
+    from abl.results.store import read_history, read_trials
+    from abl.search.sinks.mlflow import sync_run
+
+    trials = read_trials(sweep.run_dir).to_pylist()
+    try:
+        sync_run(sweep, trials, read_history(sweep.run_dir).to_pylist())
+    except Exception:  # the tracking store is down: say so, as a sweep would
+        return len(trials)
+    return 0
 
 
 _NO_METRIC = re.compile(r"did not include the specified metric.*?Result: (\{.*\})", re.S)

@@ -487,3 +487,36 @@ def test_the_earlier_best_of_a_resumed_sweep_is_a_completed_trial() -> None:
     assert best_completed(recs, "val/loss", "min") == (0.3, "t3")
     assert best_completed(recs, "val/loss", "max") == (0.4, "t2")
     assert best_completed(recs[:1], "val/loss", "min") is None
+
+
+def test_a_resume_sends_mlflow_what_a_killed_driver_left_unsent(tmp_path: Path) -> None:
+    """The driver died after Parquet had a trial's end but before MLflow did (its writer thread
+    died with it): the run stays RUNNING without its last step. The resume reconciles."""
+    from abl.search.sweep import reconcile_mlflow
+
+    sweep = make_sweep(tmp_path, f"sqlite:///{tmp_path}/mlflow.db")
+    (sweep.run_dir / "space.yaml").write_text("name: sinks-test\ntrainable: forecast\n")
+    mlflow_sink, parquet = (
+        MLflowSink(tracking_uri=sweep.tracking_uri, background=False),
+        ParquetSink(),
+    )
+    rec = record()
+    for sink in (mlflow_sink, parquet):
+        sink.open(sweep)
+        sink.trial_started(rec)
+    rec.update(1, {"val/loss": 1.0}, "val/loss", "min")
+    for sink in (mlflow_sink, parquet):
+        sink.trial_result(rec, 1, {"val/loss": 1.0}, 1.7e9 + 1)
+        sink.flush()
+    rec.update(2, {"val/loss": 0.5}, "val/loss", "min")
+    parquet.trial_result(rec, 2, {"val/loss": 0.5}, 1.7e9 + 2)  # MLflow never got step 2...
+    rec.status, rec.end = TrialStatus.COMPLETED, 1.7e9 + 3
+    parquet.trial_ended(rec)  # ...nor the end
+    parquet.close()
+    client = MlflowClient(sweep.tracking_uri)
+    run_id = rec.extra["mlflow_run_id"]
+    assert client.get_run(run_id).info.status == "RUNNING"
+    assert reconcile_mlflow(sweep) == 0
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["abl.status"] == "completed"
+    assert sorted(m.step for m in client.get_metric_history(run_id, "val/loss")) == [1, 2]
