@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from tests.e2e.test_ui import serve_ui
 SPACE = """
 name: tiny
 trainable: forecast
+plugins: [boom]
 fixed:
   model.d_model: 8
   model.is_causal: true
@@ -29,15 +31,35 @@ fixed:
   train.batch_size: 32
 grid:
   model.pe_type: [none, rope]
-  data.column: [y, nosuch]
+  model.kind: [att, att_boom]
 report: [predict/mse_regressive]
 resources: {{cpu: 1}}
 """
 
+# A user's model that crashes while it trains: what no check before the sweep can see (a
+# missing file or a bad value is refused before Ray starts).
+BOOM_PY = """
+from abl.trainables.models import MODELS
+from abl.trainables.models.forecast import AttentionForecaster
+
+
+@MODELS.register("att_boom")
+class Boom(AttentionForecaster):
+    def forward(self, x):
+        raise ValueError("boom: this model always fails")
+"""
+
 
 def abl(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    (cwd / "boom.py").write_text(BOOM_PY)
+    env = {**os.environ, "PYTHONPATH": str(cwd)}  # the driver and Ray's workers import boom
     return subprocess.run(
-        [sys.executable, "-m", "abl", *args], cwd=cwd, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "abl", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -59,7 +81,7 @@ def test_cli_sweep_finishes_and_prints_the_top_table(sweep):
     assert proc.returncode == 1, proc.stderr  # 2 of its 4 trials errored (a missing column)
     assert len(run_dirs) == 1
     (line,) = [x for x in proc.stdout.splitlines() if "the first error" in x]
-    assert line.startswith("2 of 4 trials errored;") and "column must be one of" in line
+    assert line.startswith("2 of 4 trials errored;") and "boom: this model always fails" in line
     # a new store and a new local Ray: none of the libraries' start-up chatter reaches the user
     for noise in ("Token authentication is enabled", "Creating initial MLflow database tables"):
         assert noise not in proc.stdout + proc.stderr
@@ -72,8 +94,8 @@ def test_trials_parquet_has_one_row_per_trial_with_config_and_metrics(sweep):
     assert len(pq.ParquetFile(next((run_dir / "trials.parquet").glob("*.parquet"))).schema) > 0
     trials = read_trials(run_dir).to_pylist()
     assert len(trials) == 4 and len({t["trial_id"] for t in trials}) == 4
-    done = [t for t in trials if t["data.column"] == "y"]
-    failed = [t for t in trials if t["data.column"] == "nosuch"]
+    done = [t for t in trials if t["model.kind"] == "att"]
+    failed = [t for t in trials if t["model.kind"] == "att_boom"]
     assert {t["status"] for t in done} == {"completed"} and {t["model.pe_type"] for t in done} == {
         "none",
         "rope",
@@ -86,7 +108,7 @@ def test_trials_parquet_has_one_row_per_trial_with_config_and_metrics(sweep):
         )
         assert t["best/val/loss"] <= t["val/loss"] + 1e-12
     assert {t["status"] for t in failed} == {"errored"}
-    assert all("column must be one of" in t["error"] and "nosuch" in t["error"] for t in failed)
+    assert all("boom: this model always fails" in t["error"] for t in failed)
 
 
 def test_history_parquet_has_every_report(sweep):
@@ -148,7 +170,7 @@ def test_report_is_built_and_attached_to_the_mlflow_parent_run(sweep):
     assert "val/loss" in markdown.splitlines()[0]  # the main report is still the space metric's
     # the sweep's definition and its best trial, so sweeps compare in MLflow's runs table
     params = parent.data.params
-    assert params["model.pe_type"] == "none,rope" and params["data.column"] == "y,nosuch"
+    assert params["model.pe_type"] == "none,rope" and params["model.kind"] == "att,att_boom"
     assert params["train.epochs"] == "2" and params["metric"] == "val/loss"
     done = [t for t in read_trials(run_dir).to_pylist() if t["status"] == "completed"]
     best = min(done, key=lambda t: t["val/loss"])
@@ -259,20 +281,24 @@ def test_a_sweep_where_no_trial_completes_exits_1_with_the_first_error(tmp_path)
     csv = tmp_path / "series.csv"
     csv.write_text("t,y\n" + "".join(f"{i},{i / 10}\n" for i in range(100)))
     space = (
-        SPACE.format(csv=csv).replace("[y, nosuch]", "[nosuch]").replace("[none, rope]", "[none]")
+        SPACE.format(csv=csv)
+        .replace("[att, att_boom]", "[att_boom]")
+        .replace("[none, rope]", "[none]")
     )
     (tmp_path / "tiny.yaml").write_text(space)
     proc = abl("--root", "runs", "search", "tiny.yaml", "--no-dashboard", cwd=tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     (line,) = [x for x in proc.stdout.splitlines() if "the first error" in x]
-    assert line.startswith("no trial completed;") and "column must be one of" in line
+    assert line.startswith("no trial completed;") and "boom: this model always fails" in line
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
 def test_a_tracking_server_that_does_not_answer_is_one_warning_line(tmp_path):
     csv = tmp_path / "series.csv"
     csv.write_text("t,y\n" + "".join(f"{i},{math.sin(i / 5):.4f}\n" for i in range(200)))
-    space = SPACE.format(csv=csv).replace("[y, nosuch]", "[y]").replace("[none, rope]", "[none]")
+    space = (
+        SPACE.format(csv=csv).replace("[att, att_boom]", "[att]").replace("[none, rope]", "[none]")
+    )
     (tmp_path / "tiny.yaml").write_text(space)
     uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     proc = abl(
