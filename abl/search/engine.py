@@ -367,12 +367,15 @@ def quiet_library_logs() -> None:
     """
     drops = {
         "ray._private.authentication.authentication_token_setup": "Token authentication is enabled",
-        "ray.tune.tune": "Experiment has been interrupted",  # abl prints its own resume line
+        # abl says it was interrupted and prints its own resume line
+        "ray.tune.tune": ("Experiment has been interrupted", "Stop signal received"),
     }
-    for name, prefix in drops.items():
+    for name, prefixes in drops.items():
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropMessages) for f in logger.filters):
-            logger.addFilter(_DropMessages(prefix))
+            logger.addFilter(
+                _DropMessages(*([prefixes] if isinstance(prefixes, str) else prefixes))
+            )
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # and if it was imported already
 
