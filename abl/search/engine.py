@@ -366,16 +366,16 @@ def quiet_library_logs() -> None:
     ``abl search --resume`` line); MLflow logs INFO lines while it creates a new SQLite store.
     """
     drops = {
-        "ray._private.authentication.authentication_token_setup": "Token authentication is enabled",
+        "ray._private.authentication.authentication_token_setup": (
+            "Token authentication is enabled",
+        ),
         # abl says it was interrupted and prints its own resume line
         "ray.tune.tune": ("Experiment has been interrupted", "Stop signal received"),
     }
     for name, prefixes in drops.items():
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropMessages) for f in logger.filters):
-            logger.addFilter(
-                _DropMessages(*([prefixes] if isinstance(prefixes, str) else prefixes))
-            )
+            logger.addFilter(_DropMessages(*prefixes))
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # and if it was imported already
 
