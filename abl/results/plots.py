@@ -81,7 +81,12 @@ def plot_effect(effect: Effect, metric: str, path: Path) -> Path:
     x = np.arange(len(table))
     names = [label(v) for v in table["value"]]
     points = effect.points
-    logs = points is not None and spans_decades(points["y"].to_numpy(float))
+    y = points["y"].to_numpy(float) if points is not None else np.array([])
+    positive = bool(len(y)) and bool(np.all(y[np.isfinite(y)] > 0))
+    log_axis = spans_decades(y)
+    # A positive metric's interval must not dip below zero (two seeds give t = 12.7): then
+    # the interval is taken on the log scale, also on a linear axis.
+    logs = log_axis or (positive and bool((table["ci_low"].to_numpy(float) <= 0).any()))
     if logs and points is not None:
         stats = [
             log_t_interval(points.loc[points["value"].map(label) == n, "y"].to_numpy(float))
@@ -115,7 +120,7 @@ def plot_effect(effect: Effect, metric: str, path: Path) -> Path:
     ax.set_xticks(x, labels=names, rotation=30 if sum(map(len, names)) > 40 else 0)
     ax.set_xlabel(effect.param + (" (quantile bins)" if effect.binned else ""))
     ax.set_ylabel(metric)
-    if logs:
+    if log_axis:
         ax.set_yscale("log")
     what = "geometric mean, 95% t-interval of log" if logs else "mean and 95% t-interval"
     ax.set_title(f"{effect.param}: {what}; dots: trials", fontsize=9)

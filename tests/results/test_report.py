@@ -221,3 +221,19 @@ def test_a_grid_cell_whose_trials_all_failed_is_named_and_the_report_is_written(
     assert "**1 configuration without a ranked trial**" in md
     assert "`model.pe_type=none, model.is_causal=false, train.lr=0.001, model.n_embd=64`" in md
     assert "## Which parameters matter" in md  # the rest of the report is still there
+
+
+def test_a_positive_metrics_interval_never_dips_below_zero(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from abl.results.effects import marginal_effects
+    from abl.results.plots import plot_effect
+
+    # two seeds per value, far apart: the arithmetic t-interval of "a" reaches below zero
+    trials = pd.DataFrame(
+        {"status": ["completed"] * 4, "p": ["a", "a", "b", "b"], "m": [0.1, 0.5, 0.6, 0.61]}
+    )
+    (effect,) = marginal_effects(trials, ["p"], "m", "min")
+    assert effect.table["ci_low"].min() < 0
+    svg = plot_effect(effect, "m", tmp_path / "e.png").with_suffix(".svg").read_text()
+    assert "geometric mean, 95% t-interval of log" in svg  # less than a decade: a linear axis
