@@ -70,10 +70,16 @@ def command(obj: AblContext, run: str, tracking_uri: str | None) -> None:
         console.print(
             f"mlflow   {redact(uri)} already has all {report.trials} trials of {run_dir.name}"
         )
-        return
-    console.print(
-        f"mlflow   {redact(uri)}: "
-        + ("created the parent run, " if report.parent_created else "")
-        + f"{report.runs_created} child runs created, {report.values_sent} metric values sent, "
-        f"{report.runs_terminated} runs given their final status ({report.trials} trials)"
-    )
+    else:
+        console.print(
+            f"mlflow   {redact(uri)}: "
+            + ("created the parent run, " if report.parent_created else "")
+            + f"{report.runs_created} child runs created, {report.values_sent} metric values "
+            f"sent, {report.runs_terminated} runs given their final status ({report.trials} "
+            "trials)"
+        )
+    if report.run_ids_filled:
+        console.print(
+            f"parquet  {report.run_ids_filled} trials rows given their MLflow run id "
+            f"({run_dir.name}/trials.parquet)"
+        )

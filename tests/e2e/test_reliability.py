@@ -168,6 +168,8 @@ def test_tracking_server_down_mid_sweep_then_abl_sync_fills_the_gap(tmp_path: Pa
         children = check_mlflow(uri)
         steps = metric_steps(client, children)
         assert steps == {t: [1, 2, 3, 4] for t in statuses(run)}
+        ids = {r["trial_id"]: r["mlflow_run_id"] for r in read_trials(run).to_pylist()}
+        assert ids == {c.data.tags["abl.trial_id"]: c.info.run_id for c in children}
         again = abl(cwd, "sync", "rel")
         assert again.returncode == 0, again.stdout + again.stderr
         assert "already has all 4 trials" in again.stdout

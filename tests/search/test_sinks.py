@@ -468,6 +468,24 @@ def test_abl_sync_sends_to_the_store_the_sweep_named_even_if_it_was_down_at_the_
     assert json.loads((sweep.run_dir / "mlflow.json").read_text())["tracking_uri"] == (
         sweep.tracking_uri
     )
+    # The trials row that had no run id (the store was down) has its child's now.
+    assert "1 trials rows given their MLflow run id" in result.output
+    assert read_trials(sweep.run_dir).column("mlflow_run_id").to_pylist() == [child.info.run_id]
+
+    # A second sync has nothing to send, and writes nothing: not the parent's status or end
+    # time, not its artifacts, not the run directory.
+    parent_id = child.data.tags["mlflow.parentRunId"]
+    before = client.get_run(parent_id).info
+    artifacts = [a.path for a in client.list_artifacts(parent_id)]
+    files = {p: p.stat().st_mtime_ns for p in sweep.run_dir.rglob("*")}
+    again = CliRunner().invoke(main, ["--root", str(root), "sync", str(sweep.run_dir)])
+    assert again.exit_code == 0, again.output
+    assert "already has all 1 trials" in again.output and "parquet" not in again.output
+    after = client.get_run(parent_id).info
+    assert after.status == before.status == "FINISHED"
+    assert after.end_time == before.end_time
+    assert [a.path for a in client.list_artifacts(parent_id)] == artifacts == ["space.yaml"]
+    assert {p: p.stat().st_mtime_ns for p in sweep.run_dir.rglob("*")} == files
 
 
 def test_the_earlier_best_of_a_resumed_sweep_is_a_completed_trial() -> None:

@@ -83,7 +83,9 @@ def test_val_windows_are_fixed_per_data_seed_whatever_the_generator() -> None:
     assert torch.equal(first, again) and first.shape == (12, 8)
 
     def val(**seeds: int) -> torch.Tensor:
-        return torch.cat([x for x, _ in task(block_size=8, val_batches=3, **seeds).batches("val", 4)])
+        return torch.cat(
+            [x for x, _ in task(block_size=8, val_batches=3, **seeds).batches("val", 4)]
+        )
 
     assert torch.equal(first, val(seed=2))  # another trial seed: the same windows
     assert not torch.equal(first, val(seed=1, data_seed=2))

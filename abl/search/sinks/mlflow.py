@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from abl.redact import redact
-from abl.results.store import TrialStatus
+from abl.results.store import TRIALS, PartWriter, TrialStatus
 from abl.search.sinks.base import Sink, SweepInfo, TrialRecord
 
 if TYPE_CHECKING:
@@ -463,12 +463,18 @@ class SyncReport:
     values_sent: int = 0
     runs_terminated: int = 0
     trials: int = 0
+    parent_changed: bool = False  # its space.yaml artifact or its status was missing or stale
+    run_ids_filled: int = 0  # trials.parquet rows given the child run id they lacked
 
     @property
     def changed(self) -> bool:
         """Whether anything was written to MLflow."""
         return bool(
-            self.parent_created or self.runs_created or self.values_sent or self.runs_terminated
+            self.parent_created
+            or self.parent_changed
+            or self.runs_created
+            or self.values_sent
+            or self.runs_terminated
         )
 
 
@@ -486,7 +492,8 @@ def sync_run(
 
     The parent run is the one in ``mlflow.json`` (created if MLflow never saw it), each trial's
     child run is found by its ``abl.trial_id`` tag (created with its params if missing), and
-    only the (metric, step) pairs a child run does not have are logged. Errors propagate:
+    only the (metric, step) pairs a child run does not have are logged; trials rows that lack
+    their child run's id get it. A sync with nothing to send writes nothing. Errors propagate:
     a sync that cannot reach the store says so.
     """
     from mlflow.entities import Metric
@@ -501,18 +508,28 @@ def sync_run(
     parent = sink._previous_parent(sweep)
     if parent is not None:
         try:
-            client.get_run(parent)
+            sink._experiment_id = client.get_run(parent).info.experiment_id
         except MlflowException:  # a different store behind the same URI, or deleted
             parent = None
     sink._parent_run_id = parent
     report.parent_created = parent is None
-    sink._open()
-    sink._resumed = not report.parent_created
+    if parent is None:
+        sink._open()  # the experiment, the parent run with its params and space.yaml
+    else:
+        # The parent exists: only what it lacks is written, so a sync with nothing to send
+        # changes nothing (not its status, not its end time, not its artifacts).
+        sink._opened = sink._resumed = True
+        if sweep.space_file.is_file() and not any(
+            a.path == sweep.space_file.name for a in client.list_artifacts(parent)
+        ):
+            client.log_artifact(parent, str(sweep.space_file))
+            report.parent_changed = True
     records = prior_records(sweep.run_dir, sweep.metric, sweep.mode)
     reports: dict[str, list[dict[str, Any]]] = {}
     for row in history:
         reports.setdefault(row["trial_id"], []).append(row)
     finished = 0
+    unrecorded: list[dict[str, Any]] = []  # trials rows without their child run's id
     for row in trials:
         rec = records.get(row.get("trial_id") or "")
         if rec is None:
@@ -536,6 +553,8 @@ def sync_run(
             run_id = sink._create_child(client, rec)
             params = trial_params(rec)
             report.runs_created += 1
+        if row.get("mlflow_run_id") != run_id:
+            unrecorded.append({**row, "mlflow_run_id": run_id})
         have: dict[str, set[int]] = {}
         missing: list[Metric] = []
         for r in reports.get(rec.trial_id, []):
@@ -560,6 +579,12 @@ def sync_run(
     status = "FINISHED" if finished == len(trials) else "KILLED"  # KILLED: resumable
     if client.get_run(sink._parent_run_id).info.status != status:
         client.set_terminated(sink._parent_run_id, status=status)
+        report.parent_changed = True
+    if unrecorded:
+        store = PartWriter(sweep.run_dir / TRIALS)
+        store.append(unrecorded)
+        store.compact(key="trial_id")
+        report.run_ids_filled = len(unrecorded)
     return report
 
 
