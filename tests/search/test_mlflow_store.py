@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
+import signal
+import time
 from pathlib import Path
 
 from mlflow.tracking import MlflowClient
@@ -33,3 +36,25 @@ def test_processes_starting_at_once_on_a_new_store_all_succeed(tmp_path: Path) -
         assert [p.exitcode for p in procs] == [0] * PROCESSES, f"attempt {attempt}"
         names = {e.name for e in MlflowClient(uri).search_experiments()}
         assert {f"e{i}" for i in range(PROCESSES)} <= names
+
+
+def create(uri: str) -> None:
+    ensure_store(uri)
+
+
+def test_a_process_killed_while_creating_the_store_leaves_none_half_made(tmp_path: Path) -> None:
+    db = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    proc = mp.get_context("spawn").Process(target=create, args=(uri,))
+    proc.start()
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "mlflow.db.new").exists():  # MLflow is creating its tables there
+        assert time.monotonic() < deadline and proc.is_alive(), "the store was never begun"
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.join(timeout=30)
+    assert proc.exitcode == -signal.SIGKILL
+    assert not db.exists()  # half-made tables would fail every later client
+    ensure_store(uri)  # the next sweep makes the store anew
+    MlflowClient(uri).create_experiment("after")
+    assert "after" in {e.name for e in MlflowClient(uri).search_experiments()}

@@ -538,3 +538,30 @@ def test_a_resume_sends_mlflow_what_a_killed_driver_left_unsent(tmp_path: Path) 
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED" and run.data.tags["abl.status"] == "completed"
     assert sorted(m.step for m in client.get_metric_history(run_id, "val/loss")) == [1, 2]
+
+
+def test_steps_a_resumed_trial_reports_again_reach_mlflow_once(tmp_path: Path) -> None:
+    """A trial restored from a checkpoint older than its last report reports those steps
+    again; Parquet keeps one row per step, and so must MLflow (it would keep both)."""
+    sweep = make_sweep(tmp_path, f"sqlite:///{tmp_path}/mlflow.db")
+    rec = record()
+    first = MLflowSink(tracking_uri=sweep.tracking_uri, background=False)
+    first.open(sweep)
+    first.trial_started(rec)
+    for step, loss in [(1, 1.0), (2, 0.8)]:
+        first.trial_result(rec, step, {"val/loss": loss, "model/params": 10.0}, 1.7e9 + step)
+    first.flush()  # and the driver dies here: no close
+    resumed = MLflowSink(tracking_uri=sweep.tracking_uri, background=False)
+    resumed.open(sweep)
+    resumed.trial_started(rec)
+    for step, loss in [(2, 0.8), (3, 0.6), (3, 0.5)]:  # from checkpoint 1; step 3 twice
+        resumed.trial_result(rec, step, {"val/loss": loss, "model/params": 10.0}, 1.7e9 + step)
+    rec.status, rec.end = TrialStatus.COMPLETED, 1.7e9 + 4
+    resumed.trial_ended(rec)
+    resumed.close()
+    client = MlflowClient(sweep.tracking_uri)
+    run_id = rec.extra["mlflow_run_id"]
+    losses = [(m.step, m.value) for m in client.get_metric_history(run_id, "val/loss")]
+    assert sorted(losses) == [(1, 1.0), (2, 0.8), (3, 0.5)]  # of a step sent twice, the last
+    assert [m.value for m in client.get_metric_history(run_id, "model/params")] == [10.0]
+    assert client.get_run(run_id).info.status == "FINISHED"

@@ -58,6 +58,11 @@ class _Child:
     params: list[Param] = field(default_factory=list)  # sent with the new run's first batch
     ended: bool = False
     once: set[str] = field(default_factory=set)  # metrics logged once per run, already sent
+    # The steps the run has of each metric: a trial restored from a checkpoint older than its
+    # last report reports those steps again, and MLflow would keep both values (Parquet keeps
+    # one). ``found``: a run from before a resume, whose steps are fetched when first needed.
+    had: dict[str, set[int]] = field(default_factory=dict)
+    found: bool = False
 
 
 def sqlite_file(tracking_uri: str) -> Path | None:
@@ -83,7 +88,10 @@ def ensure_store(tracking_uri: str) -> None:
 
     MLflow creates the tables on a store's first use; two sweeps starting at once on a new
     file both try, and one fails with "table ... already exists". The lock makes the first
-    one create them and the second find them. Servers create their own tables.
+    one create them and the second find them. A new store is made under another name and
+    then renamed into place: a driver killed while MLflow creates the tables (dozens of
+    commits) leaves no half-made store that every later client would fail on the same way.
+    Servers create their own tables.
     """
     db = sqlite_file(tracking_uri)
     if db is None or tracking_uri in _READY:
@@ -93,6 +101,12 @@ def ensure_store(tracking_uri: str) -> None:
 
     db.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{db}.lock"):
+        if not db.exists():
+            new = db.with_name(f"{db.name}.new")
+            for leftover in db.parent.glob(f"{new.name}*"):  # of a killed attempt
+                leftover.unlink()
+            MlflowClient(f"sqlite:///{new}").search_experiments(max_results=1)
+            os.replace(new, db)
         MlflowClient(tracking_uri).search_experiments(max_results=1)
     _READY.add(tracking_uri)
 
@@ -332,11 +346,21 @@ class MLflowSink(Sink):
             if child.run_id is None:
                 child.run_id = self._create_child(client, child.rec)
                 child.params = trial_params(child.rec)
+            else:
+                child.found = True
             child.rec.extra["mlflow_run_id"] = child.run_id
-        if child.ended:
-            self._terminate(client, child)
-        else:
-            send_batches(client, child.run_id, params=child.params, metrics=child.metrics)
+        child.metrics = _not_logged(client, child)
+        pending = list(child.metrics)
+        try:
+            if child.ended:
+                self._terminate(client, child)
+            else:
+                send_batches(client, child.run_id, params=child.params, metrics=child.metrics)
+        finally:  # what was sent (it left the list) is in the run now
+            left = {id(m) for m in child.metrics}
+            for m in pending:
+                if id(m) not in left:
+                    child.had[m.key].add(m.step)
 
     def _find_child(self, client: MlflowClient, rec: TrialRecord) -> str | None:
         """The trial's run from before a resume (it keeps its params and metrics), if any."""
@@ -384,6 +408,23 @@ class MLflowSink(Sink):
         self._sync_all()
         status = "KILLED" if getattr(self, "_interrupted", False) else "FINISHED"
         self._mlflow().set_terminated(self._parent_run_id, status=status)
+
+
+def _not_logged(client: MlflowClient, child: _Child) -> list[Metric]:
+    """The child's pending metrics less the (key, step) pairs its run has, less the
+    once-per-run metrics it has at any step, and of a step pending twice the last only (as
+    Parquet keeps it)."""
+    had, seen, out = child.had, set(), []
+    for m in reversed(child.metrics):
+        if m.key not in had:
+            fetch = child.found and child.run_id is not None
+            steps = client.get_metric_history(child.run_id, m.key) if fetch else []
+            had[m.key] = {h.step for h in steps}
+        if (m.key, m.step) in seen or m.step in had[m.key] or (is_once(m.key) and had[m.key]):
+            continue
+        seen.add((m.key, m.step))
+        out.append(m)
+    return out[::-1]
 
 
 def trial_params(rec: TrialRecord) -> list[Param]:
