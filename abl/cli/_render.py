@@ -89,8 +89,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
             f"verdict  {summary.get('metric')} lets non-causal arms see their targets: its "
             "causal vs non-causal ranking is not a result (see the report)"
         )
-    if verdict.get("metric_never_moved"):
-        lines.append(f"verdict  {summary.get('metric')} never left its first value")
+    if verdict.get("metric_never_moved"):  # in every trial, or in some: the report's words
+        lines.append("verdict  " + verdict["metric_never_moved"].replace("*", "").replace("`", ""))
     if verdict.get("no_effect_detectable"):
         lines.append(f"verdict  no ablation effect detectable at this budget: {verdict.get('why')}")
     for axis in (summary.get("comparisons") or {}).get("axes", []):

@@ -3,6 +3,7 @@ intervals; which cells of the top table are bold."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from abl.cli._render import summary_lines
 from abl.results import build_report, compute_importance
 from tests.results.synthetic import GRID, grid_trials, history_of, planted_trials, trial
 
@@ -88,8 +90,12 @@ def test_a_metric_that_never_left_its_initial_value_is_flagged(
     moving = build_report(make_run(rows, space=raw(SMALL), history=history_of(rows)))
     assert "never left its initial value" not in moving.markdown.read_text()
     half = flat[:3] + history_of(rows)[3:]  # the first trial's three reports stay flat
-    some = build_report(make_run(rows, space=raw(SMALL), history=half)).markdown.read_text()
+    partly = build_report(make_run(rows, space=raw(SMALL), history=half))
+    some = partly.markdown.read_text()
     assert f"`val/loss` never left its initial value in 1 of {len(rows)} trials" in some
+    # The terminal's verdict line says the same: one trial of many, not the whole sweep.
+    lines = summary_lines(json.loads(partly.importance.read_text()))
+    assert f"verdict  val/loss never left its initial value in 1 of {len(rows)} trials" in lines[0]
 
 
 def test_leaky_metric_with_non_causal_arms_is_warned_at_the_top(
