@@ -366,6 +366,32 @@ def test_mlflow_sink_resumes_the_parent_run_of_the_run_dir(tmp_path: Path) -> No
     assert client.get_run(rec.extra["mlflow_run_id"]).info.status == "FINISHED"
 
 
+def test_a_resumed_trial_that_reports_its_steps_again_logs_each_step_once(
+    tmp_path: Path,
+) -> None:
+    """Resumed from an older checkpoint (or from scratch), a trial reports steps again."""
+    sweep = make_sweep(tmp_path, f"sqlite:///{tmp_path}/mlflow.db")
+    first = MLflowSink(tracking_uri=sweep.tracking_uri)
+    first.open(sweep)
+    rec = record("t1")
+    first.trial_started(rec)
+    for step in (1, 2):
+        first.trial_result(rec, step, {"val/loss": 1.0 / step, "model/params": 9.0}, 1.7e9)
+    first.close()  # interrupted after step 2
+    second = MLflowSink(tracking_uri=sweep.tracking_uri)
+    second.open(sweep)
+    second.trial_started(rec)
+    for step in (1, 2, 3):  # from scratch
+        second.trial_result(rec, step, {"val/loss": 0.5 / step, "model/params": 9.0}, 1.7e9)
+    rec.status, rec.end = TrialStatus.COMPLETED, 1.7e9 + 2
+    second.trial_ended(rec)
+    second.close()
+    client = MlflowClient(sweep.tracking_uri)
+    history = client.get_metric_history(rec.extra["mlflow_run_id"], "val/loss")
+    assert sorted((m.step, m.value) for m in history) == [(1, 1.0), (2, 0.5), (3, 0.5 / 3)]
+    assert len(client.get_metric_history(rec.extra["mlflow_run_id"], "model/params")) == 1
+
+
 def test_mlflow_hooks_return_while_the_server_has_not_answered(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

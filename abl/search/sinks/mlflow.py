@@ -58,6 +58,8 @@ class _Child:
     params: list[Param] = field(default_factory=list)  # sent with the new run's first batch
     ended: bool = False
     once: set[str] = field(default_factory=set)  # metrics logged once per run, already sent
+    # A run from before a resume: the steps it holds per metric (loaded per metric when sent)
+    logged: dict[str, set[int]] | None = None
 
 
 def sqlite_file(tracking_uri: str) -> Path | None:
@@ -332,11 +334,35 @@ class MLflowSink(Sink):
             if child.run_id is None:
                 child.run_id = self._create_child(client, child.rec)
                 child.params = trial_params(child.rec)
+            else:
+                child.logged = {}
             child.rec.extra["mlflow_run_id"] = child.run_id
+        if child.logged is not None:
+            child.metrics = self._unlogged(client, child)
         if child.ended:
             self._terminate(client, child)
         else:
             send_batches(client, child.run_id, params=child.params, metrics=child.metrics)
+
+    def _unlogged(self, client: MlflowClient, child: _Child) -> list[Metric]:
+        """A resumed run's pending metrics less the steps it already holds.
+
+        A trial resumed from a checkpoint older than its last report, or from scratch when
+        none was left, reports those steps again; MLflow would keep both points of a step.
+        The first point of a step stays (history.parquet keeps the newest).
+        """
+        logged = child.logged if child.logged is not None else {}
+        unlogged = []
+        for metric in child.metrics:
+            steps = logged.get(metric.key)
+            if steps is None:
+                history = client.get_metric_history(child.run_id, metric.key)
+                steps = logged[metric.key] = {m.step for m in history}
+            if metric.step in steps or (is_once(metric.key) and steps):
+                continue
+            steps.add(metric.step)
+            unlogged.append(metric)
+        return unlogged
 
     def _find_child(self, client: MlflowClient, rec: TrialRecord) -> str | None:
         """The trial's run from before a resume (it keeps its params and metrics), if any."""
