@@ -25,6 +25,8 @@ from abl.search.variants import count_trials, expand
 
 TRIAL_INDEX = "__trial_index__"  # set by Tune's Repeater: which repeat (seed) of a TPE config
 TUNE_DIR = "tune"  # in the run dir: Ray Tune's experiment state and checkpoints, for resume
+# in a trial's folder of TUNE_DIR: the report that carried each checkpoint (abl.search._checkpoints)
+CHECKPOINT_LEDGER = "abl-checkpoints.jsonl"
 
 
 @dataclass(frozen=True)
@@ -148,11 +150,14 @@ def tune_callbacks(callbacks: list[Any]) -> list[Any]:
     Its ``result.json`` per trial is what Tune's own analysis reads and what ``--resume``
     recovers unflushed reports from. Tune's CSV and TensorBoard loggers repeat what MLflow and
     Parquet hold, on the driver thread, for every report: ``init_ray`` turns them off unless
-    ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=0`` asks for them.
+    ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=0`` asks for them. The checkpoint ledger is what
+    ``--resume`` falls back on when Tune's snapshot names a checkpoint that was pruned.
     """
     from ray.tune.logger import JsonLoggerCallback
 
-    return [*callbacks, JsonLoggerCallback()]
+    from abl.search._checkpoints import CheckpointLedger
+
+    return [*callbacks, JsonLoggerCallback(), CheckpointLedger()]
 
 
 def build_tuner(

@@ -138,7 +138,11 @@ def _execute(
     sinks = make_sinks(options.sinks, tracking_uri=tracking_uri, console=console)
     callback = SinkCallback(sinks, sweep, config_of=_FullConfig(spec), prior=prior)
     if resume:
+        from abl.search._checkpoints import repair_checkpoints
+
         mark_errored(run_dir, {k for k, r in prior.items() if r.status == TrialStatus.ERRORED})
+        for repair in repair_checkpoints(run_dir, errored=retry):
+            _say(console, repair.line())
         tuner = restore_tuner(
             space, run_dir, [callback], retry_errored=retry, max_failures=options.max_failures
         )
@@ -175,6 +179,14 @@ def _execute(
             run_dir, tracking_uri, parent
         )
     return sweep_result
+
+
+def _say(console: Any, line: str) -> None:
+    """One line to the terminal (a Console on stdout when none is given), as the sinks print."""
+    from rich.console import Console
+    from rich.text import Text
+
+    (console or Console()).print(Text(line), soft_wrap=True)
 
 
 def reconcile_mlflow(sweep: Any) -> int:

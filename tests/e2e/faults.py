@@ -43,10 +43,12 @@ TRIALS = 4
 class Sweep:
     """One ``abl`` process in its own session, with its own Ray temp dir."""
 
-    def __init__(self, cwd: Path, *args: str) -> None:
+    def __init__(self, cwd: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        """``env``: variables set for this sweep on top of the test's environment."""
         self.cwd = cwd
         self.ray_tmp = tempfile.mkdtemp(prefix="r", dir="/tmp")  # short: Ray's socket paths
-        self.env = {**os.environ, "RAY_TMPDIR": self.ray_tmp, "PYTHONUNBUFFERED": "1"}
+        self.env = {**os.environ, **(env or {}), "RAY_TMPDIR": self.ray_tmp}
+        self.env["PYTHONUNBUFFERED"] = "1"
         self.out = cwd / f"abl-{time.monotonic_ns()}.log"
         with self.out.open("w") as log:
             self.proc = subprocess.Popen(

@@ -196,9 +196,12 @@ def recover_reports(run_dir: Path, tune_dir: Path) -> int:
     """Append to history the reports a killed driver received but had not flushed yet.
 
     Reports reach ``history.parquet`` every few seconds; Tune's own logger writes each one to
-    ``<trial>/result.json`` as it arrives. Steps missing from the history are copied from there.
-    Returns how many reports were recovered.
+    ``<trial>/result.json`` (which reaches the run directory with Tune's snapshots), and the
+    checkpoint ledger each report that carried a checkpoint as it was registered. Steps
+    missing from the history are copied from there. Returns how many reports were recovered.
     """
+    from abl.search.engine import CHECKPOINT_LEDGER
+
     history = read_history(run_dir)
     seen: set[tuple[str, int]] = set()
     if history.num_rows and "trial_id" in history.column_names:
@@ -207,7 +210,8 @@ def recover_reports(run_dir: Path, tune_dir: Path) -> int:
         )
         seen = {(t, int(s)) for t, s in pairs}
     rows: list[dict[str, Any]] = []
-    for results in sorted(Path(tune_dir).glob("*/result.json")):
+    logs = [*Path(tune_dir).glob("*/result.json"), *Path(tune_dir).glob(f"*/{CHECKPOINT_LEDGER}")]
+    for results in sorted(logs):
         trial_id = results.parent.name
         for line in results.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
