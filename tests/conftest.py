@@ -24,3 +24,17 @@ def ray_local():
     )
     yield ray
     ray.shutdown()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--soak",
+        action="store_true",
+        help="run the soak test long: more driver kills, more trials (tests/e2e/test_soak.py)",
+    )
+    parser.addoption(
+        "--soak-seed",
+        type=int,
+        default=None,
+        help="the soak test's random seed (default: a new one, printed when the test fails)",
+    )
