@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from abl.errors import AblWarning
 from abl.results.store import read_history
+from abl.search.sinks import MLflowSink, SweepInfo
 from abl.search.sweep import HURRYING
 from tests.e2e.faults import (
     Sweep,
@@ -121,3 +123,32 @@ def test_a_tracking_server_outage_is_one_warning_and_abl_sync_prints_no_mlflow_u
         quiet(synced.stdout + synced.stderr)
         children = check_mlflow(uri, n=2)
         assert metric_steps(MlflowClient(uri), children) == {t: [1, 2] for t in statuses(run)}
+
+
+@pytest.mark.parametrize("hurried", [False, True])
+def test_a_hurried_mlflow_sink_closes_without_one_more_try_of_a_failing_store(
+    tmp_path: Path, hurried: bool
+) -> None:
+    """What a second Ctrl-C saves with a tracking server down: the close's last try (one
+    request timeout); the runs stay pending for ``abl sync``."""
+    calls: list[str] = []
+
+    class Down:
+        def __getattr__(self, name: str):
+            def call(*args: object, **kwargs: object) -> None:
+                calls.append(name)
+                raise ConnectionError("the tracking server is down")
+
+            return call
+
+    sweep = SweepInfo("rel", tmp_path, "val/loss", "min", tmp_path / "space.yaml", 2, "http://x")
+    sink = MLflowSink(tracking_uri="http://127.0.0.1:9", background=False)
+    sink._client = Down()
+    with pytest.warns(AblWarning, match="opening the MLflow experiment failed"):
+        sink.open(sweep)
+    calls.clear()
+    if hurried:
+        sink.hurry()
+    sink.close()
+    assert len(calls) == (0 if hurried else 1), calls
+    assert sink.pending == 2
