@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import reprlib
 from collections.abc import Iterable
 from typing import Any
@@ -35,6 +36,27 @@ _BRIEF.maxset, _BRIEF.maxstring, _BRIEF.maxother = 6, 80, 80
 def brief(value: Any) -> str:
     """``repr(value)`` cut to a readable size: errors quote what was given, never all of it."""
     return _BRIEF.repr(value)
+
+
+# urllib3 wraps why a request failed in its retry error: "HTTPConnectionPool(host=..., port=...):
+# Max retries exceeded with url: /api/... (Caused by NewConnectionError("HTTPConnection(...):
+# Failed to establish a new connection: [Errno 111] Connection refused"))".
+_RETRIES = re.compile(
+    r"\S*ConnectionPool\([^)]*\): Max retries exceeded with url: \S+ \(Caused by \w+\((.*)\)\)",
+    re.S,
+)
+
+
+def error_line(exc: BaseException) -> str:
+    """``Type: message`` on one line, an HTTP client's retry wrapper cut to its cause's last
+    words: ``MlflowException: API request to http://host/api/... failed with exception
+    [Errno 111] Connection refused``."""
+
+    def cause(match: re.Match[str]) -> str:
+        return match.group(1).rpartition(": ")[2].strip("\"'")
+
+    text = " ".join(_RETRIES.sub(cause, str(exc)).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class AblWarning(RuntimeWarning):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,9 @@ def command(
     else:
         sweep = run_sweep(loaded, options, console=console)
     if sweep.unfinished:
+        # Interrupted (Ctrl-C, SIGTERM): one more Ctrl-C must not cut these lines short, nor
+        # Ray's shutdown at exit.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         console.print(
             f"[yellow]interrupted: {sweep.unfinished} of {n} trials unfinished; results so far "
             f"are in {_rel(sweep.run_dir)}[/]"

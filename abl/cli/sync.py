@@ -9,7 +9,7 @@ import click
 
 from abl.cli import AblContext
 from abl.cli._render import terminal
-from abl.errors import AblError
+from abl.errors import AblError, error_line
 from abl.redact import is_redacted, redact
 
 
@@ -61,9 +61,8 @@ def command(obj: AblContext, run: str, tracking_uri: str | None) -> None:
     try:
         report = sync_run(sweep, trials, history)
     except Exception as exc:  # the store is unreachable or refused: nothing else to do here
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise AblError(
-            f"cannot sync {run_dir} to MLflow at {redact(uri)}: {type(exc).__name__}: {first}"
+            f"cannot sync {run_dir} to MLflow at {redact(uri)}: {error_line(exc)}"
         ) from exc
     console = terminal()
     if not report.changed:

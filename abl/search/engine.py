@@ -369,6 +369,7 @@ def quiet_library_logs() -> None:
     Ray warns at every local start that token authentication is on (abl's dashboard line says
     how to sign in) and, after Ctrl-C, how to resume with Tuner.restore (abl prints its own
     ``abl search --resume`` line); MLflow logs INFO lines while it creates a new SQLite store.
+    Ray's own error lines for the driver go too (see :func:`_drop_raylet_errors`).
     """
     drops = {
         "ray._private.authentication.authentication_token_setup": (
@@ -383,6 +384,30 @@ def quiet_library_logs() -> None:
             logger.addFilter(_DropMessages(*prefixes))
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # and if it was imported already
+    _drop_raylet_errors()
+
+
+def _drop_raylet_errors() -> None:
+    """Drop the errors Ray pushes to the driver, such as the 1,000-character "(raylet) A worker
+    died or was killed ..." line for a killed trial worker: the trial fails or is retried, and
+    abl's progress line says so in one line (the error's text is in trials.parquet).
+
+    Ray prints them from a thread of its own whatever ``log_to_driver`` says, with no option
+    to turn them off, through ``ray._private.worker.print_to_stdstream``, which that thread
+    looks up at each call; only lines from the ``raylet`` pseudo-process are dropped.
+    """
+    from ray._private import worker
+
+    show = worker.print_to_stdstream
+    if getattr(show, "drops_raylet", False):
+        return
+
+    def print_but_raylet(data: dict[str, Any], ignore_prefix: bool) -> None:
+        if data.get("pid") != "raylet":
+            show(data, ignore_prefix)
+
+    print_but_raylet.drops_raylet = True  # type: ignore[attr-defined]
+    worker.print_to_stdstream = print_but_raylet
 
 
 def init_ray(options: SweepOptions) -> str | None:

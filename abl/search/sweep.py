@@ -8,13 +8,14 @@ import json
 import math
 import re
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from abl.errors import AblError, one_of
+from abl.errors import AblError, error_line, one_of
 from abl.redact import is_redacted
 from abl.results.store import TrialStatus
 from abl.search.engine import (
@@ -148,7 +149,7 @@ def _execute(
         )
     else:
         tuner = build_tuner(space, run_dir, [callback], max_failures=options.max_failures)
-    with _sigterm_stops_gracefully(), quiet_unstarted_trials():
+    with _stops_gracefully(callback, console), quiet_unstarted_trials():
         try:
             grid = tuner.fit()
         except Exception as exc:
@@ -259,18 +260,45 @@ def _saved_tracking_uri(run_dir: Path) -> str | None:
     return uri
 
 
+HURRYING = "finishing writes: the sweep stops once its results so far are saved"
+
+
 @contextlib.contextmanager
-def _sigterm_stops_gracefully() -> Iterator[None]:
-    """SIGTERM (systemd, Kubernetes, ``kill``) stops the sweep as Ctrl-C does: Tune saves its
-    state, the sinks flush, and ``--resume`` continues it. Only in the main thread."""
+def _stops_gracefully(callback: Any, console: Any) -> Iterator[None]:
+    """Ctrl-C stops the sweep, and a second one never stops it short of its writes.
+
+    Tune takes the first Ctrl-C: it stops the trials and saves its state, and the sinks flush
+    and close (``--resume`` continues the sweep). Its handler then puts back the one it found,
+    abl's, which takes any further Ctrl-C: instead of Python's KeyboardInterrupt, which would
+    escape ``Tuner.fit`` while Tune stops the trials and skip the sinks' close, the sinks hurry
+    (:meth:`abl.search.sinks.base.Sink.hurry`) and the user is told once that the writes are
+    finishing. A Ctrl-C before Tune set the sinks up is a KeyboardInterrupt, as ever. SIGTERM
+    (systemd, Kubernetes, ``kill``) is a Ctrl-C. Only in the main thread.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
+    told = False
+
+    def again(signum: int, frame: Any) -> None:
+        nonlocal told
+        if not callback.opened:  # Tune has not started: nothing to save yet
+            signal.default_int_handler(signum, frame)
+        callback.hurry()
+        if not told:
+            told = True
+            if console is not None:
+                console.print(f"[yellow]{HURRYING}[/]")
+            else:
+                print(HURRYING, file=sys.stderr, flush=True)
+
+    previous_int = signal.signal(signal.SIGINT, again)
+    previous_term = signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
+        signal.signal(signal.SIGTERM, previous_term)
 
 
 def best_completed(records: Any, metric: str, mode: str) -> tuple[float, str] | None:
@@ -317,7 +345,7 @@ def publish_report(
                     client.log_artifact(parent_run_id, str(path), f"report/{folder}")
             log_best(client, parent_run_id, run_dir)
         except Exception as exc:  # the tracking store may be down
-            return paths.markdown, f"report not attached to MLflow ({type(exc).__name__}: {exc})"
+            return paths.markdown, f"report not attached to MLflow ({error_line(exc)})"
     return paths.markdown, None
 
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import ray.cloudpickle
 from ray.tune import Callback
 
-from abl.errors import AblWarning
+from abl.errors import AblWarning, error_line
 from abl.redact import redact_text
 from abl.results.store import TrialStatus
 
@@ -138,6 +138,12 @@ class Sink:
     def flush(self) -> None:
         """Write what is buffered; retry what failed before."""
 
+    def hurry(self) -> None:
+        """The user asked again to stop (a second Ctrl-C) while the sweep stops: ``close`` is
+        still called and must still write what only it writes, but may skip what can be sent
+        later (a retry of a store that is not answering). Called from a signal handler: set a
+        flag, nothing more."""
+
     def close(self) -> None:
         """Flush and release the store; called once when the sweep ends."""
 
@@ -155,7 +161,7 @@ class Sink:
         self._failing = True
         warnings.warn(
             redact_text(
-                f"{type(self).__name__}: {what} failed ({type(exc).__name__}: {exc}); "
+                f"{type(self).__name__}: {what} failed ({error_line(exc)}); "
                 f"keeping {pending} pending, will retry on flush"
             ),
             AblWarning,
@@ -172,7 +178,8 @@ class SinkCallback(Callback):
 
     Put the MLflow sink before the Parquet sink, so that ``rec.extra["mlflow_run_id"]`` is
     set before the trial row is written. Sinks are opened in ``setup`` and flushed every
-    ``flush_every_s`` seconds, and flushed and closed when the experiment ends.
+    ``flush_every_s`` seconds, and flushed and closed when the experiment ends (``hurry``
+    passes a second Ctrl-C on to them).
     ``config_of`` maps Tune's trial config to the full flat config the sinks record (defaults
     and seed filled in); it is pickled with the callback, so it must be picklable.
     """
@@ -274,6 +281,16 @@ class SinkCallback(Callback):
         self._open()
         self._flush()
         self._each("close")
+
+    @property
+    def opened(self) -> bool:
+        """Whether Tune has set the sinks up (its experiment started)."""
+        return self._opened
+
+    def hurry(self) -> None:
+        """Tell every sink that the user asked again to stop (see :meth:`Sink.hurry`)."""
+        for sink in self.sinks:
+            getattr(sink, "hurry", lambda: None)()
 
     def unfinished(self) -> int:
         """Trials of the sweep that have not ended (all of them until the sweep has run)."""

@@ -148,6 +148,7 @@ class MLflowSink(Sink):
         # and the client; hooks pass it snapshots of their records.
         self._writer: ThreadPoolExecutor | None = None
         self._flush_queued = False
+        self._hurried = False  # a second Ctrl-C: close without one more try of a failing store
 
     @property
     def parent_run_id(self) -> str | None:
@@ -163,8 +164,6 @@ class MLflowSink(Sink):
 
     def open(self, sweep: SweepInfo) -> None:
         """Get or create the experiment and the parent run; retried on flush when it fails."""
-        for name, value in _HTTP_DEFAULTS.items():
-            os.environ.setdefault(name, value)
         self._sweep, self._opened = sweep, False
         if not (sweep.run_dir / MLFLOW_JSON).exists():  # where to sync to, even if never opened
             self._write_json(sweep)
@@ -198,6 +197,11 @@ class MLflowSink(Sink):
         if self._writer is not None:
             self._writer.shutdown(wait=True)
             self._writer = None
+
+    def hurry(self) -> None:
+        """Close without trying once more a store that is failing: what it lacks stays
+        pending, for ``abl sync`` (Parquet has it all)."""
+        self._hurried = True
 
     def drain(self) -> None:
         """Wait until the writer thread has attempted everything handed to it so far."""
@@ -247,7 +251,8 @@ class MLflowSink(Sink):
         self._interrupted = any(not c.ended for c in self._children.values())
         for child in self._children.values():
             child.ended = True  # interrupted: terminated below as KILLED, resumable
-        self._retry_at = 0.0  # last chance: try even while failing
+        if not self._hurried:
+            self._retry_at = 0.0  # last chance: try even while failing
         self._guard("closing the MLflow runs", self._close)
 
     def _guard(self, what: str, fn: Callable[..., object], *args: Any) -> None:
@@ -273,6 +278,9 @@ class MLflowSink(Sink):
         """The client, created on first use (it does not survive pickling)."""
         if self._client is None:
             from mlflow.tracking import MlflowClient
+
+            for name, value in _HTTP_DEFAULTS.items():  # ``abl sync`` comes here too
+                os.environ.setdefault(name, value)
 
             ensure_store(self.tracking_uri)
             self._client = MlflowClient(self.tracking_uri)
