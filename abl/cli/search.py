@@ -101,6 +101,15 @@ def command(
         sweep = resume_sweep(run_dir, options, retry_errored=retry_errored, console=console)
     else:
         sweep = run_sweep(loaded, options, console=console)
+    if sweep.disk_full:
+        # One line, exit 1: Tune saved its state, the sinks kept what they had written, and
+        # the trials the full disk failed continue from their checkpoints on --resume.
+        console.print(
+            f"[red]no space left on device under {obj.root}; free space and resume with: "
+            f"abl --root {obj.root} search --resume {_rel(sweep.run_dir)}[/]",
+            soft_wrap=True,
+        )
+        sys.exit(1)
     if sweep.unfinished:
         # Interrupted (Ctrl-C, SIGTERM): one more Ctrl-C must not cut these lines short, nor
         # Ray's shutdown at exit.

@@ -57,6 +57,7 @@ class Sweep:
     report_error: str | None = None  # why the report is missing or not attached
     unfinished: int = 0  # trials not finished (interrupted: ``abl search --resume`` goes on)
     mlflow_pending: int = 0  # trials whose MLflow runs are incomplete (``abl sync`` sends them)
+    disk_full: str | None = None  # stopped because a write failed for lack of space: which
 
 
 def default_tracking_uri(root: Path) -> str:
@@ -242,25 +243,42 @@ def trainable(space: Space) -> Any:
     return tune.with_resources(fn, {"cpu": space.resources.cpu, "gpu": space.resources.gpu})
 
 
-def mark_errored(run_dir: Path, errored: set[str]) -> int:
-    """Record ``errored`` trials as ERROR in Tune's newest experiment snapshot; returns how many.
+def mark_statuses(
+    run_dir: Path,
+    errored: set[str],
+    unfinished: set[str] | frozenset[str] = frozenset(),
+    ended: set[str] | frozenset[str] = frozenset(),
+) -> int:
+    """Make Tune's newest experiment snapshot agree with the Parquet store before a resume:
+    ``errored`` trials ERROR, ``unfinished`` ones that it has as ERROR PENDING, and ``ended``
+    ones (completed, pruned, diverged) TERMINATED; returns how many it changed.
 
     Ray 2.60 can leave a trial that failed for good (``max_failures`` spent) as RUNNING in
     the snapshot it saves at the end, and would then resume it like an interrupted trial.
     The Parquet store, written when the trial failed, says what happened; only
-    ``--retry-errored`` runs such a trial again.
+    ``--retry-errored`` runs such a trial again. A trial that failed only because the disk was
+    full is not errored there (it stayed ``running``): it continues from its checkpoint. A
+    snapshot older than the store (a full disk kept Tune from writing the last one) can have
+    a trial running that has ended since: it is not run again.
     """
     snapshots = sorted((run_dir / TUNE_DIR).glob("experiment_state-*.json"))
-    if not errored or not snapshots:
+    if not (errored or unfinished or ended) or not snapshots:
         return 0
     state = json.loads(snapshots[-1].read_text())
     changed = 0
     for entry in state.get("trial_data", []):
         trial = json.loads(entry[0])
-        if trial.get("trial_id") in errored and trial.get("status") != "ERROR":
+        status, trial_id = trial.get("status"), trial.get("trial_id")
+        if trial_id in errored and status != "ERROR":
             trial["status"] = "ERROR"
-            entry[0] = json.dumps(trial, indent=2)
-            changed += 1
+        elif trial_id in unfinished and status == "ERROR":
+            trial["status"] = "PENDING"
+        elif trial_id in ended and status not in ("TERMINATED", "ERROR"):
+            trial["status"] = "TERMINATED"
+        else:
+            continue
+        entry[0] = json.dumps(trial, indent=2)
+        changed += 1
     if changed:
         tmp = snapshots[-1].with_suffix(".json.tmp")
         tmp.write_text(json.dumps(state))

@@ -25,7 +25,7 @@ from abl.search.engine import (
     build_tuner,
     default_tracking_uri,
     init_ray,
-    mark_errored,
+    mark_statuses,
     new_run_dir,
     quiet_unstarted_trials,
     restore_tuner,
@@ -79,6 +79,7 @@ def resume_sweep(
     errored ones run again from theirs when ``retry_errored``. The same Parquet stores and the
     same MLflow parent run are continued: every trial keeps one row and one child run.
     """
+    from abl.search.disk import broken_state, repair_state
     from abl.search.load import load_space
     from abl.search.sinks.parquet import recover_reports
 
@@ -93,6 +94,13 @@ def resume_sweep(
         or _saved_tracking_uri(run_dir)  # a redacted one is an error, before Ray starts
         or default_tracking_uri(options.root)
     )
+    repair_state(run_dir / TUNE_DIR)  # a full disk may have truncated Tune's state files
+    broken = broken_state(run_dir / TUNE_DIR)
+    if broken:
+        raise AblError(
+            f"--resume needs Ray Tune's state in {run_dir / TUNE_DIR}; {', '.join(broken)} "
+            "was cut short (a full disk?) and no complete copy of it is left"
+        )
     recover_reports(run_dir, run_dir / TUNE_DIR)
     dashboard_url = init_ray(options)
     return _execute(
@@ -141,7 +149,12 @@ def _execute(
     if resume:
         from abl.search._checkpoints import repair_checkpoints
 
-        mark_errored(run_dir, {k for k, r in prior.items() if r.status == TrialStatus.ERRORED})
+        mark_statuses(
+            run_dir,
+            errored={k for k, r in prior.items() if r.status == TrialStatus.ERRORED},
+            unfinished={k for k, r in prior.items() if r.status in _LIVE},
+            ended={k for k, r in prior.items() if r.status not in (*_LIVE, TrialStatus.ERRORED)},
+        )
         for repair in repair_checkpoints(run_dir, errored=retry):
             _say(console, repair.line())
         tuner = restore_tuner(
@@ -151,31 +164,29 @@ def _execute(
         tuner = build_tuner(space, run_dir, [callback], max_failures=options.max_failures)
     with _stops_gracefully(callback, console), quiet_unstarted_trials():
         try:
-            grid = tuner.fit()
+            grid: Any = tuner.fit()
         except Exception as exc:
-            reported = _metric_not_reported(exc)
-            if reported is None:
-                raise
-            raise AblError(
-                f"metric must be one that trainable '{space.trainable}' reports (its first "
-                f"report had: {one_of(reported) or 'nothing'}); got '{space.metric}' "
-                f"({space.source}, metric); results so far are in {run_dir}"
-            ) from None
-    errors = [str(r.error).splitlines()[0] for r in grid if r.error is not None]
+            if callback.disk_full is None:
+                _raise_metric_error(exc, space, run_dir)
+            # Tune stopped and saved its state, then failed reading back the error files it
+            # had written on the full disk (empty ones); the stores hold what happened.
+            grid = []
+    errors = _errors(grid)
     parent = next((s.parent_run_id for s in sinks if hasattr(s, "parent_run_id")), None)
     sweep_result = Sweep(
         run_dir=run_dir,
         tracking_uri=tracking_uri,
         parent_run_id=parent,
         dashboard_url=dashboard_url,
-        trials=len(grid),
+        trials=len(grid) or callback.sweep.total_trials or 0,
         errors=errors,
         unfinished=callback.unfinished(),
         mlflow_pending=sum(getattr(s, "pending", 0) for s in sinks),
+        disk_full=callback.disk_full,
     )
     if resume and parent is not None and not sweep_result.mlflow_pending:
         sweep_result.mlflow_pending = reconcile_mlflow(sweep)
-    if options.report and not sweep_result.unfinished:
+    if options.report and not sweep_result.unfinished and not sweep_result.disk_full:
         sweep_result.report, sweep_result.report_error = publish_report(
             run_dir, tracking_uri, parent
         )
@@ -188,6 +199,26 @@ def _say(console: Any, line: str) -> None:
     from rich.text import Text
 
     (console or Console()).print(Text(line), soft_wrap=True)
+
+
+def _errors(grid: Any) -> list[str]:
+    """The first line of each trial's error, less those of a full disk (the sweep stopped)."""
+    from abl.search.disk import is_disk_full
+
+    lines = [str(r.error).splitlines()[0] for r in grid if r.error is not None]
+    return [line for line in lines if not is_disk_full(line)]
+
+
+def _raise_metric_error(exc: Exception, space: Space, run_dir: Path) -> None:
+    """Re-raise ``exc``, as a one-line error if Tune stopped because the metric is missing."""
+    reported = _metric_not_reported(exc)
+    if reported is None:
+        raise exc
+    raise AblError(
+        f"metric must be one that trainable '{space.trainable}' reports (its first "
+        f"report had: {one_of(reported) or 'nothing'}); got '{space.metric}' "
+        f"({space.source}, metric); results so far are in {run_dir}"
+    ) from None
 
 
 def reconcile_mlflow(sweep: Any) -> int:

@@ -20,6 +20,8 @@ from __future__ import annotations
 import math
 import numbers
 import re
+import signal
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -33,6 +35,7 @@ from ray.tune import Callback
 from abl.errors import AblWarning, error_line
 from abl.redact import redact_text
 from abl.results.store import TrialStatus
+from abl.search.disk import DiskFullLog, StateKeeper, is_disk_full
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
@@ -155,7 +158,15 @@ class Sink:
         return state
 
     def _io_failed(self, what: str, exc: BaseException, pending: str) -> None:
-        """Warn once per outage that ``what`` failed and what is kept pending."""
+        """Warn once per outage that ``what`` failed and what is kept pending.
+
+        A full disk is no outage to wait out: it is recorded in ``disk_full`` (the sweep stops
+        and says so in one line), without a warning.
+        """
+        if is_disk_full(exc):
+            if getattr(self, "disk_full", None) is None:
+                self.disk_full: str | None = f"{what}: {type(exc).__name__}: {exc}"
+            return
         if getattr(self, "_failing", False):
             return
         self._failing = True
@@ -206,12 +217,18 @@ class SinkCallback(Callback):
         self._opened = False
         self._closed = False
         self._last_flush = 0.0
+        # The first write that failed for lack of space, if one did: the sweep stops there.
+        self.disk_full: str | None = None
+        self._disk_failed: set[str] = set()  # trials that failed only because the disk is full
+        self._disk_log = DiskFullLog()
+        self._state = StateKeeper(sweep.run_dir / "tune")
 
     def setup(self, stop: Any = None, num_samples: int | None = None, **info: Any) -> None:
         """Open the sinks; the total trial count comes from Tune when the sweep lacks it."""
         total = info.get("total_num_samples")
         if self.sweep.total_trials is None and isinstance(total, int) and total > 0:
             self.sweep = replace(self.sweep, total_trials=total)
+        self._disk_log.install()
         self._open()
 
     def on_trial_start(
@@ -260,18 +277,36 @@ class SinkCallback(Callback):
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
         """The trainable raised and Tune will run it again from its last checkpoint."""
-        self._each("trial_retried", self._record(trial), trial_error(trial))
+        error = trial_error(trial)
+        if is_disk_full(error):  # its checkpoint could not be written: not the trial's fault
+            self._record(trial)
+            self._stop_for_disk(f"trial {trial.trial_id}: {error.splitlines()[0]}")
+            return
+        self._each("trial_retried", self._record(trial), error)
 
     def on_trial_error(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
-        """The trainable raised (and will not be retried)."""
-        self._end(trial, TrialStatus.ERRORED, trial_error(trial))
+        """The trainable raised (and will not be retried).
+
+        A trial that failed because the disk is full stays unfinished (its last row says
+        ``running``): the sweep stops, and ``--resume`` continues it from its checkpoint.
+        """
+        error = trial_error(trial)
+        if is_disk_full(error):
+            self._record(trial)
+            self._disk_failed.add(trial.trial_id)
+            self._stop_for_disk(f"trial {trial.trial_id}: {error.splitlines()[0]}")
+            return
+        self._end(trial, TrialStatus.ERRORED, error)
 
     def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
-        """Flush the sinks every ``flush_every_s`` seconds."""
+        """Flush the sinks every ``flush_every_s`` seconds, and keep a copy of Tune's state."""
         if time.monotonic() - self._last_flush >= self.flush_every_s:
             self._flush()
+            self._state.keep()
+        if self._disk_log.seen is not None:  # Tune's snapshot or MLflow's store, on a thread
+            self._stop_for_disk(self._disk_log.seen)
 
     def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
         """Flush and close every sink, once."""
@@ -281,6 +316,12 @@ class SinkCallback(Callback):
         self._open()
         self._flush()
         self._each("close")
+        self._check_sinks()
+        if self._disk_log.seen is not None and self.disk_full is None:
+            self.disk_full = self._disk_log.seen
+        if self.disk_full is not None and self._disk_log.seen is None:
+            self._disk_log.seen = self.disk_full  # keeps Ray's late reports of it quiet
+        self._disk_log.remove()
 
     @property
     def opened(self) -> bool:
@@ -315,6 +356,33 @@ class SinkCallback(Callback):
             self._open()
         for sink in self.sinks:
             getattr(sink, hook)(*args)
+        if hook != "close":
+            self._check_sinks()
+
+    def _check_sinks(self) -> None:
+        """Stop the sweep if a sink found the disk full (MLflow's writer thread too)."""
+        for sink in self.sinks:
+            full = getattr(sink, "disk_full", None)
+            if full:
+                self._stop_for_disk(full)
+                return
+
+    def _stop_for_disk(self, what: str) -> None:
+        """Stop the sweep as Ctrl-C does, once: Tune saves its state, the sinks flush (what
+        still fits), and the trials that are left stay resumable.
+
+        Tune's SIGINT handler, raised here on the driver's main thread, stops it between two
+        steps. Without it (the Tuner runs off the main thread, or has stopped already and
+        restored Python's handler) nothing is raised: a KeyboardInterrupt would cut the
+        sweep's own ending short.
+        """
+        if self.disk_full is not None:
+            return
+        self.disk_full = redact_text(what)
+        handler = signal.getsignal(signal.SIGINT)
+        tune_handler = callable(handler) and handler is not signal.default_int_handler
+        if tune_handler and threading.current_thread() is threading.main_thread():
+            signal.raise_signal(signal.SIGINT)
 
     def _record(self, trial: Trial) -> TrialRecord:
         """The trial's record; a trial first seen now is started first."""
