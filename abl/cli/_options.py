@@ -8,10 +8,12 @@ from typing import Any
 import click
 
 from abl.cli._jobs import cluster_address
+from abl.search.dashboard import DEFAULT_HOST, DEFAULT_PORT
 
 
 def sweep_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Add ``--address``, ``--tracking-uri``, ``--dashboard/--no-dashboard`` and ``-v``."""
+    """Add ``--address``, ``--tracking-uri``, ``--dashboard/--no-dashboard``,
+    ``--dashboard-port``, ``--dashboard-host`` and ``-v``."""
     options = [
         click.option(
             "--address",
@@ -30,6 +32,18 @@ def sweep_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             default=True,
             show_default=True,
             help="Start the Ray dashboard (local cluster).",
+        ),
+        click.option(
+            "--dashboard-port",
+            type=click.IntRange(1, 65535),
+            default=None,
+            help=f"The local Ray dashboard's port [default: {DEFAULT_PORT}, or the next free one].",
+        ),
+        click.option(
+            "--dashboard-host",
+            default=DEFAULT_HOST,
+            show_default=True,
+            help="Where the local Ray dashboard listens (0.0.0.0: every interface).",
         ),
         click.option(
             "-v",

@@ -37,6 +37,8 @@ def command(
     address: str | None,
     tracking_uri: str | None,
     dashboard: bool,
+    dashboard_port: int | None,
+    dashboard_host: str,
     verbose: bool,
 ) -> None:
     """Run the spaces of CONFIG, compare each with its previous nightly, write a digest.
@@ -60,6 +62,8 @@ def command(
         address=address,
         tracking_uri=tracking_uri,
         dashboard=dashboard,
+        dashboard_port=dashboard_port,
+        dashboard_host=dashboard_host,
         verbose=verbose,
     )
     result = run_nightly(nightly, planned, options, console=console)

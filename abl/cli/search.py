@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import signal
 import sys
@@ -20,6 +19,7 @@ from abl.cli._render import fmt, summary_lines, terminal, top_table, varying_key
 from abl.errors import AblError
 from abl.redact import redact
 from abl.search import SweepOptions, count_trials, expand, load_space
+from abl.search.dashboard import planned_line
 
 
 @click.command("search")
@@ -60,6 +60,8 @@ def command(
     address: str | None,
     tracking_uri: str | None,
     dashboard: bool,
+    dashboard_port: int | None,
+    dashboard_host: str,
     verbose: bool,
     resume: str | None,
     retry_errored: bool,
@@ -80,6 +82,11 @@ def command(
     n = count_trials(loaded)
     if dry_run:
         _dry_run(console, loaded, n, show)
+        line = planned_line(
+            dashboard=dashboard, address=address, port=dashboard_port, host=dashboard_host
+        )
+        if line:
+            console.print(line, markup=False, soft_wrap=True)
         return
     from abl.results.store import read_trials
     from abl.search.sweep import resume_sweep, run_sweep
@@ -94,6 +101,8 @@ def command(
         address=address,
         tracking_uri=tracking_uri,
         dashboard=dashboard,
+        dashboard_port=dashboard_port,
+        dashboard_host=dashboard_host,
         verbose=verbose,
         max_failures=max_failures,
     )
@@ -139,13 +148,6 @@ def command(
     )
     console.print(f"         browse it: {browse_hint(obj.root, sweep.tracking_uri)}")
     _print_mlflow_pending(console, obj, sweep)
-    if sweep.dashboard_url:
-        token = (
-            " (it asks for the token that `ray get-auth-token` prints)"
-            if os.environ.get("RAY_AUTH_MODE") == "token"
-            else ""
-        )
-        console.print(f"ray      dashboard was at {sweep.dashboard_url} while the sweep ran{token}")
     _exit_for_errors(console, trials)
 
 

@@ -17,6 +17,7 @@ from abl.cli import AblContext
 from abl.cli._jobs import address_option, connect, follow_logs, status_of
 from abl.errors import AblError
 from abl.search import count_trials, load_space
+from abl.search.dashboard import token_auth, token_hint
 
 # Never uploaded with the working directory: environments, results, history, test output.
 EXCLUDES = [".venv", "abl-runs", ".git", "test-artifacts", "__pycache__", "*.egg-info"]
@@ -93,7 +94,9 @@ def command(
     )
     click.echo(f"submitted {job} to {address}: {n} trials of {loaded.name}")
     click.echo(f"  logs       abl logs {job} --follow --address {address}")
-    click.echo(f"  dashboard  {address.rstrip('/')}/#/jobs/{job}")
+    # The token abl was given for the Jobs API is the cluster's: the dashboard asks for it.
+    sign_in = f"  ({token_hint()})" if token_auth() else ""
+    click.echo(f"  dashboard  {address.rstrip('/')}/#/jobs/{job}{sign_in}")
     click.echo(f"  stop       abl stop {job} --address {address}")
     if follow:
         follow_logs(client, job)

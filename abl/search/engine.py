@@ -37,6 +37,8 @@ class SweepOptions:
     address: str | None = None  # an existing Ray cluster ("auto", "ray://host:10001"); None: local
     tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI, else sqlite:///<root>/mlflow.db
     dashboard: bool = True  # start the Ray dashboard (127.0.0.1) with a local cluster
+    dashboard_port: int | None = None  # None: 8265, or the next free port (the line says which)
+    dashboard_host: str = "127.0.0.1"  # where a local cluster's dashboard listens
     verbose: bool = False  # forward trial stdout/stderr and Ray's logs to the terminal
     sinks: tuple[str, ...] = ("mlflow", "parquet", "progress")
     report: bool = True  # build report.md/html, importance.json, plots/ at the end
@@ -240,7 +242,39 @@ def trainable(space: Space) -> Any:
     fn = function or tune.with_parameters(
         run_function, trainable_name=space.trainable, plugins=tuple(space.plugins)
     )
-    return tune.with_resources(fn, {"cpu": space.resources.cpu, "gpu": space.resources.gpu})
+    fn = tune.with_resources(fn, {"cpu": space.resources.cpu, "gpu": space.resources.gpu})
+    # Tune makes its trainable class from the function with these mixins as bases.
+    fn.__mixins__ = (type("TrialName", (TrialName,), {"sweep": space.name}),)
+    return fn
+
+
+class TrialName:
+    """Names a trial's actor after the sweep and the trial (``quickstart 9a1e4_00000``).
+
+    Ray records an actor's repr once, when the actor is created, and the dashboard shows it
+    on the Actors page and in the Logs; Tune's function trainable returns its ``_name``
+    there. Tune reuses an actor for the next trial (a new actor per trial doubled the
+    quickstart's wall time), so the dashboard keeps the name of the actor's first trial;
+    each later trial writes Ray's log-prefix line (``:actor_name:quickstart 9a1e4_00003``)
+    into the actor's log, which then says where that trial starts, and Ray's log lines
+    forwarded by ``-v`` carry the trial that runs.
+    """
+
+    sweep = ""
+
+    def setup(self, config: dict[str, Any]) -> None:
+        self._name = f"{self.sweep} {self.trial_id}"  # read by Tune's __repr__
+        super().setup(config)  # type: ignore[misc]
+
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        import sys
+
+        from ray._private.ray_constants import LOG_PREFIX_ACTOR_NAME
+
+        self._name = f"{self.sweep} {self.trial_id}"
+        for stream in (sys.stdout, sys.stderr):
+            print(f"{LOG_PREFIX_ACTOR_NAME}{self._name}", file=stream, flush=True)
+        return super().reset_config(new_config)  # type: ignore[misc]
 
 
 def mark_statuses(
@@ -353,6 +387,18 @@ def _max_epochs(space: Space, spec: Any) -> int:
     return max(int(c.get("train.epochs", 1)) for c in configs)
 
 
+def check_port(host: str, port: int) -> None:
+    """Fail in one line when ``--dashboard-port`` is taken (Ray would fail in a traceback)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise AblError(
+                f"--dashboard-port {port} is taken on {host} ({exc.strerror}); pick another, "
+                "or leave --dashboard-port out to get 8265 or the next free port"
+            ) from None
+
+
 def check_address(address: str | None, timeout_s: float = 10.0) -> None:
     """Fail in one line when ``address`` (``HOST:PORT`` or ``ray://HOST:PORT``) does not accept
     a connection: Ray would retry that GCS for minutes before giving up. ``auto`` is Ray's."""
@@ -460,10 +506,13 @@ def init_ray(options: SweepOptions) -> str | None:
             ) from None
     else:
         # "local": a new cluster even when `ray start` left one running here (--address auto joins it).
+        if options.dashboard and options.dashboard_port is not None:
+            check_port(options.dashboard_host, options.dashboard_port)
         ctx = ray.init(
             address="local",
             include_dashboard=options.dashboard,
-            dashboard_host="127.0.0.1",
+            dashboard_host=options.dashboard_host,
+            dashboard_port=options.dashboard_port,  # None: Ray's 8265, or the next free one
             **kwargs,
         )
     url = getattr(ctx, "dashboard_url", None)

@@ -60,7 +60,7 @@ def run_sweep(space: Space, options: SweepOptions, *, console: Any = None) -> Sw
     >>> run_sweep(load_space("quickstart"), SweepOptions())  # doctest: +SKIP
     """
     tracking_uri = options.tracking_uri or default_tracking_uri(options.root)
-    dashboard_url = init_ray(options)  # an unreachable --address fails before any file exists
+    dashboard_url = start_ray(options, console)  # a bad --address fails before any file exists
     run_dir = new_run_dir(options.root, space.name)
     (run_dir / SPACE_FILE).write_text(space.to_yaml(), encoding="utf-8")
     return _execute(space, run_dir, options, tracking_uri, dashboard_url, console=console)
@@ -102,7 +102,7 @@ def resume_sweep(
             "was cut short (a full disk?) and no complete copy of it is left"
         )
     recover_reports(run_dir, run_dir / TUNE_DIR)
-    dashboard_url = init_ray(options)
+    dashboard_url = start_ray(options, console)
     return _execute(
         space,
         run_dir,
@@ -113,6 +113,19 @@ def resume_sweep(
         resume=True,
         retry=retry_errored,
     )
+
+
+def start_ray(options: SweepOptions, console: Any = None) -> str | None:
+    """Start (or join) Ray and say where its dashboard is, before the first trial starts."""
+    from abl.search.dashboard import dashboard_line
+
+    url = init_ray(options)
+    if url:
+        _say(
+            console,
+            dashboard_line(url, asked_port=options.dashboard_port, cluster=bool(options.address)),
+        )
+    return url
 
 
 def _execute(

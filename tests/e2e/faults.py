@@ -43,16 +43,26 @@ TRIALS = 4
 class Sweep:
     """One ``abl`` process in its own session, with its own Ray temp dir."""
 
-    def __init__(self, cwd: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        """``env``: variables set for this sweep on top of the test's environment."""
+    def __init__(
+        self,
+        cwd: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        dashboard_port: int | None = None,
+    ) -> None:
+        """``env``: variables set for this sweep on top of the test's environment;
+        ``dashboard_port``: start Ray's dashboard there (none by default)."""
         self.cwd = cwd
         self.ray_tmp = tempfile.mkdtemp(prefix="r", dir="/tmp")  # short: Ray's socket paths
         self.env = {**os.environ, **(env or {}), "RAY_TMPDIR": self.ray_tmp}
         self.env["PYTHONUNBUFFERED"] = "1"
         self.out = cwd / f"abl-{time.monotonic_ns()}.log"
+        dashboard = ["--no-dashboard"]
+        if dashboard_port is not None:
+            dashboard = ["--dashboard-port", str(dashboard_port)]
         with self.out.open("w") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "abl", "--root", "runs", *args, "--no-dashboard"],
+                [sys.executable, "-m", "abl", "--root", "runs", *args, *dashboard],
                 cwd=cwd,
                 env=self.env,
                 stdout=log,

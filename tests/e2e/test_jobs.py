@@ -171,6 +171,9 @@ def submit(
     assert out.returncode == 0, out.stderr
     match = re.search(r"submitted (\S+) to ", out.stdout)
     assert match, out.stdout
+    # The job's dashboard page, and which token signs in there (never the token itself).
+    page = f"  dashboard  {head.address}/#/jobs/{match.group(1)}  (sign in with the token in "
+    assert f"{page}$RAY_AUTH_TOKEN)" in out.stdout and head.token not in out.stdout, out.stdout
     return match.group(1)
 
 
@@ -185,6 +188,12 @@ def test_submit_runs_the_space_on_the_cluster_and_logs_show_it(head, tmp_path):
     assert follow.returncode == 0, follow.stderr
     assert "SUCCEEDED" in follow.stderr
     assert "jobtiny: 2 trials of 'forecast'" in follow.stdout
+    # `abl search --address auto` on the head says where the cluster's dashboard is.
+    (line,) = [x for x in follow.stdout.splitlines() if x.startswith("ray      dashboard")]
+    assert line == (
+        f"ray      dashboard {head.address} of the cluster (sign in with the cluster's token, "
+        "which `ray get-auth-token` prints on the head; see cluster/README.md)"
+    )
     logs = abl(head, "logs", job, "--address", head.address, cwd=proj)
     assert logs.returncode == 0 and "results " in logs.stdout and "mlflow " in logs.stdout
 
