@@ -300,6 +300,7 @@ def mark_statuses(
         return 0
     state = json.loads(snapshots[-1].read_text())
     changed = 0
+    done: set[str] = set()  # trials the snapshot has as finished, after the changes
     for entry in state.get("trial_data", []):
         trial = json.loads(entry[0])
         status, trial_id = trial.get("status"), trial.get("trial_id")
@@ -310,14 +311,48 @@ def mark_statuses(
         elif trial_id in ended and status not in ("TERMINATED", "ERROR"):
             trial["status"] = "TERMINATED"
         else:
+            if status in ("TERMINATED", "ERROR"):
+                done.add(trial_id)
             continue
+        if trial["status"] in ("TERMINATED", "ERROR"):
+            done.add(trial_id)
         entry[0] = json.dumps(trial, indent=2)
         changed += 1
     if changed:
         tmp = snapshots[-1].with_suffix(".json.tmp")
         tmp.write_text(json.dumps(state))
         os.replace(tmp, snapshots[-1])
+    _release_finished(run_dir / TUNE_DIR, done)
     return changed
+
+
+def _release_finished(tune_dir: Path, done: set[str]) -> None:
+    """Take finished trials off the grid searcher's running ones in its saved state.
+
+    Tune's ``BasicVariantGenerator`` hands out no trial while ``max_concurrent`` of its own
+    are running, and counts a trial as running until Tune tells it that it finished. A trial
+    that :func:`mark_statuses` (or an older snapshot put back after a full disk) has as
+    finished is never reported again on resume: left in the saved set, it would hold its
+    place for good and the resumed sweep would wait forever for trials it never starts. The
+    state is a pickle of Ray's private fields (``_live_trials``); one that cannot be read is
+    left as it is.
+    """
+    import ray.cloudpickle
+
+    states = sorted(tune_dir.glob("basic-variant-state-*.json"))
+    if not done or not states:
+        return
+    try:
+        state = ray.cloudpickle.loads(states[-1].read_bytes())
+        live = state["_live_trials"]
+        if not live & done:
+            return
+        state["_live_trials"] = live - done
+        tmp = states[-1].with_name(f".{states[-1].name}.tmp")
+        tmp.write_bytes(ray.cloudpickle.dumps(state))
+        os.replace(tmp, states[-1])
+    except Exception:  # not the state Ray 2.60 writes
+        return
 
 
 @contextlib.contextmanager
@@ -440,7 +475,7 @@ def quiet_library_logs() -> None:
             "Token authentication is enabled",
         ),
         # abl says it was interrupted and prints its own resume line
-        "ray.tune.tune": ("Experiment has been interrupted", "Stop signal received"),
+        "ray.tune.tune": ("Experiment has been interrupted",),  # "Stop signal": sweep.py
     }
     for name, prefixes in drops.items():
         logger = logging.getLogger(name)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections import Counter
+from pathlib import Path
 
 from abl.results.store import read_history, read_trials
 from abl.search import SweepOptions, load_space, run_sweep
@@ -103,3 +105,33 @@ def test_search_concurrency_one_runs_grid_trials_one_at_a_time(ray_local, tmp_pa
         spans.setdefault(row["trial_id"], []).append(row["time"])
     ranges = sorted((min(t), max(t)) for t in spans.values())
     assert all(nxt[0] > prev[1] for prev, nxt in itertools.pairwise(ranges))
+
+
+def test_trials_a_resume_marks_finished_no_longer_hold_the_grid_searchers_places(
+    tmp_path: Path,
+) -> None:
+    """Tune's grid searcher starts no trial while ``max_concurrent`` of its own run. A trial the
+    resume marks finished (its snapshot was older than Parquet, e.g. after a full disk) is never
+    reported to it again: unless released in its saved state, the resumed sweep waits forever."""
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    from abl.search.engine import TUNE_DIR, mark_statuses
+
+    tune_dir = tmp_path / TUNE_DIR
+    tune_dir.mkdir()
+    gen = BasicVariantGenerator(points_to_evaluate=[{"x": i} for i in range(4)], max_concurrent=2)
+    experiment = {"run": lambda config: None, "config": {"x": None}, "num_samples": 4}
+    gen.add_configurations({"e": {**experiment, "storage_path": str(tmp_path)}})
+    running = [gen.next_trial(), gen.next_trial()]
+    assert gen.next_trial() is None  # two of its own are running
+    gen.save_to_dir(str(tune_dir), session_str="s")
+    trial_data = [
+        [json.dumps({"trial_id": t.trial_id, "status": "RUNNING"}), "{}"] for t in running
+    ]
+    (tune_dir / "experiment_state-s.json").write_text(json.dumps({"trial_data": trial_data}))
+
+    ids = {t.trial_id for t in running}
+    assert mark_statuses(tmp_path, errored=set(), ended=ids) == 2
+    resumed = BasicVariantGenerator(points_to_evaluate=[{"x": i} for i in range(4)])
+    resumed.restore_from_dir(str(tune_dir))
+    assert resumed.next_trial() is not None  # their places are free again
