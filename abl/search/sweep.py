@@ -5,13 +5,14 @@ from __future__ import annotations
 import ast
 import contextlib
 import json
+import logging
 import math
 import re
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -175,34 +176,36 @@ def _execute(
         )
     else:
         tuner = build_tuner(space, run_dir, [callback], max_failures=options.max_failures)
-    with _stops_gracefully(callback, console), quiet_unstarted_trials():
-        try:
-            grid: Any = tuner.fit()
-        except Exception as exc:
-            if callback.disk_full is None:
-                _raise_metric_error(exc, space, run_dir)
-            # Tune stopped and saved its state, then failed reading back the error files it
-            # had written on the full disk (empty ones); the stores hold what happened.
-            grid = []
-    errors = _errors(grid)
-    parent = next((s.parent_run_id for s in sinks if hasattr(s, "parent_run_id")), None)
-    sweep_result = Sweep(
-        run_dir=run_dir,
-        tracking_uri=tracking_uri,
-        parent_run_id=parent,
-        dashboard_url=dashboard_url,
-        trials=len(grid) or callback.sweep.total_trials or 0,
-        errors=errors,
-        unfinished=callback.unfinished(),
-        mlflow_pending=sum(getattr(s, "pending", 0) for s in sinks),
-        disk_full=callback.disk_full,
-    )
-    if resume and parent is not None and not sweep_result.mlflow_pending:
-        sweep_result.mlflow_pending = reconcile_mlflow(sweep)
-    if options.report and not sweep_result.unfinished and not sweep_result.disk_full:
-        sweep_result.report, sweep_result.report_error = publish_report(
-            run_dir, tracking_uri, parent
+    with _stops_gracefully(callback, console, verbose=options.verbose) as guard:
+        with quiet_unstarted_trials():
+            try:
+                grid: Any = tuner.fit()
+            except Exception as exc:
+                if callback.disk_full is None:
+                    _raise_metric_error(exc, space, run_dir)
+                # Tune stopped and saved its state, then failed reading back the error files
+                # it had written on the full disk (empty ones); the stores hold what happened.
+                grid = []
+        guard.fit_returned(interrupted=callback.unfinished() > 0)
+        errors = _errors(grid)
+        parent = next((s.parent_run_id for s in sinks if hasattr(s, "parent_run_id")), None)
+        sweep_result = Sweep(
+            run_dir=run_dir,
+            tracking_uri=tracking_uri,
+            parent_run_id=parent,
+            dashboard_url=dashboard_url,
+            trials=len(grid) or callback.sweep.total_trials or 0,
+            errors=errors,
+            unfinished=callback.unfinished(),
+            mlflow_pending=sum(getattr(s, "pending", 0) for s in sinks),
+            disk_full=callback.disk_full,
         )
+        if resume and parent is not None and not sweep_result.mlflow_pending:
+            sweep_result.mlflow_pending = reconcile_mlflow(sweep)
+        if options.report and not sweep_result.unfinished and not sweep_result.disk_full:
+            sweep_result.report, sweep_result.report_error = publish_report(
+                run_dir, tracking_uri, parent
+            )
     return sweep_result
 
 
@@ -304,45 +307,83 @@ def _saved_tracking_uri(run_dir: Path) -> str | None:
     return uri
 
 
+STOPPING = "stopping: saving the results so far (Ctrl-C again hurries it)"
 HURRYING = "finishing writes: the sweep stops once its results so far are saved"
 
 
+class _StopNotice(logging.Filter):
+    """Tune's warning on the first Ctrl-C: abl says it in its own line instead (``-v`` keeps
+    Tune's too)."""
+
+    def __init__(self, say: Callable[[str], None], verbose: bool) -> None:
+        super().__init__()
+        self.say, self.verbose = say, verbose
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Stop signal received"):
+            return True
+        self.say(STOPPING)
+        return self.verbose
+
+
+class _Guard:
+    """What the Ctrl-C handler of a running sweep needs to know: whether Tune still runs it,
+    or it stopped interrupted (its writes and lines are still to come)."""
+
+    def __init__(self) -> None:
+        self.fitting = True
+        self.interrupted = False
+
+    def fit_returned(self, *, interrupted: bool) -> None:
+        self.fitting, self.interrupted = False, interrupted
+
+
 @contextlib.contextmanager
-def _stops_gracefully(callback: Any, console: Any) -> Iterator[None]:
+def _stops_gracefully(callback: Any, console: Any, *, verbose: bool = False) -> Iterator[_Guard]:
     """Ctrl-C stops the sweep, and a second one never stops it short of its writes.
 
-    Tune takes the first Ctrl-C: it stops the trials and saves its state, and the sinks flush
-    and close (``--resume`` continues the sweep). Its handler then puts back the one it found,
-    abl's, which takes any further Ctrl-C: instead of Python's KeyboardInterrupt, which would
-    escape ``Tuner.fit`` while Tune stops the trials and skip the sinks' close, the sinks hurry
-    (:meth:`abl.search.sinks.base.Sink.hurry`) and the user is told once that the writes are
-    finishing. A Ctrl-C before Tune set the sinks up is a KeyboardInterrupt, as ever. SIGTERM
-    (systemd, Kubernetes, ``kill``) is a Ctrl-C. Only in the main thread.
+    Tune takes the first Ctrl-C (abl says ``stopping: ...``): it stops the trials and saves
+    its state, and the sinks flush and close (``--resume`` continues the sweep). Its handler
+    then puts back the one it found, abl's, which takes any further Ctrl-C: instead of
+    Python's KeyboardInterrupt, which would escape ``Tuner.fit`` while Tune stops the trials
+    and skip the sinks' close, the sinks hurry (:meth:`abl.search.sinks.base.Sink.hurry`) and
+    the user is told once that the writes are finishing. That holds until the interrupted
+    sweep returns; a Ctrl-C before Tune set the sinks up, or after a sweep that was not
+    interrupted (its report being built), is a KeyboardInterrupt, as ever. SIGTERM (systemd,
+    Kubernetes, ``kill``) is a Ctrl-C. Only in the main thread.
     """
+    guard = _Guard()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield guard
         return
     told = False
 
+    def say(line: str) -> None:
+        if console is not None:
+            console.print(f"[yellow]{line}[/]")
+        else:
+            print(line, file=sys.stderr, flush=True)
+
     def again(signum: int, frame: Any) -> None:
         nonlocal told
-        if not callback.opened:  # Tune has not started: nothing to save yet
-            signal.default_int_handler(signum, frame)
+        if not callback.opened or not (guard.fitting or guard.interrupted):
+            signal.default_int_handler(signum, frame)  # nothing of the sweep's to save
         callback.hurry()
         if not told:
             told = True
-            if console is not None:
-                console.print(f"[yellow]{HURRYING}[/]")
-            else:
-                print(HURRYING, file=sys.stderr, flush=True)
+            say(HURRYING)
 
+    notice = _StopNotice(say, verbose)
+    tune_log = logging.getLogger("ray.tune.tune")
+    tune_log.addFilter(notice)
     previous_int = signal.signal(signal.SIGINT, again)
     previous_term = signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     try:
-        yield
+        yield guard
     finally:
         signal.signal(signal.SIGINT, previous_int)
         signal.signal(signal.SIGTERM, previous_term)
+        tune_log.removeFilter(notice)
 
 
 def best_completed(records: Any, metric: str, mode: str) -> tuple[float, str] | None:

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from abl.errors import AblWarning
 from abl.results.store import read_history
 from abl.search.sinks import MLflowSink, SweepInfo
-from abl.search.sweep import HURRYING
+from abl.search.sweep import HURRYING, STOPPING
 from tests.e2e.faults import (
     Sweep,
     abl,
@@ -50,20 +50,27 @@ def quiet(output: str, longest: int = 300) -> None:
 
 
 def test_ctrl_c_again_hurries_the_stop_but_never_skips_the_writes(tmp_path: Path) -> None:
-    """Ctrl-C three times 0.2 s apart: Tune stops on the first; the others do not escape as a
-    KeyboardInterrupt (click's ``Aborted!``) past the sinks' flush and compaction."""
+    """Ctrl-C, then, once abl says it is stopping, Ctrl-C every 50 ms until it exits: Tune
+    stops on the first; none of the others escapes as a KeyboardInterrupt (click's
+    ``Aborted!``) past the sinks' flush and compaction, however late in the stop it comes."""
     cwd = project(tmp_path, epochs=4)
     sweep = Sweep(cwd, "search", "rel.yaml")
     run = run_dir(cwd)
     wait_until("a trial half-way", lambda: any(s >= 2 for s in progress(run).values()))
-    for _ in range(3):
-        with contextlib.suppress(ProcessLookupError):  # it may be done by the third
+    os.kill(sweep.proc.pid, signal.SIGINT)
+    wait_until("the stopping line", lambda: STOPPING in sweep.output, timeout=60)
+    sent = 1
+    while sweep.proc.poll() is None and sent < 200:
+        with contextlib.suppress(ProcessLookupError):  # it may have exited meanwhile
             os.kill(sweep.proc.pid, signal.SIGINT)
-        time.sleep(0.2)
+            sent += 1
+        time.sleep(0.05)
     assert sweep.wait(timeout=120) == 130, sweep.output
     out = sweep.output
+    assert sent >= 2, out  # a second Ctrl-C did come while the sweep was stopping
     assert f"resume with: abl --root runs search --resume runs/rel/{run.name}" in out
-    assert "interrupted: " in out and out.count(HURRYING) == 1, out
+    assert out.count(STOPPING) == 1 and out.count(HURRYING) == 1, out
+    assert "interrupted: " in out, out
     quiet(out)
     assert not sweep.processes(), "the interrupted sweep left Ray processes behind"
     # Every report Tune received is in history.parquet; MLflow knows the sweep was interrupted.
