@@ -119,15 +119,24 @@ def command(
             soft_wrap=True,
         )
         sys.exit(1)
-    if sweep.unfinished:
+    if sweep.unfinished or sweep.stopped:
         # Interrupted (Ctrl-C, SIGTERM): one more Ctrl-C must not cut these lines short, nor
         # Ray's shutdown at exit.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        console.print(
-            f"[yellow]interrupted: {sweep.unfinished} of {n} trials unfinished; results so far "
-            f"are in {_rel(sweep.run_dir)}[/]"
-        )
-        console.print(f"resume with: abl --root {obj.root} search --resume {_rel(sweep.run_dir)}")
+        if sweep.unfinished:
+            console.print(
+                f"[yellow]interrupted: {sweep.unfinished} of {n} trials unfinished; results so "
+                f"far are in {_rel(sweep.run_dir)}[/]"
+            )
+            console.print(
+                f"resume with: abl --root {obj.root} search --resume {_rel(sweep.run_dir)}"
+            )
+        else:  # every trial had finished when the Ctrl-C came; the report was skipped
+            console.print(
+                f"[yellow]interrupted: all {n} trials had finished; results are in "
+                f"{_rel(sweep.run_dir)}[/]"
+            )
+            console.print(f"report with: abl --root {obj.root} report {_rel(sweep.run_dir)}")
         _print_mlflow_pending(console, obj, sweep)
         sys.exit(130)
     trials = read_trials(sweep.run_dir)

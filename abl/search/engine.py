@@ -60,6 +60,7 @@ class Sweep:
     unfinished: int = 0  # trials not finished (interrupted: ``abl search --resume`` goes on)
     mlflow_pending: int = 0  # trials whose MLflow runs are incomplete (``abl sync`` sends them)
     disk_full: str | None = None  # stopped because a write failed for lack of space: which
+    stopped: bool = False  # Tune took a Ctrl-C or SIGTERM (the report is not built)
 
 
 def default_tracking_uri(root: Path) -> str:

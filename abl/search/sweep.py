@@ -186,7 +186,7 @@ def _execute(
                 # Tune stopped and saved its state, then failed reading back the error files
                 # it had written on the full disk (empty ones); the stores hold what happened.
                 grid = []
-        guard.fit_returned(interrupted=callback.unfinished() > 0)
+        guard.fit_returned(interrupted=callback.unfinished() > 0 or guard.stopped)
         errors = _errors(grid)
         parent = next((s.parent_run_id for s in sinks if hasattr(s, "parent_run_id")), None)
         sweep_result = Sweep(
@@ -199,10 +199,13 @@ def _execute(
             unfinished=callback.unfinished(),
             mlflow_pending=sum(getattr(s, "pending", 0) for s in sinks),
             disk_full=callback.disk_full,
+            stopped=guard.stopped,
         )
         if resume and parent is not None and not sweep_result.mlflow_pending:
             sweep_result.mlflow_pending = reconcile_mlflow(sweep)
-        if options.report and not sweep_result.unfinished and not sweep_result.disk_full:
+        if options.report and not (
+            sweep_result.unfinished or sweep_result.disk_full or guard.stopped
+        ):
             sweep_result.report, sweep_result.report_error = publish_report(
                 run_dir, tracking_uri, parent
             )
@@ -315,24 +318,27 @@ class _StopNotice(logging.Filter):
     """Tune's warning on the first Ctrl-C: abl says it in its own line instead (``-v`` keeps
     Tune's too)."""
 
-    def __init__(self, say: Callable[[str], None], verbose: bool) -> None:
+    def __init__(self, say: Callable[[str], None], verbose: bool, guard: _Guard) -> None:
         super().__init__()
-        self.say, self.verbose = say, verbose
+        self.say, self.verbose, self.guard = say, verbose, guard
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not str(record.msg).startswith("Stop signal received"):
             return True
+        self.guard.stopped = True
         self.say(STOPPING)
         return self.verbose
 
 
 class _Guard:
     """What the Ctrl-C handler of a running sweep needs to know: whether Tune still runs it,
-    or it stopped interrupted (its writes and lines are still to come)."""
+    or it stopped interrupted (its writes and lines are still to come), and whether Tune took
+    a Ctrl-C (``stopped``: the user asked to stop, even if every trial had finished by then)."""
 
     def __init__(self) -> None:
         self.fitting = True
         self.interrupted = False
+        self.stopped = False
 
     def fit_returned(self, *, interrupted: bool) -> None:
         self.fitting, self.interrupted = False, interrupted
@@ -348,7 +354,8 @@ def _stops_gracefully(callback: Any, console: Any, *, verbose: bool = False) -> 
     Python's KeyboardInterrupt, which would escape ``Tuner.fit`` while Tune stops the trials
     and skip the sinks' close, the sinks hurry (:meth:`abl.search.sinks.base.Sink.hurry`) and
     the user is told once that the writes are finishing. That holds until the interrupted
-    sweep returns; a Ctrl-C before Tune set the sinks up, or after a sweep that was not
+    sweep returns (one whose trials had all finished when Tune took the Ctrl-C too: it skips
+    its report); a Ctrl-C before Tune set the sinks up, or after a sweep that was not
     interrupted (its report being built), is a KeyboardInterrupt, as ever. SIGTERM (systemd,
     Kubernetes, ``kill``) is a Ctrl-C. Only in the main thread.
     """
@@ -373,7 +380,7 @@ def _stops_gracefully(callback: Any, console: Any, *, verbose: bool = False) -> 
             told = True
             say(HURRYING)
 
-    notice = _StopNotice(say, verbose)
+    notice = _StopNotice(say, verbose, guard)
     tune_log = logging.getLogger("ray.tune.tune")
     tune_log.addFilter(notice)
     previous_int = signal.signal(signal.SIGINT, again)

@@ -49,19 +49,29 @@ class DevTools:
         self.ids = itertools.count(1)
 
     async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        message = await self.answer(method, **params)
+        assert "error" not in message, message
+        return message.get("result", {})
+
+    async def answer(self, method: str, **params: Any) -> dict[str, Any]:
+        """The whole answer to one call: its result, or its error."""
         n = next(self.ids)
         await self.ws.send_json({"id": n, "method": method, "params": params})
         while True:  # events come in between; the answer carries our id
             message = await self.ws.receive_json(timeout=60)
             if message.get("id") == n:
-                assert "error" not in message, message
-                return message.get("result", {})
+                return message
 
     async def text(self) -> str:
-        result = await self.call(
+        """The page's text; empty while it navigates (the dashboard reloads after sign-in, and
+        an evaluation that the reload overtakes answers "Inspected target navigated")."""
+        message = await self.answer(
             "Runtime.evaluate", expression="document.body ? document.body.innerText : ''"
         )
-        return str(result["result"].get("value", ""))
+        if "navigated" in message.get("error", {}).get("message", ""):
+            return ""
+        assert "error" not in message, message
+        return str(message["result"]["result"].get("value", ""))
 
     async def wait_text(self, *needles: str, timeout: float = 90) -> str:
         deadline = time.monotonic() + timeout
