@@ -78,7 +78,12 @@ def command(
     """
     console = terminal()
     run_dir = _resume_target(obj, space, overrides, resume, retry_errored, dry_run)
-    loaded = load_space(str(run_dir / "space.yaml") if run_dir else space, overrides)  # type: ignore[arg-type]
+    # A sweep builds the models while Ray starts; a dry run builds them here.
+    loaded = load_space(
+        str(run_dir / "space.yaml") if run_dir else space,  # type: ignore[arg-type]
+        overrides,
+        models=dry_run,
+    )
     n = count_trials(loaded)
     if dry_run:
         _dry_run(console, loaded, n, show)
@@ -105,6 +110,7 @@ def command(
         dashboard_host=dashboard_host,
         verbose=verbose,
         max_failures=max_failures,
+        stop_ray=True,
     )
     if run_dir is not None:
         sweep = resume_sweep(run_dir, options, retry_errored=retry_errored, console=console)

@@ -43,6 +43,9 @@ class SweepOptions:
     sinks: tuple[str, ...] = ("mlflow", "parquet", "progress")
     report: bool = True  # build report.md/html, importance.json, plots/ at the end
     max_failures: int | None = None  # retries per trial; None: the space's max_failures
+    # Shut down the Ray this sweep started once its trials are done, while the report is
+    # built (the CLI's exit would wait for it after the report).
+    stop_ray: bool = False
 
 
 @dataclass

@@ -9,7 +9,7 @@ from abl.errors import AblError
 from abl.search import _yaml
 from abl.search.overrides import apply_overrides
 from abl.search.space import Space, find_space_file, parse_space
-from abl.search.variants import check_space
+from abl.search.variants import check_models, check_space
 
 
 def trainable_of(space: Space) -> tuple[Any | None, Any | None]:
@@ -32,8 +32,13 @@ def trainable_of(space: Space) -> tuple[Any | None, Any | None]:
     )
 
 
-def load_space(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -> Space:
+def load_space(
+    name_or_path: str, overrides: list[str] | tuple[str, ...] = (), *, models: bool = True
+) -> Space:
     """Read, override and validate a space; every mistake is one AblError line.
+
+    ``models=False`` skips building the models (see :func:`check_space`): ``run_sweep``
+    does that while Ray starts.
 
     >>> space = load_space("quickstart", ["train.epochs=1"])
     >>> space.fixed["train.epochs"]
@@ -48,11 +53,20 @@ def load_space(name_or_path: str, overrides: list[str] | tuple[str, ...] = ()) -
     raw.setdefault("name", path.stem)
     try:
         space = parse_space(apply_overrides(raw, list(overrides)), source=str(path))
+        space._overrides = tuple(overrides)
         spec, _ = trainable_of(space)
-        check_space(space, spec)
+        check_space(space, spec, models=models)
     except AblError as exc:
         raise AblError(_name_the_override(str(exc), overrides)) from None
     return space
+
+
+def check_space_models(space: Space) -> None:
+    """The model checks ``load_space(..., models=False)`` left out, its errors worded alike."""
+    try:
+        check_models(space, trainable_of(space)[0])
+    except AblError as exc:
+        raise AblError(_name_the_override(str(exc), space._overrides)) from None
 
 
 def _name_the_override(message: str, overrides: list[str] | tuple[str, ...]) -> str:

@@ -13,7 +13,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from abl.errors import AblError, brief, did_you_mean, one_of
 from abl.search import _yaml
@@ -170,6 +170,9 @@ class Space(_Strict):
     max_failures: Annotated[int, Field(ge=0)] = 0
     plugins: list[str] = []  # the user's modules to import first (their @MODELS.register runs)
     source: str = "<space>"
+    # The command-line overrides load_space applied, for errors found after it (the models
+    # are built while Ray starts) to name the override as its own do.
+    _overrides: tuple[str, ...] = PrivateAttr(default=())
 
     @field_validator("sample", mode="before")
     @classmethod

@@ -61,10 +61,14 @@ def run_sweep(space: Space, options: SweepOptions, *, console: Any = None) -> Sw
     >>> run_sweep(load_space("quickstart"), SweepOptions())  # doctest: +SKIP
     """
     tracking_uri = options.tracking_uri or default_tracking_uri(options.root)
-    dashboard_url = start_ray(options, console)  # a bad --address fails before any file exists
+    owned = not ray_was_up()
+    # a bad --address, or a model that rejects its config, fails before any file exists
+    dashboard_url = start_ray(options, console, space=space, tracking_uri=tracking_uri)
     run_dir = new_run_dir(options.root, space.name)
     (run_dir / SPACE_FILE).write_text(space.to_yaml(), encoding="utf-8")
-    return _execute(space, run_dir, options, tracking_uri, dashboard_url, console=console)
+    return _execute(
+        space, run_dir, options, tracking_uri, dashboard_url, console=console, owned=owned
+    )
 
 
 def resume_sweep(
@@ -89,7 +93,7 @@ def resume_sweep(
             f"--resume needs a sweep's run directory with Ray Tune state ({TUNE_DIR}/tuner.pkl); "
             f"{run_dir} has none (the sweep never started, or its {TUNE_DIR}/ was deleted)"
         )
-    space = load_space(str(run_dir / SPACE_FILE))
+    space = load_space(str(run_dir / SPACE_FILE), models=False)  # checked while Ray starts
     tracking_uri = (
         options.tracking_uri
         or _saved_tracking_uri(run_dir)  # a redacted one is an error, before Ray starts
@@ -103,7 +107,8 @@ def resume_sweep(
             "was cut short (a full disk?) and no complete copy of it is left"
         )
     recover_reports(run_dir, run_dir / TUNE_DIR)
-    dashboard_url = start_ray(options, console)
+    owned = not ray_was_up()
+    dashboard_url = start_ray(options, console, space=space, tracking_uri=tracking_uri)
     return _execute(
         space,
         run_dir,
@@ -113,20 +118,89 @@ def resume_sweep(
         console=console,
         resume=True,
         retry=retry_errored,
+        owned=owned,
     )
 
 
-def start_ray(options: SweepOptions, console: Any = None) -> str | None:
-    """Start (or join) Ray and say where its dashboard is, before the first trial starts."""
+def start_ray(
+    options: SweepOptions,
+    console: Any = None,
+    *,
+    space: Space | None = None,
+    tracking_uri: str | None = None,
+) -> str | None:
+    """Start (or join) Ray and say where its dashboard is, before the first trial starts.
+
+    Ray takes seconds to start, mostly waiting for its processes; meanwhile a thread builds
+    ``space``'s models on the meta device (:func:`~abl.search.load.check_space_models`) and
+    loads what the sweep needs next (:class:`_Prepare`). A model that rejects its config
+    stops the Ray just started and is raised, as one error line.
+    """
     from abl.search.dashboard import dashboard_line
 
-    url = init_ray(options)
+    prepare = _Prepare(space, options.sinks, tracking_uri)
+    prepare.start()
+    joined = ray_was_up()
+    try:
+        url = init_ray(options)
+    finally:
+        prepare.join()
+    if prepare.error is not None:
+        if not joined:
+            import ray
+
+            ray.shutdown()
+        raise prepare.error
     if url:
         _say(
             console,
             dashboard_line(url, asked_port=options.dashboard_port, cluster=bool(options.address)),
         )
     return url
+
+
+class _Prepare(threading.Thread):
+    """What a sweep does while Ray starts: check the models, then import Ray Tune and the
+    sinks, which the sweep would otherwise import after Ray is up. The MLflow store (its
+    import, and a new store's tables: seconds) is made sure of on a thread of its own that
+    nobody waits for: the MLflow sink's writer thread waits on its file lock if need be."""
+
+    def __init__(self, space: Space | None, sinks: tuple[str, ...], tracking_uri: str | None):
+        super().__init__(name="abl-prepare", daemon=True)
+        self.space, self.sinks, self.tracking_uri = space, sinks, tracking_uri
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        if self.space is not None:
+            from abl.search.load import check_space_models
+
+            try:
+                check_space_models(self.space)
+            except BaseException as exc:  # raised in the main thread once Ray is up
+                self.error = exc
+                return
+        if "mlflow" in self.sinks and self.tracking_uri:
+            threading.Thread(
+                target=_ensure_store, args=(self.tracking_uri,), name="abl-store", daemon=True
+            ).start()
+        import ray.tune  # noqa: F401
+
+        import abl.search.sinks  # noqa: F401
+
+
+def _ensure_store(tracking_uri: str) -> None:
+    from abl.search.sinks.mlflow import ensure_store
+
+    # A store that fails here fails again in the sink, which says so and goes on.
+    with contextlib.suppress(Exception):
+        ensure_store(tracking_uri)
+
+
+def ray_was_up() -> bool:
+    """Whether this process is connected to Ray already (then abl did not start it)."""
+    import ray
+
+    return bool(ray.is_initialized())
 
 
 def _execute(
@@ -139,7 +213,10 @@ def _execute(
     console: Any,
     resume: bool = False,
     retry: bool = False,
+    owned: bool = False,
 ) -> Sweep:
+    """Run (or resume) the sweep on the Ray already started; ``owned``: this sweep started
+    it (``options.stop_ray`` then shuts it down while the report is built)."""
     from abl.search.load import trainable_of
     from abl.search.sinks import SinkCallback, SweepInfo
     from abl.search.sinks.parquet import prior_records
@@ -187,28 +264,60 @@ def _execute(
                 # it had written on the full disk (empty ones); the stores hold what happened.
                 grid = []
         guard.fit_returned(interrupted=callback.unfinished() > 0 or guard.stopped)
-        errors = _errors(grid)
-        parent = next((s.parent_run_id for s in sinks if hasattr(s, "parent_run_id")), None)
-        sweep_result = Sweep(
-            run_dir=run_dir,
-            tracking_uri=tracking_uri,
-            parent_run_id=parent,
-            dashboard_url=dashboard_url,
-            trials=len(grid) or callback.sweep.total_trials or 0,
-            errors=errors,
-            unfinished=callback.unfinished(),
-            mlflow_pending=sum(getattr(s, "pending", 0) for s in sinks),
-            disk_full=callback.disk_full,
-            stopped=guard.stopped,
+        stopping = _stop_ray() if options.stop_ray and owned else None
+        try:
+            return _conclude(
+                grid, run_dir, options, tracking_uri, dashboard_url, sinks, callback,
+                resume=resume, stopped=guard.stopped,
+            )  # fmt: skip
+        finally:
+            if stopping is not None:
+                stopping.join()
+
+
+def _stop_ray() -> threading.Thread:
+    """``ray.shutdown()`` on a thread: it waits about a second for Ray's processes to exit,
+    which the report need not wait for."""
+    import ray
+
+    thread = threading.Thread(target=ray.shutdown, name="abl-ray-shutdown", daemon=True)
+    thread.start()
+    return thread
+
+
+def _conclude(
+    grid: Any,
+    run_dir: Path,
+    options: SweepOptions,
+    tracking_uri: str,
+    dashboard_url: str | None,
+    sinks: list[Any],
+    callback: Any,
+    *,
+    resume: bool,
+    stopped: bool,
+) -> Sweep:
+    """What the sweep did, its MLflow runs made whole on a resume, and its report."""
+    errors = _errors(grid)
+    parent = next((s.parent_run_id for s in sinks if hasattr(s, "parent_run_id")), None)
+    sweep_result = Sweep(
+        run_dir=run_dir,
+        tracking_uri=tracking_uri,
+        parent_run_id=parent,
+        dashboard_url=dashboard_url,
+        trials=len(grid) or callback.sweep.total_trials or 0,
+        errors=errors,
+        unfinished=callback.unfinished(),
+        mlflow_pending=sum(getattr(s, "pending", 0) for s in sinks),
+        disk_full=callback.disk_full,
+        stopped=stopped,
+    )
+    if resume and parent is not None and not sweep_result.mlflow_pending:
+        sweep_result.mlflow_pending = reconcile_mlflow(callback.sweep)
+    if options.report and not (sweep_result.unfinished or sweep_result.disk_full or stopped):
+        sweep_result.report, sweep_result.report_error = publish_report(
+            run_dir, tracking_uri, parent
         )
-        if resume and parent is not None and not sweep_result.mlflow_pending:
-            sweep_result.mlflow_pending = reconcile_mlflow(sweep)
-        if options.report and not (
-            sweep_result.unfinished or sweep_result.disk_full or guard.stopped
-        ):
-            sweep_result.report, sweep_result.report_error = publish_report(
-                run_dir, tracking_uri, parent
-            )
     return sweep_result
 
 

@@ -144,8 +144,12 @@ def _check_report_metrics(space: Space, metrics: tuple[str, ...]) -> None:
             )
 
 
-def check_space(space: Space, spec: Any | None) -> None:
-    """Everything that can be checked before a sweep starts, with one clear error."""
+def check_space(space: Space, spec: Any | None, *, models: bool = True) -> None:
+    """Everything that can be checked before a sweep starts, with one clear error.
+
+    ``models=False`` leaves out building every distinct model on the meta device
+    (:func:`check_models`), which a sweep does while Ray starts.
+    """
     if space.repeats > 1 and ("seed" in space.grid or "seed" in space.sample):
         raise AblError(
             f"repeats runs seeds 0..{space.repeats - 1} itself; remove seed from grid/sample "
@@ -170,6 +174,15 @@ def check_space(space: Space, spec: Any | None) -> None:
             f"({one_of(metrics)}); got '{space.metric}' ({space.source}, metric)"
         )
     _check_report_metrics(space, metrics)
+    if models:
+        check_models(space, spec)
+
+
+def check_models(space: Space, spec: Any | None) -> None:
+    """Build every distinct task and model of the space (models on the meta device), so a
+    config that its model rejects is one error before any trial starts."""
+    if spec is None:
+        return
     from abl.trainables.loop import preflight
 
     configs = expand(space, spec, limit=10_000)

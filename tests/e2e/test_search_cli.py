@@ -7,8 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import psutil
 import pyarrow.parquet as pq
 import pytest
 from mlflow.tracking import MlflowClient
@@ -50,9 +52,10 @@ class Boom(AttentionForecaster):
 """
 
 
-def abl(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def abl(*args: str, cwd: Path, **env_vars: str) -> subprocess.CompletedProcess[str]:
     (cwd / "boom.py").write_text(BOOM_PY)
-    env = {**os.environ, "PYTHONPATH": str(cwd)}  # the driver and Ray's workers import boom
+    # the driver and Ray's workers import boom
+    env = {**os.environ, "PYTHONPATH": str(cwd), **env_vars}
     return subprocess.run(
         [sys.executable, "-m", "abl", *args],
         cwd=cwd,
@@ -213,6 +216,29 @@ def test_bad_override_is_one_line_exit_2_and_nothing_written(tmp_path, override,
     assert proc.returncode == 2 and expected in proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert not (tmp_path / "runs").exists()  # no leftover run to become "the latest run"
+
+
+def test_a_model_that_rejects_its_config_stops_the_ray_it_started(tmp_path):
+    """Models are built while Ray starts: a model's refusal is still one line, exit 2,
+    nothing written, and the Ray started meanwhile is gone when abl exits."""
+    overrides = ("model.kind=att_mh", "model.n_head=3")
+    ray_tmp = tempfile.mkdtemp(prefix="r", dir="/tmp")  # short: Ray's socket paths
+    args = ("--root", "runs", "search", "quickstart", *overrides, "--no-dashboard")
+    proc = abl(*args, cwd=tmp_path, RAY_TMPDIR=ray_tmp)
+    assert list(Path(ray_tmp).glob("ray/session_2*")), "Ray did not start while models were built"
+    left = [
+        p for p in psutil.process_iter(["cmdline"]) if ray_tmp in " ".join(p.info["cmdline"] or [])
+    ]
+    assert not left, left
+    shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "d_model must divide by n_head" in proc.stderr and "quickstart" in proc.stderr
+    assert proc.stdout.startswith("quickstart: 16 trials") and proc.stdout.count("\n") == 1
+    assert not (tmp_path / "runs").exists()
+    # the dry run builds the models before anything else: the same line
+    dry = abl("--root", "runs", "search", "quickstart", *overrides, "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 2 and dry.stderr == proc.stderr
 
 
 def test_dry_run_counts_and_runs_nothing(tmp_path):
