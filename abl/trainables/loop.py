@@ -48,7 +48,12 @@ class TrainConfig:
     grad_clip: float = param(1.0, "max global gradient norm; 0 disables clipping")
     steps_per_epoch: int = param(0, "cap on optimizer steps per epoch; 0 = the whole epoch")
     checkpoint: bool = param(
-        True, "save a checkpoint each epoch (pruning, retries and resume use it)"
+        True, "save checkpoints (retries and resume continue from the last one)"
+    )
+    checkpoint_every_s: float = param(
+        30.0,
+        "seconds of training between checkpoints, and one after the last epoch; a retried "
+        "or resumed trial redoes at most this much; 0 = after every epoch",
     )
     restart_on_spike: float = param(
         0.0,
@@ -195,6 +200,12 @@ def check_train(cfg: TrainConfig) -> None:
                 "train.steps_per_epoch",
             ),
             (
+                cfg.checkpoint_every_s >= 0,
+                "checkpoint_every_s must be >= 0 (0: after every epoch)",
+                cfg.checkpoint_every_s,
+                "train.checkpoint_every_s",
+            ),
+            (
                 cfg.restart_on_spike == 0 or cfg.restart_on_spike > 1,
                 "restart_on_spike must be 0 (off) or a factor > 1",
                 cfg.restart_on_spike,
@@ -287,6 +298,7 @@ def train(
     cfg, task, model = run.cfg, run.task, run.model
     n_params = sum(p.numel() for p in model.parameters())
     emit = report or (lambda metrics, _ckpt: print(metrics))
+    saved_at = time.monotonic()  # a restored trial's checkpoint is as good as a new one
 
     while run.epoch < cfg.epochs:
         t0 = time.perf_counter()
@@ -314,12 +326,14 @@ def train(
         if run.epoch == cfg.epochs:
             metrics.update(task.final_metrics(model))
             metrics["trial/status"] = "completed"
-        if not cfg.checkpoint:
+        due = run.epoch == cfg.epochs or time.monotonic() - saved_at >= cfg.checkpoint_every_s
+        if not (cfg.checkpoint and due):
             emit(metrics, None)
             continue
         with tempfile.TemporaryDirectory(prefix="abl-ckpt-") as tmp:
             torch.save(run.state(), os.path.join(tmp, CHECKPOINT_FILE))
             emit(metrics, tmp)
+        saved_at = time.monotonic()
 
 
 def _restart_on_spike(run: Run, val_loss: float, metrics: dict[str, Any]) -> None:

@@ -31,6 +31,7 @@ fixed:
   data.time_steps: 32
   train.epochs: {epochs}
   train.batch_size: 64
+  train.checkpoint_every_s: 0  # after every epoch: the faults land between checkpoints
 grid:
   model.pe_type: [none, rope]
   model.is_causal: {causal}

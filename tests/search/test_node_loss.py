@@ -84,6 +84,7 @@ def test_trials_of_a_lost_node_are_rescheduled_and_finish(cluster: Any, tmp_path
     overrides = [
         "model.pe_type=none,rope", "model.is_causal=true", "model.d_model=16", "repeats=2",
         "train.epochs=6", "data.length=40000", "data.time_steps=32", "max_failures=3",
+        "train.checkpoint_every_s=0",  # a checkpoint every epoch: the node goes mid-trial
     ]  # fmt: skip
     space = load_space("quickstart", overrides)
     seen: dict[str, Any] = {}

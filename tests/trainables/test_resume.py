@@ -31,6 +31,7 @@ def config_of(name: str, extra: dict[str, Any]) -> dict[str, Any]:
     smoke = {**TASKS.get(spec.task).smoke, **MODELS.get(kind).smoke}
     # two steps an epoch keep it fast; the smoke curricula (linreg, looped) move every 2 steps
     fast = {"train.epochs": EPOCHS, "train.steps_per_epoch": 2, "train.batch_size": 16, "seed": 3}
+    fast["train.checkpoint_every_s"] = 0  # a checkpoint at every epoch, to resume from each
     return {**smoke, **fast, **extra}
 
 
@@ -109,3 +110,18 @@ def test_a_spike_restores_the_best_epochs_weights_and_optimizer_moments() -> Non
         # the learning rate is today's, from the schedule, not the best epoch's
         assert state["opt"]["param_groups"][0]["lr"] == reports[epoch - 1]["lr"]
         assert best["opt"]["param_groups"][0]["lr"] != reports[epoch - 1]["lr"]
+
+
+def test_checkpoints_come_every_checkpoint_every_s_and_after_the_last_epoch() -> None:
+    """By default a trial checkpoints when checkpoint_every_s seconds have passed since the
+    last one, and after its last epoch; 0 checkpoints after every epoch."""
+    saved: dict[float, list[int]] = {}
+    for every in (0.0, 3600.0):
+        config = {**config_of("forecast", {}), "train.checkpoint_every_s": every}
+        epochs: list[int] = []
+        train(
+            config, trainable="forecast", report=lambda m, ckpt: ckpt and epochs.append(m["epoch"])
+        )
+        saved[every] = epochs
+    assert saved[0.0] == list(range(1, EPOCHS + 1))
+    assert saved[3600.0] == [EPOCHS]
