@@ -2,7 +2,7 @@
 
     python -m bench --only latency
 
-Three fresh subprocesses per repeat, one after another, so that interpreter start and imports
+Fresh subprocesses per repeat, one after another (abl, then its peers), so that interpreter start and imports
 count as a user feels them (every time is from ``Popen``, on the wall clock):
 
 - abl: ``python -m abl --root TMP search quickstart --no-dashboard`` (its own local Ray).
