@@ -27,6 +27,7 @@ FIGURES: dict[str, str] = {
     "driver_memory": "bench.driver_memory",
     "search_efficiency": "bench.search_efficiency",
     "resume": "bench.resume",
+    "latency": "bench.latency",
 }
 DEFAULT_REPEATS = 3  # repeats of a figure whose module sets no REPEATS
 
