@@ -95,8 +95,8 @@ def ols_anova(
     Returns the sum-of-squares shares of main effects and pairs, the F-tests, and a note
     (subsampling, dropped pairs) to append to the method's note.
     """
-    import statsmodels.api as sm
     import statsmodels.formula.api as smf
+    from statsmodels.stats.anova import anova_lm  # not statsmodels.api: 0.2 s more imports
 
     params = list(codes.columns)
     alias = {p: f"x{i}" for i, p in enumerate(params)}
@@ -111,11 +111,11 @@ def ols_anova(
         warnings.simplefilter("ignore")  # rank-deficient designs (empty cells) warn per term
         fit = smf.ols("y ~ " + " + ".join(terms), data=data).fit()
         try:
-            table = sm.stats.anova_lm(fit, typ=2)
+            table = anova_lm(fit, typ=2)
         except ValueError:  # type II's Wald tests fail on a rank-deficient design
             if fit.df_resid < 1:  # saturated: nothing left to decompose against
                 return {p: 0.0 for p in params}, {}, [], f"{note}; saturated fit: no scores"
-            table = sm.stats.anova_lm(fit, typ=1)
+            table = anova_lm(fit, typ=1)
             note += "; sequential (type-I) sums of squares: the design is rank-deficient"
     total = float(((data["y"] - data["y"].mean()) ** 2).sum())
     back = {f"C({x})": p for p, x in alias.items()}

@@ -405,16 +405,17 @@ def _p(test: Any, a: np.ndarray, b: np.ndarray, **kw: Any) -> float:
 
 def _ols(ya: pd.Series, yb: pd.Series, cell: pd.Series) -> tuple[float, float]:
     """``y ~ C(value) + C(cell)``: B - A's coefficient sign flipped, and its p-value."""
-    import statsmodels.api as sm
+    from statsmodels.regression.linear_model import OLS
+    from statsmodels.tools.tools import add_constant
 
     y = np.concatenate([ya.to_numpy(float), yb.to_numpy(float)])
     is_a = np.r_[np.ones(len(ya)), np.zeros(len(yb))]
     cells = pd.concat([cell[ya.index], cell[yb.index]]).to_numpy()
     dummies = pd.get_dummies(cells, drop_first=True, dtype=float).to_numpy()
-    x = sm.add_constant(np.column_stack([is_a, dummies]), has_constant="add")
+    x = add_constant(np.column_stack([is_a, dummies]), has_constant="add")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = sm.OLS(y, x).fit()
+        fit = OLS(y, x).fit()
     diff, p = float(fit.params[1]), float(fit.pvalues[1])
     if not math.isfinite(p):  # no residual spread at all
         p = 0.0 if diff != 0 else 1.0

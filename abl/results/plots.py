@@ -48,6 +48,8 @@ def _save(fig: Figure, path: Path) -> Path:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
+    # The constrained layout is the PNG's: laid out again it costs as much as the drawing.
+    fig.set_layout_engine("none")
     with rc_context({"svg.fonttype": "none"}):  # text stays text: searchable, and smaller
         fig.savefig(path.with_suffix(".svg"))
     return path

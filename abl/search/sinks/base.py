@@ -222,6 +222,9 @@ class SinkCallback(Callback):
         self._disk_failed: set[str] = set()  # trials that failed only because the disk is full
         self._disk_log = DiskFullLog()
         self._state = StateKeeper(sweep.run_dir / "tune")
+        # Called once, with the sweep's first report (a module-level function: Tune pickles
+        # its callbacks with the Tuner).
+        self.at_first_result: Callable[[], object] | None = None
 
     def setup(self, stop: Any = None, num_samples: int | None = None, **info: Any) -> None:
         """Open the sinks; the total trial count comes from Tune when the sweep lacks it."""
@@ -246,6 +249,9 @@ class SinkCallback(Callback):
         self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any
     ) -> None:
         """Forward the numeric metrics of one report."""
+        if self.at_first_result is not None:
+            hook, self.at_first_result = self.at_first_result, None
+            hook()
         rec = self._record(trial)
         if trial.trial_id in self._settled:  # it had more to run after all
             self._settled.discard(trial.trial_id)
