@@ -186,7 +186,6 @@ class _Prepare(threading.Thread):
         import abl.search.sinks  # noqa: F401
 
 
-
 def _preload_report() -> None:
     """Import the report's modules on a thread while the trials run (about 1.5 s that the
     report would otherwise spend after the last one); from the first report on, when the

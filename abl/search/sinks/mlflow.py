@@ -11,8 +11,10 @@ every report anyway).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -105,10 +107,49 @@ def ensure_store(tracking_uri: str) -> None:
             new = db.with_name(f"{db.name}.new")
             for leftover in db.parent.glob(f"{new.name}*"):  # of a killed attempt
                 leftover.unlink()
-            MlflowClient(f"sqlite:///{new}").search_experiments(max_results=1)
+            _empty_store(new)
             os.replace(new, db)
         MlflowClient(tracking_uri).search_experiments(max_results=1)
     _READY.add(tracking_uri)
+
+
+def _empty_store(path: Path) -> None:
+    """A new, empty SQLite store at ``path``: a copy of this MLflow version's empty store,
+    which abl keeps in its cache (``$XDG_CACHE_HOME/abl``, else ``~/.cache/abl``).
+
+    MLflow makes a store's tables by running every one of its schema migrations, about 2 s
+    of CPU on 2 cores that a new results root (every first sweep, every test) would spend
+    while its first trials start; MLflow has no faster way, so abl does that once per MLflow
+    version and copies the result. The copy's Default experiment gets the artifact location
+    MLflow would have given it here (``./mlruns/0``, made absolute). Without a usable cache,
+    MLflow makes the tables itself.
+    """
+    import sqlite3
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "abl"
+    template = cache / f"mlflow-{mlflow.__version__}-empty.db"
+    try:
+        if not template.is_file():
+            cache.mkdir(parents=True, exist_ok=True)
+            made = cache / f".{template.name}.{os.getpid()}"
+            MlflowClient(f"sqlite:///{made}").search_experiments(max_results=1)
+            os.replace(made, template)  # two processes making it at once: either one wins
+        shutil.copyfile(template, path)
+    except OSError:  # no home, a read-only one, a full disk there: the slow way
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        MlflowClient(f"sqlite:///{path}").search_experiments(max_results=1)
+        return
+    now = int(time.time() * 1000)
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute(
+            "UPDATE experiments SET artifact_location = ?, creation_time = ?, "
+            "last_update_time = ? WHERE experiment_id = 0",
+            (str(Path("mlruns").resolve() / "0"), now, now),
+        )
 
 
 class MLflowSink(Sink):
