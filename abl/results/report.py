@@ -87,7 +87,6 @@ _HEAVY = (
     "statsmodels.formula.api",
     "statsmodels.regression.linear_model",
     "statsmodels.stats.anova",
-    "statsmodels.stats.multitest",
     "statsmodels.stats.power",
     "optuna.importance",  # fANOVA: scikit-learn
     "matplotlib.figure",

@@ -284,7 +284,8 @@ def _key(value: float | None, mode: str) -> float:
 def _pairs(arms: list[Arm], mode: str) -> list[Pair]:
     """Welch's t-test for every pair of arms with two or more confirmation seeds each."""
     from scipy import stats
-    from statsmodels.stats.multitest import multipletests
+
+    from abl.results.comparisons import holm
 
     raw = []
     for i, a in enumerate(arms):
@@ -300,7 +301,7 @@ def _pairs(arms: list[Arm], mode: str) -> list[Pair]:
             raw.append((a, b, diff, hedges_g(a.confirmed, b.confirmed), p))
     if not raw:
         return []
-    adjusted = multipletests([r[4] for r in raw], method="holm")[1]
+    adjusted = holm([r[4] for r in raw])
     return [Pair(*r, p_holm=float(h)) for r, h in zip(raw, adjusted, strict=True)]
 
 

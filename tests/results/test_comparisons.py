@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 from scipy import stats
 from statsmodels.stats.power import TTestPower
 
@@ -189,3 +190,16 @@ def test_sampled_parameters_are_named_as_noise_within_cells(make_run: Callable[.
     assert c.unmatched == ["train.lr"]
     md = build_report(make_run(rows, space=spec)).markdown.read_text()
     assert "`train.lr` vary within cells and count as noise" in md
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_holm_is_statsmodels_holm(seed: int) -> None:
+    """abl's Holm step-down gives statsmodels' adjusted p-values, ties and all."""
+    from statsmodels.stats.multitest import multipletests
+
+    from abl.results.comparisons import holm
+
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0, 0.2, size=int(rng.integers(1, 30)))
+    p[: len(p) // 3] = p[0]  # ties
+    np.testing.assert_allclose(holm(p), multipletests(p, method="holm")[1], rtol=0, atol=1e-12)

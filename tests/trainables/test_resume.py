@@ -118,10 +118,12 @@ def test_checkpoints_come_every_checkpoint_every_s_and_after_the_last_epoch() ->
     saved: dict[float, list[int]] = {}
     for every in (0.0, 3600.0):
         config = {**config_of("forecast", {}), "train.checkpoint_every_s": every}
-        epochs: list[int] = []
-        train(
-            config, trainable="forecast", report=lambda m, ckpt: ckpt and epochs.append(m["epoch"])
-        )
-        saved[every] = epochs
+        epochs = saved.setdefault(every, [])
+
+        def report(metrics: dict[str, Any], ckpt: str | None, into: list[int] = epochs) -> None:
+            if ckpt is not None:
+                into.append(metrics["epoch"])
+
+        train(config, trainable="forecast", report=report)
     assert saved[0.0] == list(range(1, EPOCHS + 1))
     assert saved[3600.0] == [EPOCHS]
