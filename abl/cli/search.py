@@ -111,6 +111,7 @@ def command(
         verbose=verbose,
         max_failures=max_failures,
         stop_ray=True,
+        freeze_gc=True,
     )
     if run_dir is not None:
         sweep = resume_sweep(run_dir, options, retry_errored=retry_errored, console=console)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import gc
 import json
 import logging
 import math
@@ -138,6 +139,8 @@ def start_ray(
     """
     from abl.search.dashboard import dashboard_line
 
+    if options.freeze_gc:  # torch is loaded: its objects need no scanning from here on
+        gc.freeze()
     prepare = _Prepare(space, options, tracking_uri)
     prepare.start()
     joined = ray_was_up()
@@ -267,6 +270,9 @@ def _execute(
         )
     else:
         tuner = build_tuner(space, run_dir, [callback], max_failures=options.max_failures)
+    if options.freeze_gc:
+        gc.collect(1)  # the young garbage goes first; the rest stays, frozen
+        gc.freeze()
     with _stops_gracefully(callback, console, verbose=options.verbose) as guard:
         with quiet_unstarted_trials():
             try:
