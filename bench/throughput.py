@@ -59,7 +59,8 @@ def abl_seconds(
     from abl.search import SweepOptions, count_trials, run_sweep
 
     kwargs: dict[str, Any] = {} if sinks is None else {"sinks": sinks}
-    options = SweepOptions(root=root, dashboard=False, report=report, **kwargs)
+    # freeze_gc as the CLI sets it (this process is the driver, as `abl search`'s is)
+    options = SweepOptions(root=root, dashboard=False, report=report, freeze_gc=True, **kwargs)
     with Stopwatch() as sw:
         sweep = run_sweep(space, options, console=quiet_console())
     if sweep.errors or sweep.trials != count_trials(space):
@@ -143,16 +144,18 @@ def run(quick: bool) -> Figure:
     one_s = loop_seconds(space, 1)
     pool_s = pool_seconds(space)
     fig.add("default-threads loop / abl", default_s / abl_s, "x", at_least(1.15))
-    fig.add("1-thread loop / abl", one_s / abl_s, "x", at_least(1.8))
+    fig.add("1-thread loop / abl", one_s / abl_s, "x")
     fig.add("abl per trial", abl_s / n, "s/trial")
     # abl's time per trial beyond its share of the work: half a 1-thread trial on 2 CPUs.
     fig.add("abl cost per trial beyond half a 1-thread trial", abl_s / n - one_s / n / 2, "s/trial")
     fig.add(f"default-threads ({default_threads}) loop per trial", default_s / n, "s/trial")
     fig.add("1-thread loop per trial", one_s / n, "s/trial")
     fig.add("abl's end-of-sweep report (built again, timed alone)", report_s, "s")
-    fig.add("1-thread loop / 2-process pool (the ceiling for >= 1.8)", one_s / pool_s)
+    fig.add("1-thread loop / 2-process pool", one_s / pool_s)
     fig.add("default-threads loop / 2-process pool (the ceiling for >= 1.15)", default_s / pool_s)
-    fig.add("abl's share of the ceiling (2-process pool / abl)", pool_s / abl_s)
+    fig.add(
+        "abl's share of the ceiling (2-process pool / abl)", pool_s / abl_s, "x", at_least(0.95)
+    )
     fig.notes.append(
         f"overrides: {' '.join(space_overrides(quick))}; abl runs 2 trials of 1 CPU at a time"
     )
