@@ -62,8 +62,9 @@ def test_a_sweep_stopped_after_its_last_trial_still_counts_as_stopped() -> None:
 
 def test_ctrl_c_while_a_completed_sweep_builds_its_report_is_a_keyboard_interrupt() -> None:
     callback = Callback()
+    before = signal.getsignal(signal.SIGINT)  # Python's, or one an earlier Tune run left
     with pytest.raises(KeyboardInterrupt), _stops_gracefully(callback, None) as guard:
         guard.fit_returned(interrupted=False)
         ctrl_c()
     assert not guard.stopped and callback.hurried == 0
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before  # put back as it was found
