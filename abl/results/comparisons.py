@@ -25,8 +25,9 @@ How cells combine, pair by pair:
   estimated, so the paired test runs over the matched cells and the result is labelled so.
 
 Holm's correction (:func:`holm`, as statsmodels' ``multipletests`` computes it) runs over
-every pair of every axis: one family for the report's claims. Each pair is also tested cell by cell (paired by seed
-or Welch; Holm over every cell test of the run, a second family); a sentence names the cells
+every pair of every axis: one family for the report's claims. Each pair is also tested cell by
+cell (paired by seed or Welch; Holm over every cell test of the run, a second family); a
+sentence names the cells
 whose result differs from the overall one (significant the other way, or significant where the
 overall is not, or not distinguishable where the overall differs and a one-way F-test of the
 paired differences by cell, Holm over the pairs, says that the difference varies). The effect size is

@@ -58,3 +58,30 @@ def test_a_process_killed_while_creating_the_store_leaves_none_half_made(tmp_pat
     ensure_store(uri)  # the next sweep makes the store anew
     MlflowClient(uri).create_experiment("after")
     assert "after" in {e.name for e in MlflowClient(uri).search_experiments()}
+
+
+def test_a_new_store_is_a_copy_of_the_cached_empty_one(tmp_path: Path, monkeypatch) -> None:
+    """The first new store makes the cached empty one; later ones copy it, and each is an
+    MLflow store like one MLflow made (its Default experiment's artifacts under ./mlruns here).
+    A damaged cached copy makes MLflow build the store itself."""
+    import mlflow
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    template = tmp_path / "cache" / "abl" / f"mlflow-{mlflow.__version__}-empty.db"
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        monkeypatch.chdir(tmp_path / name)  # the copy's Default experiment is at home here
+        uri = f"sqlite:///{tmp_path / name / 'mlflow.db'}"
+        ensure_store(uri)
+        assert template.is_file()
+        client = MlflowClient(uri)
+        (default,) = client.search_experiments()
+        assert default.name == "Default"
+        assert default.artifact_location == str(tmp_path / name / "mlruns" / "0")
+        run = client.create_run(client.create_experiment(f"exp-{name}"))
+        client.log_metric(run.info.run_id, "val/loss", 0.5, step=1)
+        assert client.get_metric_history(run.info.run_id, "val/loss")[0].value == 0.5
+    template.write_bytes(b"not a database")
+    uri = f"sqlite:///{tmp_path / 'three' / 'mlflow.db'}"
+    ensure_store(uri)
+    assert [e.name for e in MlflowClient(uri).search_experiments()] == ["Default"]

@@ -138,18 +138,17 @@ def _empty_store(path: Path) -> None:
             MlflowClient(f"sqlite:///{made}").search_experiments(max_results=1)
             os.replace(made, template)  # two processes making it at once: either one wins
         shutil.copyfile(template, path)
-    except OSError:  # no home, a read-only one, a full disk there: the slow way
+        now = int(time.time() * 1000)
+        with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+            conn.execute(
+                "UPDATE experiments SET artifact_location = ?, creation_time = ?, "
+                "last_update_time = ? WHERE experiment_id = 0",
+                (str(Path("mlruns").resolve() / "0"), now, now),
+            )
+    except (OSError, sqlite3.Error):  # no home, a read-only one, a damaged copy: the slow way
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         MlflowClient(f"sqlite:///{path}").search_experiments(max_results=1)
-        return
-    now = int(time.time() * 1000)
-    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
-        conn.execute(
-            "UPDATE experiments SET artifact_location = ?, creation_time = ?, "
-            "last_update_time = ? WHERE experiment_id = 0",
-            (str(Path("mlruns").resolve() / "0"), now, now),
-        )
 
 
 class MLflowSink(Sink):
