@@ -6,12 +6,14 @@ Fresh subprocesses per repeat, one after another (abl, then its peers), so that 
 count as a user feels them (every time is from ``Popen``, on the wall clock):
 
 - abl: ``python -m abl --root TMP search quickstart --no-dashboard`` (its own local Ray).
-  *First trial training* is when the first trial's function started: the first complete line
-  of any trial's ``result.json`` (polled every 10 ms) less its ``time_total_s``, Tune's
-  seconds since the function started. *First progress line* is the first stdout line that
+  *First trial started* is when Tune started the first trial (the clock its ``time_total_s``
+  counts from): the first complete line of any trial's ``result.json`` (polled every 10 ms)
+  less its ``time_total_s``. The trial's function runs after Tune's setup of the trial
+  (about 1 s later for abl's quickstart), then builds its model and data and trains. *First progress line* is the first stdout line that
   starts with ``trial `` (a trial ended). *End to end* is until the process exits;
 - Ray's minimum (:mod:`bench.ray_minimum`): ``ray.init`` and a one-trial ``tune.Tuner`` of a
-  function that only records when it started, what any Ray Tune tool pays before a trial;
+  function that only reports at once, what any Ray Tune tool pays before a trial; its trial
+  started by the same clock;
 - a plain loop (:mod:`bench.plain_loop`): the same 16 configs trained one after another in one
   process with torch's default threads, as Hydra's basic launcher runs ``--multirun`` jobs;
   for information, the same with one thread (``OMP_NUM_THREADS=1``).
@@ -44,7 +46,7 @@ TUNE_ENV = {**RAY_ENV, "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
 
 @dataclass(frozen=True)
 class Timing:
-    """Seconds from ``Popen``: to the first trial function's start, to exit, to the first
+    """Seconds from ``Popen``: to the first trial's start (Tune's clock), to exit, to the first
     progress line, and to when Ray was up (abl: its run directory exists, which it makes
     right after ``ray.init``)."""
 
@@ -73,7 +75,7 @@ def _read_lines(stream: IO[bytes], lines: list[tuple[float, str]]) -> None:
 class Run:
     """One child process: ``time.time()`` at ``Popen`` and at exit, its timestamped stdout
     lines, and (when its runs root was polled) when its run directory appeared and when its
-    first trial function started."""
+    first trial started (Tune's clock)."""
 
     t0: float
     t_end: float
@@ -117,7 +119,7 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str], poll: Path | None = Non
 
 
 def _first_start(root: Path) -> float | None:
-    """When the first trial function started: a first complete line of any trial's
+    """When Tune started the first trial: a first complete line of any trial's
     ``result.json`` under ``root``, less its ``time_total_s``; None before there is one."""
     for path in root.glob(f"{SPACE}/*/tune/*/result.json"):
         try:
@@ -144,13 +146,14 @@ def abl_quickstart(overrides: tuple[str, ...]) -> Timing:
 
 
 def ray_minimum() -> Timing:
-    """:mod:`bench.ray_minimum` in a fresh process: to its trial function's start, to exit."""
+    """:mod:`bench.ray_minimum` in a fresh process: to its trial's start, to exit."""
     with tempfile.TemporaryDirectory(prefix="abl-bench-latency-ray-") as tmp:
         cmd = [sys.executable, "-m", "bench.ray_minimum", str(Path(tmp) / "tune")]
         child = _run(cmd, Path(tmp), child_env(TUNE_ENV))
     times = child.last_json()
     t0 = child.t0
-    return Timing(times["start"] - t0, child.t_end - t0, ray_up=times["ray_init"] - t0)
+    # the trial as abl's is timed (Tune's clock); its function started start - trial later
+    return Timing(times["trial"] - t0, child.t_end - t0, ray_up=times["ray_init"] - t0)
 
 
 def plain_loop(overrides: tuple[str, ...], threads: int | None = None) -> Timing:
@@ -172,8 +175,8 @@ def run(quick: bool) -> Figure:
     ray = ray_minimum()
     loop = plain_loop(overrides)
     one = plain_loop(overrides, threads=1)
-    fig.add("abl first trial training", abl.first_trial, "s", at_most(5.0))
-    fig.add("Ray's minimum: first trial function", ray.first_trial, "s")
+    fig.add("abl first trial started", abl.first_trial, "s", at_most(5.0))
+    fig.add("Ray's minimum: first trial started", ray.first_trial, "s")
     fig.add("abl first trial / Ray's minimum", abl.first_trial / ray.first_trial)
     if abl.first_line is not None:
         fig.add("abl first progress line", abl.first_line, "s")
@@ -198,8 +201,9 @@ def run(quick: bool) -> Figure:
         f"abl: `python -m abl --root TMP search {SPACE}{given} --no-dashboard` (cwd TMP, "
         "no RAY_ADDRESS: its own local Ray); every time is from Popen, so interpreter start "
         "and imports count",
-        "first trial training: when the first trial function started (it builds its model "
-        "and data, then trains), from result.json's first line less its time_total_s; "
+        "first trial started: when Tune started the first trial, from result.json's first "
+        "line less its time_total_s (Ray's minimum: its report's time less the same); the "
+        "trial's function runs after Tune's setup of it, then builds its model and data; "
         f"accurate to the {POLL_S * 1000:.0f} ms poll",
         "first progress line: the first stdout line starting with `trial ` (a trial ended)",
         "Ray up: abl makes its run directory right after `ray.init` returns, so its "
