@@ -42,19 +42,26 @@ def create(uri: str) -> None:
     ensure_store(uri)
 
 
-def test_a_process_killed_while_creating_the_store_leaves_none_half_made(tmp_path: Path) -> None:
+def test_a_process_killed_while_creating_the_store_leaves_none_half_made(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Killed while MLflow creates the tables (into abl's cache's empty store, the one slow
+    step): neither the store nor the cached empty store is left half made."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the child inherits it
+    cache = tmp_path / "cache" / "abl"
     db = tmp_path / "mlflow.db"
     uri = f"sqlite:///{db}"
     proc = mp.get_context("spawn").Process(target=create, args=(uri,))
     proc.start()
     deadline = time.monotonic() + 120
-    while not (tmp_path / "mlflow.db.new").exists():  # MLflow is creating its tables there
+    while not list(cache.glob(".mlflow-*")):  # MLflow is creating its tables there
         assert time.monotonic() < deadline and proc.is_alive(), "the store was never begun"
         time.sleep(0.005)
     os.kill(proc.pid, signal.SIGKILL)
     proc.join(timeout=30)
     assert proc.exitcode == -signal.SIGKILL
     assert not db.exists()  # half-made tables would fail every later client
+    assert not list(cache.glob("mlflow-*"))  # nor would a half-made cached copy be copied
     ensure_store(uri)  # the next sweep makes the store anew
     MlflowClient(uri).create_experiment("after")
     assert "after" in {e.name for e in MlflowClient(uri).search_experiments()}
