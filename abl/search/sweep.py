@@ -447,14 +447,17 @@ class _StopNotice(logging.Filter):
     """Tune's warning on the first Ctrl-C: abl says it in its own line instead (``-v`` keeps
     Tune's too)."""
 
-    def __init__(self, say: Callable[[str], None], verbose: bool, guard: _Guard) -> None:
+    def __init__(
+        self, say: Callable[[str], None], verbose: bool, guard: _Guard, callback: Any
+    ) -> None:
         super().__init__()
-        self.say, self.verbose, self.guard = say, verbose, guard
+        self.say, self.verbose, self.guard, self.callback = say, verbose, guard, callback
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not str(record.msg).startswith("Stop signal received"):
             return True
         self.guard.stopped = True
+        self.callback.stopping()
         self.say(STOPPING)
         return self.verbose
 
@@ -509,7 +512,7 @@ def _stops_gracefully(callback: Any, console: Any, *, verbose: bool = False) -> 
             told = True
             say(HURRYING)
 
-    notice = _StopNotice(say, verbose, guard)
+    notice = _StopNotice(say, verbose, guard, callback)
     tune_log = logging.getLogger("ray.tune.tune")
     tune_log.addFilter(notice)
     previous_int = signal.signal(signal.SIGINT, again)

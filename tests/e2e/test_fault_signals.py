@@ -53,9 +53,9 @@ def test_ctrl_c_again_hurries_the_stop_but_never_skips_the_writes(tmp_path: Path
     """Ctrl-C, then Ctrl-C every 50 ms until it exits: Tune stops on the first; none of the
     others escapes as a KeyboardInterrupt (click's ``Aborted!``) past the sinks' flush and
     compaction, however late in the stop it comes."""
-    # One trial at a time: when the history store (flushed every 2 s) shows the first trial
-    # half-way, three trials are still to run, so the Ctrl-C lands on an unfinished sweep.
-    cwd = project(tmp_path, epochs=4, concurrency=1)
+    # One trial at a time: when the history store (flushed every 2 s) shows a trial at its
+    # second epoch of eight, the sweep is far from done, so the Ctrl-C lands while Tune runs.
+    cwd = project(tmp_path, epochs=8, concurrency=1)
     sweep = Sweep(cwd, "search", "rel.yaml")
     run = run_dir(cwd)
     wait_until("a trial half-way", lambda: any(s >= 2 for s in progress(run).values()))
@@ -88,7 +88,7 @@ def test_ctrl_c_again_hurries_the_stop_but_never_skips_the_writes(tmp_path: Path
 
     resumed = abl(cwd, "search", "--resume", f"runs/rel/{run.name}", "--no-dashboard")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    check_complete(run, epochs=4)
+    check_complete(run, epochs=8)
     check_mlflow(f"sqlite:///{cwd / 'runs' / 'mlflow.db'}")
     assert client.get_run(parent.info.run_id).info.status == "FINISHED"
 

@@ -349,6 +349,21 @@ def test_mlflow_sink_sends_pending_data_once_the_store_is_back(tmp_path: Path) -
     assert client.get_run(sink.parent_run_id).info.status == "FINISHED"
 
 
+def test_a_stopped_sweep_leaves_its_parent_run_killed_though_every_trial_ended(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C after the last trial ended: abl says interrupted and skips the report, so the
+    parent run stays KILLED (resumable) rather than FINISHED; its child is FINISHED."""
+    sweep = make_sweep(tmp_path, f"sqlite:///{tmp_path}/mlflow.db")
+    sink, rec = MLflowSink(tracking_uri=sweep.tracking_uri), record()
+    drive(sink, sweep, rec)
+    sink.stopping()
+    sink.close()
+    client = MlflowClient(sweep.tracking_uri)
+    assert client.get_run(rec.extra["mlflow_run_id"]).info.status == "FINISHED"
+    assert client.get_run(sink.parent_run_id).info.status == "KILLED"
+
+
 def test_mlflow_sink_resumes_the_parent_run_of_the_run_dir(tmp_path: Path) -> None:
     sweep = make_sweep(tmp_path, f"sqlite:///{tmp_path}/mlflow.db")
     first = MLflowSink(tracking_uri=sweep.tracking_uri)

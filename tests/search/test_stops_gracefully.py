@@ -14,12 +14,16 @@ from abl.search.sweep import HURRYING, STOPPING, _stops_gracefully
 
 
 class Callback:
-    """What the guard reads of abl's sink callback: whether the sinks opened, and hurry()."""
+    """What the guard uses of abl's sink callback: whether the sinks opened, stopping() and
+    hurry()."""
 
     opened = True
 
     def __init__(self) -> None:
-        self.hurried = 0
+        self.hurried = self.told_stopping = 0
+
+    def stopping(self) -> None:
+        self.told_stopping += 1
 
     def hurry(self) -> None:
         self.hurried += 1
@@ -58,6 +62,7 @@ def test_a_sweep_stopped_after_its_last_trial_still_counts_as_stopped() -> None:
         guard.fit_returned(interrupted=guard.stopped)  # as _execute does, with 0 unfinished
         ctrl_c()
     assert guard.stopped and callback.hurried == 1
+    assert callback.told_stopping == 1  # the sinks know: MLflow's parent run ends KILLED
 
 
 def test_ctrl_c_while_a_completed_sweep_builds_its_report_is_a_keyboard_interrupt() -> None:
@@ -66,5 +71,5 @@ def test_ctrl_c_while_a_completed_sweep_builds_its_report_is_a_keyboard_interrup
     with pytest.raises(KeyboardInterrupt), _stops_gracefully(callback, None) as guard:
         guard.fit_returned(interrupted=False)
         ctrl_c()
-    assert not guard.stopped and callback.hurried == 0
+    assert not guard.stopped and callback.hurried == callback.told_stopping == 0
     assert signal.getsignal(signal.SIGINT) is before  # put back as it was found

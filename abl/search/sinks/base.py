@@ -141,6 +141,11 @@ class Sink:
     def flush(self) -> None:
         """Write what is buffered; retry what failed before."""
 
+    def stopping(self) -> None:
+        """Tune took a Ctrl-C (or SIGTERM): the sweep ends short of its report, even if every
+        trial has ended by now, and ``--resume`` finishes it. Called from a signal handler:
+        set a flag, nothing more."""
+
     def hurry(self) -> None:
         """The user asked again to stop (a second Ctrl-C) while the sweep stops: ``close`` is
         still called and must still write what only it writes, but may skip what can be sent
@@ -333,6 +338,11 @@ class SinkCallback(Callback):
     def opened(self) -> bool:
         """Whether Tune has set the sinks up (its experiment started)."""
         return self._opened
+
+    def stopping(self) -> None:
+        """Tell every sink that Tune took a Ctrl-C (see :meth:`Sink.stopping`)."""
+        for sink in self.sinks:
+            getattr(sink, "stopping", lambda: None)()
 
     def hurry(self) -> None:
         """Tell every sink that the user asked again to stop (see :meth:`Sink.hurry`)."""

@@ -189,6 +189,7 @@ class MLflowSink(Sink):
         self._writer: ThreadPoolExecutor | None = None
         self._flush_queued = False
         self._hurried = False  # a second Ctrl-C: close without one more try of a failing store
+        self._stopped = False  # Tune took a Ctrl-C: the parent run ends KILLED, resumable
 
     @property
     def parent_run_id(self) -> str | None:
@@ -237,6 +238,11 @@ class MLflowSink(Sink):
         if self._writer is not None:
             self._writer.shutdown(wait=True)
             self._writer = None
+
+    def stopping(self) -> None:
+        """The sweep was stopped: its parent run ends KILLED (``--resume`` finishes it) even if
+        every trial has ended."""
+        self._stopped = True
 
     def hurry(self) -> None:
         """Close without trying once more a store that is failing: what it lacks stays
@@ -288,7 +294,7 @@ class MLflowSink(Sink):
         self._guard("flushing to MLflow", self._sync_all)
 
     def _finish(self) -> None:
-        self._interrupted = any(not c.ended for c in self._children.values())
+        self._interrupted = self._stopped or any(not c.ended for c in self._children.values())
         for child in self._children.values():
             child.ended = True  # interrupted: terminated below as KILLED, resumable
         if not self._hurried:
