@@ -72,7 +72,7 @@ def spec_of(model: str) -> Any:
 
 def config_of(model: str, *, epochs: int, steps: int) -> dict[str, Any]:
     """The first trial config of ``model``'s built-in space, cut to ``epochs`` x ``steps``."""
-    from abl.search import expand, load_space
+    from abl.space import expand, load_space
 
     name, overrides, _ = SOURCES[model]
     budget = [f"train.epochs={epochs}", f"train.steps_per_epoch={steps}"]

@@ -37,7 +37,8 @@ def abl_sweep(
 ) -> float:
     """Seconds of ``run_sweep`` over ``trials`` no-op trials (every sink unless ``sinks``; the
     end-of-sweep report unless ``report`` is False)."""
-    from abl.search import SweepOptions, load_space, run_sweep
+    from abl.search import SweepOptions, run_sweep
+    from abl.space import load_space
 
     space = load_space(str(NOOP_SPACE), [f"repeats={trials}"])
     kwargs: dict[str, Any] = {} if sinks is None else {"sinks": sinks}
@@ -72,7 +73,7 @@ def tune_sweep(root: Path, trials: int, *, reuse_actors: bool) -> float:
 def statuses_of_last_sweep(root: Path) -> set[str]:
     """The trial statuses abl recorded in its newest no-op run directory."""
     from abl.results import read_trials
-    from abl.search.sweep import latest_run
+    from abl.rundir import latest_run
 
     run_dir = latest_run(root, "bench_noop")
     return set(read_trials(run_dir).column("status").to_pylist()) if run_dir else set()

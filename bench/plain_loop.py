@@ -15,8 +15,8 @@ import time
 
 def main(name: str, overrides: list[str]) -> None:
     """Train every config of space ``name`` (with ``overrides``) in turn; print the first's start."""
-    from abl.search import expand, load_space
-    from abl.search.load import trainable_of
+    from abl.space import expand, load_space
+    from abl.space.load import trainable_of
     from abl.trainables.loop import train
     from bench._env import ignore_report
 

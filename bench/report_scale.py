@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from abl.results.store import HISTORY, TRIALS, PartWriter
+from abl.results.store import PartWriter
+from abl.rundir import HISTORY, TRIALS
 
 GRID = {
     "model.pe_type": ["none", "randpe", "sinpe", "rope"],

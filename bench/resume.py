@@ -95,7 +95,7 @@ def _sweep(root: Path, overrides: tuple[str, ...], *, kill_at: int | None = None
 
 def run(quick: bool) -> Figure:
     """An uninterrupted sweep against a SIGKILLed one plus its resume."""
-    from abl.search import count_trials, load_space
+    from abl.space import count_trials, load_space
 
     overrides = QUICK_OVERRIDES if quick else OVERRIDES
     n = count_trials(load_space("quickstart", list(overrides)))

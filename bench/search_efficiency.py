@@ -96,8 +96,8 @@ def search(arms: int, algorithm: str, seed: int, *, asha: bool) -> Outcome:
     """Drive abl's TunedSearcher (and TunedASHA) on ``WORKERS`` simulated workers."""
     from ray.tune.schedulers import TrialScheduler
 
-    from abl.search.space import Dist
     from abl.search.tuned import TunedASHA, TunedSearcher
+    from abl.space.schema import Dist
 
     params = {
         "train.lr": Dist(kind="loguniform", args=LR_RANGE),

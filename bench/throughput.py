@@ -46,7 +46,7 @@ QUICK_BUDGET = ("train.epochs=1", "data.length=600")
 
 def tiny_space(quick: bool, extra: tuple[str, ...] = ()) -> Any:
     """The att_timeseries space cut to 32 trials (4 if ``quick``) on a tiny training budget."""
-    from abl.search import load_space
+    from abl.space import load_space
 
     return load_space(SPACE, [*space_overrides(quick), *sweep_overrides(), *extra])
 
@@ -56,7 +56,8 @@ def abl_seconds(
 ) -> float:
     """Wall seconds of ``run_sweep(space)`` (every sink unless ``sinks`` is given; the
     end-of-sweep report unless ``report`` is False)."""
-    from abl.search import SweepOptions, count_trials, run_sweep
+    from abl.search import SweepOptions, run_sweep
+    from abl.space import count_trials
 
     kwargs: dict[str, Any] = {} if sinks is None else {"sinks": sinks}
     # freeze_gc as the CLI sets it (this process is the driver, as `abl search`'s is)
@@ -70,8 +71,8 @@ def abl_seconds(
 
 def loop_seconds(space: Any, threads: int | None) -> float:
     """Wall seconds of training every config of ``space`` one after another in this process."""
-    from abl.search import expand
-    from abl.search.load import trainable_of
+    from abl.space import expand
+    from abl.space.load import trainable_of
     from abl.trainables.loop import train
 
     spec, _ = trainable_of(space)
@@ -100,8 +101,8 @@ def pool_seconds(space: Any, workers: int = 2) -> float:
     What a plain process-pool launcher (Hydra's joblib launcher, say) would get from the
     machine: if this is far from ``workers`` x the 1-thread loop, the cores do not scale.
     """
-    from abl.search import expand
-    from abl.search.load import trainable_of
+    from abl.space import expand
+    from abl.space.load import trainable_of
 
     spec, _ = trainable_of(space)
     configs = expand(space, spec)
@@ -116,8 +117,8 @@ def pool_seconds(space: Any, workers: int = 2) -> float:
 
 def warm_up(space: Any) -> None:
     """One epoch of one config in this process, so the first timed loop pays no imports."""
-    from abl.search import expand
-    from abl.search.load import trainable_of
+    from abl.space import expand
+    from abl.space.load import trainable_of
     from abl.trainables.loop import train
 
     spec, _ = trainable_of(space)
@@ -129,7 +130,7 @@ def run(quick: bool) -> Figure:
     """abl's sweep against the default-threads and the 1-thread sequential loop."""
     import torch
 
-    from abl.search import count_trials
+    from abl.space import count_trials
 
     space = tiny_space(quick)
     n = count_trials(space)
@@ -165,7 +166,7 @@ def run(quick: bool) -> Figure:
 def report_seconds(root: Path, name: str) -> float:
     """Seconds to build the newest run's report again (what abl adds after the last trial)."""
     from abl.results import build_report
-    from abl.search.sweep import latest_run
+    from abl.rundir import latest_run
 
     run_dir = latest_run(root, name)
     if run_dir is None:

@@ -48,7 +48,7 @@ def noop_breakdown(fig: Figure, root: Path, trials: int) -> None:
 
 def run(quick: bool) -> Figure:
     """The att_timeseries sweep with and without MLflow and Parquet; then the no-op split."""
-    from abl.search import count_trials
+    from abl.space import count_trials
 
     space = tiny_space(quick)
     n = count_trials(space)

@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from abl.search.space import Space
+from abl.space.schema import Space
 
 
 class _Console(Console):

@@ -32,7 +32,8 @@ def command(obj: AblContext, run_a: str, run_b: str, metric: str | None, k: int)
     \b
     abl compare abl-runs/quickstart/2025-04-21_17-39-20 abl-runs/quickstart/2025-04-22_09-00-00
     """
-    from abl.results import compare_runs, resolve_run
+    from abl.results import compare_runs
+    from abl.rundir import resolve_run
 
     c = compare_runs(
         resolve_run(run_a, root=obj.root), resolve_run(run_b, root=obj.root), metric=metric, k=k

@@ -19,8 +19,9 @@ from abl.cli import AblContext
 from abl.cli._options import sweep_options
 from abl.cli._render import terminal
 from abl.redact import redact
-from abl.search import SweepOptions, count_trials
+from abl.search import SweepOptions
 from abl.search.nightly import PlannedSpace, load_nightly, plan_nightly
+from abl.space import count_trials
 
 
 @click.command("nightly")

@@ -56,7 +56,8 @@ def command(
     abl report abl-runs/quickstart/2025-04-21_17-39-20
     abl report quickstart --metric predict/mse_regressive --by model.kind
     """
-    from abl.results import build_report, resolve_run
+    from abl.results import build_report
+    from abl.rundir import resolve_run
 
     run_dir = resolve_run(run, root=obj.root)
     paths = build_report(run_dir, metric=metric, mode=mode, by=by, pairs=pairs, k=k)

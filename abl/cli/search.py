@@ -18,8 +18,9 @@ from abl.cli._options import sweep_options
 from abl.cli._render import fmt, summary_lines, terminal, top_table, varying_keys
 from abl.errors import AblError
 from abl.redact import redact
-from abl.search import SweepOptions, count_trials, expand, load_space
+from abl.search import SweepOptions
 from abl.search.dashboard import planned_line
+from abl.space import count_trials, expand, load_space
 
 
 @click.command("search")
@@ -225,7 +226,7 @@ def _resume_target(
         )
     if dry_run:
         raise AblError("--dry-run shows a new sweep; got it with --resume")
-    from abl.results.run import resolve_run
+    from abl.rundir import resolve_run
 
     return resolve_run(resume, root=obj.root).resolve()
 
@@ -258,7 +259,7 @@ def _how(space) -> str:
 
 
 def _dry_run(console: Console, space, n: int, show: int) -> None:
-    from abl.search.load import trainable_of
+    from abl.space.load import trainable_of
 
     spec, _ = trainable_of(space)
     console.print(
@@ -282,8 +283,8 @@ def _dry_run(console: Console, space, n: int, show: int) -> None:
 
 
 def _dry_run_arms(console: Console, space, spec, show: int) -> None:
-    from abl.search.space import arm_keys
-    from abl.search.variants import arm_configs
+    from abl.space.schema import arm_keys
+    from abl.space.variants import arm_configs
 
     arms = arm_configs(space, spec.resolve({}, space.source) if spec is not None else None)
     keys = arm_keys(space)

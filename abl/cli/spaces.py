@@ -10,8 +10,8 @@ from rich.table import Table
 
 from abl.cli._render import terminal
 from abl.errors import AblError
-from abl.search import count_trials, load_space
-from abl.search.space import builtin_spaces_dir
+from abl.space import count_trials, load_space
+from abl.space.schema import builtin_spaces_dir
 
 
 @click.command("spaces")

@@ -16,8 +16,8 @@ from click.core import ParameterSource
 from abl.cli import AblContext
 from abl.cli._jobs import address_option, connect, follow_logs, status_of
 from abl.errors import AblError
-from abl.search import count_trials, load_space
 from abl.search.dashboard import token_auth, token_hint
+from abl.space import count_trials, load_space
 
 # Never uploaded with the working directory: environments, results, history, test output.
 EXCLUDES = [".venv", "abl-runs", ".git", "test-artifacts", "__pycache__", "*.egg-info"]

@@ -30,8 +30,9 @@ def command(obj: AblContext, run: str, tracking_uri: str | None) -> None:
     runs are created with their params, missing metric steps are logged, and finished trials
     get their final status.
     """
-    from abl.results import load_run, resolve_run
+    from abl.results import load_run
     from abl.results.store import read_history, read_trials
+    from abl.rundir import resolve_run
     from abl.search.engine import default_tracking_uri
     from abl.search.sinks import SweepInfo
     from abl.search.sinks.mlflow import sync_run

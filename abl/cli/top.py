@@ -63,7 +63,8 @@ def command(
     abl top quickstart --metric predict/mse_regressive --by model.kind
     abl top quickstart --format md
     """
-    from abl.results import load_run, resolve_run, split_trials, top_trials
+    from abl.results import load_run, split_trials, top_trials
+    from abl.rundir import resolve_run
 
     data = load_run(resolve_run(run, root=obj.root))
     metric = data.check_metric(metric)

@@ -19,6 +19,7 @@ from abl.results.store import (
     read_table,
     read_trials,
 )
+from abl.rundir import resolve_run
 
 if TYPE_CHECKING:
     from abl.results.aggregate import (
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
     )
     from abl.results.plots import plot_curves, plot_effect, plot_heatmap
     from abl.results.report import ReportPaths, build_report
-    from abl.results.run import RunData, load_run, resolve_run
+    from abl.results.run import RunData, load_run
     from abl.results.tuned import TunedAnalysis, analyse_tuned
 
 _LAZY = {
@@ -89,7 +90,7 @@ _LAZY = {
     ],
     "plots": ["plot_curves", "plot_effect", "plot_heatmap"],
     "report": ["ReportPaths", "build_report"],
-    "run": ["RunData", "load_run", "resolve_run"],
+    "run": ["RunData", "load_run"],
     "tuned": ["TunedAnalysis", "analyse_tuned"],
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}

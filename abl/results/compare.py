@@ -16,7 +16,7 @@ import pandas as pd
 
 from abl.results.aggregate import split_trials, top_trials
 from abl.results.run import RunData, load_run
-from abl.search.space import Space
+from abl.space.schema import Space
 
 MISSING = "(absent)"  # a space key one of the two runs does not set
 

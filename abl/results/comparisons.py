@@ -44,7 +44,6 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from enum import Enum
 from itertools import combinations
 from typing import Any
 
@@ -52,94 +51,21 @@ import numpy as np
 import pandas as pd
 
 from abl.results._design import is_continuous, label, levels, natural_key, varying
+from abl.results._pairs import (
+    ALPHA,
+    MAX_SEEDS,
+    AxisComparison,
+    CellTest,
+    Kind,
+    PairTest,
+    hedges_g,
+    holm,
+    sentence,
+)
 from abl.results.aggregate import split_trials
-from abl.search.space import MARK_KEYS, Space, arm_keys
+from abl.space.schema import MARK_KEYS, Space, arm_keys
 
-ALPHA = 0.05  # after Holm's correction
 POWER = 0.8  # for the seeds-needed estimate
-MAX_NAMED = 3  # cells named in a sentence where the result differs; the rest are counted
-MAX_SEEDS = 1000  # seeds-needed estimates beyond this read "more than 1000"
-
-
-class Kind(str, Enum):
-    """How a pair was tested (``PairTest.kind``); the value is what the report prints."""
-
-    PAIRED = "paired t-test over cells × seeds"
-    OLS = "OLS, value + cell"
-    WELCH = "Welch t-test"
-    NONE = "not tested (too few matched trials)"
-    CELLS = "paired over cells (no seed repeats)"
-
-
-@dataclass(frozen=True)
-class CellTest:
-    """One matched cell of a pair; ``diff`` is mean A - mean B there."""
-
-    cell: str  # "train.lr=0.001, model.n_embd=64" ("" when there is no other axis)
-    diff: float
-    g: float
-    p: float
-    p_holm: float = math.nan  # over every cell test of the run
-
-    @property
-    def significant(self) -> bool:
-        return bool(self.p_holm < ALPHA)
-
-
-@dataclass
-class PairTest:
-    """Two values of one axis, matched on the other axes; ``a`` has the better mean."""
-
-    axis: str
-    a: Any
-    b: Any
-    diff: float  # mean of A - B over the matched cells, metric units
-    g: float  # Hedges' g of that difference in within-cell SDs (NaN without repeats)
-    p: float
-    kind: Kind
-    cells: int  # matched cells
-    seeds: int  # the fewest seeds of either value in a matched cell
-    seeds_needed: int | None = None  # for 80% power at this effect size (None: n/a)
-    by_cell: list[CellTest] = field(default_factory=list)
-    p_holm: float = math.nan
-    # does the difference vary between cells? F-test of the paired differences by cell
-    varies_p: float = math.nan
-    dz: float = math.nan  # paired pairs: mean paired difference / its SD
-    varies_holm: float = math.nan  # Holm over the pairs that have one
-
-    @property
-    def significant(self) -> bool:
-        """Whether A and B differ at ``ALPHA`` after Holm's correction over all pairs."""
-        return bool(self.p_holm < ALPHA)
-
-    @property
-    def varies(self) -> bool:
-        """Whether the difference depends on the cell (after Holm over the pairs)."""
-        return bool(self.varies_holm < ALPHA)
-
-    def differing_cells(self) -> list[CellTest]:
-        """Cells whose own (Holm-corrected) test says something else than the overall one:
-        significant the other way, significant where the overall is not, or, when the
-        difference varies between cells, not distinguishable where the overall differs."""
-        if len(self.by_cell) < 2:
-            return []
-        sign = np.sign(self.diff)
-        return [
-            c
-            for c in self.by_cell
-            if (c.significant and (not self.significant or np.sign(c.diff) != sign))
-            or (self.significant and self.varies and not c.significant)
-        ]
-
-
-@dataclass
-class AxisComparison:
-    """Every pair of one axis's values, and the sentence that sums them up."""
-
-    axis: str
-    values: list[Any]
-    pairs: list[PairTest]
-    sentence: str = ""
 
 
 @dataclass
@@ -237,7 +163,6 @@ def compare_axes(trials: pd.DataFrame, space: Space, metric: str, mode: str) -> 
     _holm([c for p in out.pairs if len(p.by_cell) > 1 for c in p.by_cell])  # one family of cells
     for p in out.pairs:
         p.seeds_needed = _seeds_needed(p, len(out.tested))
-    from abl.results._sentences import sentence  # it reads this module's types
 
     for a in out.axes:
         a.sentence = sentence(a, mode)
@@ -378,8 +303,6 @@ def _cell_test(name: str, ya: pd.Series, yb: pd.Series, seed: pd.Series | None) 
     """One cell: paired by seed when both ran the same seeds, else Welch; NaN below 2 each."""
     from scipy import stats
 
-    from abl.results.tuned import hedges_g
-
     a, b = ya.to_numpy(float), yb.to_numpy(float)
     diff = float(a.mean() - b.mean())
     if len(a) < 2 or len(b) < 2:
@@ -438,22 +361,6 @@ def _hedges(diff: float, sd: float, dof: int) -> float:
     if sd == 0:
         return math.copysign(math.inf, diff) if diff else 0.0
     return diff / sd * (1 - 3 / (4 * dof - 1))
-
-
-def holm(pvalues: Any) -> np.ndarray:
-    """Holm's step-down adjusted p-values, in the order given.
-
-    What ``statsmodels.stats.multitest.multipletests(method="holm")[1]`` returns (a test
-    checks that they agree), written here because that function runs a full ``gc.collect()``
-    on every call: 0.1-0.3 s each in a sweep's driver, where torch, Ray and MLflow fill the
-    heap, and a report makes one call per axis.
-    """
-    p = np.asarray(pvalues, dtype=float)
-    order = np.argsort(p, kind="stable")
-    steps = p[order] * np.arange(len(p), 0, -1)
-    adjusted = np.empty_like(p)
-    adjusted[order] = np.minimum(np.maximum.accumulate(steps), 1.0)
-    return adjusted
 
 
 def _holm(tests: list[Any], p: str = "p", into: str = "p_holm") -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +24,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from abl.errors import AblError, did_you_mean, one_of
-from abl.results.store import _COMPACTED, HISTORY, _parts, read_trials
-from abl.search import _yaml
-from abl.search.space import Space, parse_space
+from abl.results.store import _COMPACTED, _parts, read_trials
+from abl.rundir import HISTORY, MLFLOW_JSON, SPACE_FILE
+from abl.space import _yaml
+from abl.space.schema import Space, parse_space
 from abl.trainables.metrics import metric_mode
 
-SPACE_FILE = "space.yaml"  # written by abl.search.sweep
-MLFLOW_JSON = "mlflow.json"  # written by abl.search.sinks.mlflow: tracking_uri, experiment_id, ...
 LOCAL_UI = "http://127.0.0.1:5000"  # where `abl ui` serves a local (SQLite) tracking store
 Mode = Literal["min", "max"]
 
@@ -110,42 +108,6 @@ class RunData:
         """``trial_id, step`` and ``metrics`` of the given trials only (None: every trial, still
         only those columns)."""
         return read_history_of(self.run_dir, trial_ids, metrics)
-
-
-def resolve_run(run: str | Path, *, root: Path) -> Path:
-    """A run directory given as a path, or the latest run of a sweep name under ``root``.
-
-    The latest run is the newest subfolder holding a ``space.yaml`` (folders are timestamps).
-
-    >>> resolve_run("quickstart", root=Path("abl-runs"))  # doctest: +SKIP
-    PosixPath('abl-runs/quickstart/2025-04-21_17-39-20')
-    """
-    path = Path(run)
-    if (path / SPACE_FILE).is_file():
-        return path
-    sweep = path if path.is_dir() else Path(root) / str(run)
-    runs = sorted((p for p in _subdirs(sweep) if (p / SPACE_FILE).is_file()), key=_run_order)
-    if runs:
-        return runs[-1]
-    sweeps = sorted(
-        p.name
-        for p in _subdirs(Path(root))
-        if any((q / SPACE_FILE).is_file() for q in _subdirs(p))  # not mlartifacts/, nightly/
-    )
-    raise AblError(
-        f"RUN must be a run directory (with {SPACE_FILE}) or a sweep name under {root} "
-        f"({one_of(sweeps) or 'none yet'}); got '{run}'{did_you_mean(str(run), sweeps)}"
-    )
-
-
-def _subdirs(path: Path) -> list[Path]:
-    return [p for p in path.iterdir() if p.is_dir()] if path.is_dir() else []
-
-
-def _run_order(path: Path) -> tuple[str, int]:
-    """Timestamps sort as text; ``<stamp>_<n>`` (two sweeps in one second) by ``n``."""
-    m = re.match(r"^(.*)_(\d+)$", path.name)
-    return (m.group(1), int(m.group(2))) if m else (path.name, 0)
 
 
 def load_run(run_dir: Path) -> RunData:

@@ -26,8 +26,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-TRIALS = "trials.parquet"
-HISTORY = "history.parquet"
+from abl.rundir import HISTORY, TRIALS
+
 HISTORY_KEY = ("trial_id", "step")  # one report per trial and step
 
 _PART = re.compile(r"^part-(\d{6,})\.parquet$")

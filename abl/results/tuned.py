@@ -25,8 +25,9 @@ import numpy as np
 import pandas as pd
 
 from abl.results._design import label
+from abl.results._pairs import hedges_g, holm
 from abl.results.aggregate import CONFIDENCE, split_trials
-from abl.search.space import ARM_KEY, PHASE_KEY, Dist, Phase, Space, arm_keys
+from abl.space.schema import ARM_KEY, PHASE_KEY, Dist, Phase, Space, arm_keys
 
 ALPHA = 0.05  # significance level of the pairwise tests (after Holm's correction)
 EDGE = 0.10  # an optimum this close to a bound (share of the range, log for loguniform)
@@ -285,8 +286,6 @@ def _pairs(arms: list[Arm], mode: str) -> list[Pair]:
     """Welch's t-test for every pair of arms with two or more confirmation seeds each."""
     from scipy import stats
 
-    from abl.results.comparisons import holm
-
     raw = []
     for i, a in enumerate(arms):
         for b in arms[i + 1 :]:
@@ -303,17 +302,6 @@ def _pairs(arms: list[Arm], mode: str) -> list[Pair]:
         return []
     adjusted = holm([r[4] for r in raw])
     return [Pair(*r, p_holm=float(h)) for r, h in zip(raw, adjusted, strict=True)]
-
-
-def hedges_g(a: np.ndarray, b: np.ndarray) -> float:
-    """Cohen's d of ``a - b`` with the pooled SD, times Hedges' small-sample correction."""
-    na, nb = len(a), len(b)
-    pooled = ((na - 1) * np.var(a, ddof=1) + (nb - 1) * np.var(b, ddof=1)) / (na + nb - 2)
-    diff = float(np.mean(a) - np.mean(b))
-    if pooled == 0:
-        return math.copysign(math.inf, diff) if diff else 0.0
-    d = diff / math.sqrt(pooled)
-    return float(d * (1 - 3 / (4 * (na + nb) - 9)))
 
 
 def _rank(arms: list[Arm], pairs: list[Pair], mode: str) -> None:

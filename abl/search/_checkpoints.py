@@ -19,8 +19,8 @@ from typing import Any
 from ray.tune import Callback
 from ray.tune.utils.serialization import TuneFunctionEncoder, _loads_with_cloudpickle
 
+from abl.rundir import TUNE_DIR
 from abl.search.engine import CHECKPOINT_LEDGER as LEDGER_FILE
-from abl.search.engine import TUNE_DIR
 
 RESULTS_FILE = "result.json"  # Tune's JSON logger's, synced with the snapshot
 

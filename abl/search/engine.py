@@ -8,7 +8,6 @@ talks to a store.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import json
 import logging
 import os
@@ -19,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from abl.errors import AblError
-from abl.search.load import trainable_of
-from abl.search.space import MARK_KEYS, Dist, Space
-from abl.search.variants import count_trials, expand
+from abl.rundir import TUNE_DIR
+from abl.space.load import trainable_of
+from abl.space.schema import MARK_KEYS, Dist, Space
+from abl.space.variants import count_trials, expand
 
 TRIAL_INDEX = "__trial_index__"  # set by Tune's Repeater: which repeat (seed) of a TPE config
-TUNE_DIR = "tune"  # in the run dir: Ray Tune's experiment state and checkpoints, for resume
 # in a trial's folder of TUNE_DIR: the report that carried each checkpoint (abl.search._checkpoints)
 CHECKPOINT_LEDGER = "abl-checkpoints.jsonl"
 
@@ -73,21 +72,6 @@ class Sweep:
 def default_tracking_uri(root: Path) -> str:
     """``$MLFLOW_TRACKING_URI`` if set, else a SQLite file in the results root."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / 'mlflow.db').resolve()}"
-
-
-def new_run_dir(root: Path, name: str) -> Path:
-    """``<root>/<name>/<timestamp>``, created; a suffix keeps two sweeps in one second apart."""
-    stamp = dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    base = (root / name).resolve()
-    base.mkdir(parents=True, exist_ok=True)
-    for n in range(1000):
-        run_dir = base / (stamp if n == 0 else f"{stamp}_{n}")
-        try:
-            run_dir.mkdir()
-            return run_dir
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"cannot create a run directory under {base}")
 
 
 def trial_config(config: dict[str, Any], spec: Any | None) -> dict[str, Any]:

@@ -21,10 +21,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from abl.errors import AblError, brief, did_you_mean, one_of
-from abl.search import _yaml
-from abl.search.engine import SweepOptions, default_tracking_uri, new_run_dir
-from abl.search.load import load_space
-from abl.search.space import Space
+from abl.rundir import new_run_dir, runs_of
+from abl.search.engine import SweepOptions, default_tracking_uri
+from abl.space import _yaml
+from abl.space.load import load_space
+from abl.space.schema import Space
 
 if typing.TYPE_CHECKING:
     from abl.results.digest import DigestPaths, Rules, SpaceDigest
@@ -182,11 +183,7 @@ def previous_nightly(root: Path, name: str, *, clear: bool = False) -> Path | No
 
     With ``clear``, the newest one in which no rule fired, if there is one.
     """
-    from abl.results.run import _run_order
-
-    base = root / name
-    runs = [p for p in base.iterdir() if (p / NIGHTLY_JSON).is_file()] if base.is_dir() else []
-    runs.sort(key=_run_order)
+    runs = runs_of(root / name, marker=NIGHTLY_JSON)
     cleared = [p for p in runs if not _marked(p).get("fired", True)] if clear else []
     chosen = cleared or runs
     return chosen[-1].resolve() if chosen else None

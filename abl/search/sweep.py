@@ -20,24 +20,21 @@ from typing import Any
 from abl.errors import AblError, error_line, one_of
 from abl.redact import is_redacted
 from abl.results.store import TrialStatus
+from abl.rundir import MLFLOW_JSON, SPACE_FILE, TUNE_DIR, new_run_dir
 from abl.search.engine import (
-    TUNE_DIR,
     Sweep,
     SweepOptions,
     build_tuner,
     default_tracking_uri,
     init_ray,
     mark_statuses,
-    new_run_dir,
     quiet_unstarted_trials,
     restore_tuner,
     trial_config,
 )
-from abl.search.space import MARK_KEYS, Space
-from abl.search.variants import count_trials
+from abl.space.schema import MARK_KEYS, Space
+from abl.space.variants import count_trials
 
-SPACE_FILE = "space.yaml"
-MLFLOW_JSON = "mlflow.json"  # written by the MLflow sink: the tracking URI and parent run
 _LIVE = (TrialStatus.PENDING, TrialStatus.RUNNING)
 
 
@@ -58,7 +55,7 @@ def make_sinks(names: tuple[str, ...], *, tracking_uri: str, console: Any = None
 def run_sweep(space: Space, options: SweepOptions, *, console: Any = None) -> Sweep:
     """Run every trial of ``space`` on Ray and stream results to the sinks; returns where they went.
 
-    >>> from abl.search import load_space  # doctest: +SKIP
+    >>> from abl.space import load_space  # doctest: +SKIP
     >>> run_sweep(load_space("quickstart"), SweepOptions())  # doctest: +SKIP
     """
     tracking_uri = options.tracking_uri or default_tracking_uri(options.root)
@@ -86,8 +83,8 @@ def resume_sweep(
     same MLflow parent run are continued: every trial keeps one row and one child run.
     """
     from abl.search.disk import broken_state, repair_state
-    from abl.search.load import load_space
     from abl.search.sinks.parquet import recover_reports
+    from abl.space.load import load_space
 
     if not (run_dir / TUNE_DIR / "tuner.pkl").is_file():
         raise AblError(
@@ -133,7 +130,7 @@ def start_ray(
     """Start (or join) Ray and say where its dashboard is, before the first trial starts.
 
     Ray takes seconds to start, mostly waiting for its processes; meanwhile a thread builds
-    ``space``'s models on the meta device (:func:`~abl.search.load.check_space_models`) and
+    ``space``'s models on the meta device (:func:`~abl.space.load.check_space_models`) and
     loads what the sweep needs next (:class:`_Prepare`). A model that rejects its config
     stops the Ray just started and is raised, as one error line.
     """
@@ -175,7 +172,7 @@ class _Prepare(threading.Thread):
 
     def run(self) -> None:
         if self.space is not None:
-            from abl.search.load import check_space_models
+            from abl.space.load import check_space_models
 
             try:
                 check_space_models(self.space)
@@ -232,9 +229,9 @@ def _execute(
 ) -> Sweep:
     """Run (or resume) the sweep on the Ray already started; ``owned``: this sweep started
     it (``options.stop_ray`` then shuts it down while the report is built)."""
-    from abl.search.load import trainable_of
     from abl.search.sinks import SinkCallback, SweepInfo
     from abl.search.sinks.parquet import prior_records
+    from abl.space.load import trainable_of
 
     spec, _ = trainable_of(space)
     sweep = SweepInfo(
@@ -596,10 +593,3 @@ def log_best(client: Any, parent_run_id: str, run_dir: Path) -> None:
         ]
         tags.append(RunTag("abl.best_trial", str(best["trial_id"])))
     client.log_batch(parent_run_id, metrics=metrics, tags=tags)
-
-
-def latest_run(root: Path, name: str) -> Path | None:
-    """The newest run directory of sweep ``name`` under ``root``."""
-    base = root / name
-    runs = sorted(p for p in base.iterdir() if (p / SPACE_FILE).exists()) if base.is_dir() else []
-    return runs[-1] if runs else None

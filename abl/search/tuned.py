@@ -14,7 +14,7 @@ with seeds that tuning never used. An arm confirms without waiting for the other
 confirmation needs nothing from them, and its seeds then fill slots that would otherwise idle.
 With ASHA, :class:`TunedASHA` keeps rungs per arm (a weak arm is not starved by a strong
 one's cutoffs) and never prunes confirmation trials: their values are what the report compares. Every trial config carries ``tune.phase`` and ``tune.arm`` (see
-:data:`abl.search.space.MARK_KEYS`), which become columns of ``trials.parquet``.
+:data:`abl.space.schema.MARK_KEYS`), which become columns of ``trials.parquet``.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from ray.tune.schedulers import TrialScheduler
 from ray.tune.search import Searcher
 
 from abl.search._asha import MarkingASHA
-from abl.search.space import ARM_KEY, PHASE_KEY, Dist, Phase, Space
-from abl.search.variants import arm_configs
+from abl.space.schema import ARM_KEY, PHASE_KEY, Dist, Phase, Space
+from abl.space.variants import arm_configs
 
 MAX_STARTUP = 10  # Optuna's default number of random trials before TPE models the results
 

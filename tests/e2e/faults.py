@@ -19,7 +19,8 @@ from typing import Any
 import psutil
 from mlflow.tracking import MlflowClient
 
-from abl.results.store import HISTORY, read_history, read_table, read_trials
+from abl.results.store import read_history, read_table, read_trials
+from abl.rundir import HISTORY
 from tests.e2e.procs import wait_for
 
 SPACE = """

@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 from mlflow.tracking import MlflowClient
 
-from abl.results.store import HISTORY, TRIALS, read_history, read_trials
+from abl.results.store import read_history, read_trials
+from abl.rundir import HISTORY, TRIALS
 from tests.e2e.faults import (
     Sweep,
     abl,

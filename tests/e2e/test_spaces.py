@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from abl.search import count_trials, expand, load_space
-from abl.search.load import trainable_of
-from abl.search.space import builtin_spaces_dir
+from abl.space import count_trials, expand, load_space
+from abl.space.load import trainable_of
+from abl.space.schema import builtin_spaces_dir
 from abl.trainables.loop import train
 from abl.trainables.models import MODELS
 from abl.trainables.tasks import TASKS

@@ -15,7 +15,7 @@ from statsmodels.stats.power import TTestPower
 
 from abl.results import build_report
 from abl.results.comparisons import Kind, compare_axes
-from abl.search.space import Space, parse_space
+from abl.space.schema import Space, parse_space
 from tests.results.synthetic import planted_trials, trial
 
 PE = {"randn": 0.6, "sinpe": 0.3, "rope": 0.0}
@@ -197,7 +197,7 @@ def test_holm_is_statsmodels_holm(seed: int) -> None:
     """abl's Holm step-down gives statsmodels' adjusted p-values, ties and all."""
     from statsmodels.stats.multitest import multipletests
 
-    from abl.results.comparisons import holm
+    from abl.results._pairs import holm
 
     rng = np.random.default_rng(seed)
     p = rng.uniform(0, 0.2, size=int(rng.integers(1, 30)))

@@ -8,7 +8,8 @@ from collections import Counter
 from pathlib import Path
 
 from abl.results.store import read_history, read_trials
-from abl.search import SweepOptions, load_space, run_sweep
+from abl.search import SweepOptions, run_sweep
+from abl.space import load_space
 
 TINY = ["data.length=300", "data.time_steps=16", "model.d_model=8", "model.is_causal=true"]
 
@@ -115,7 +116,8 @@ def test_trials_a_resume_marks_finished_no_longer_hold_the_grid_searchers_places
     reported to it again: unless released in its saved state, the resumed sweep waits forever."""
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    from abl.search.engine import TUNE_DIR, mark_statuses
+    from abl.rundir import TUNE_DIR
+    from abl.search.engine import mark_statuses
 
     tune_dir = tmp_path / TUNE_DIR
     tune_dir.mkdir()

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from abl.errors import AblError
-from abl.search import load_space
-from abl.search.space import Space, builtin_spaces_dir
+from abl.space import load_space
+from abl.space.schema import Space, builtin_spaces_dir
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from abl.results.store import read_history, read_trials
-from abl.search import SweepOptions, load_space, run_sweep
+from abl.search import SweepOptions, run_sweep
+from abl.space import load_space
 from tests.e2e.procs import free_port
 
 pytestmark = pytest.mark.ray

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from abl.errors import AblError
-from abl.search import apply_overrides, parse_override
+from abl.space import apply_overrides, parse_override
 
 RAW = {
     "name": "t",

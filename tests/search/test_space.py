@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from abl.errors import AblError
-from abl.search import count_trials, expand, load_space
-from abl.search.load import trainable_of
-from abl.search.space import builtin_spaces_dir
+from abl.space import count_trials, expand, load_space
+from abl.space.load import trainable_of
+from abl.space.schema import builtin_spaces_dir
 
 BASE = """
 name: t

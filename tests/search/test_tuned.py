@@ -10,9 +10,9 @@ import pytest
 
 from abl.errors import AblError
 from abl.results.tuned import analyse_tuned
-from abl.search import count_trials, load_space
-from abl.search.space import ARM_KEY, PHASE_KEY, Dist, parse_space
 from abl.search.tuned import TunedASHA, TunedSearcher
+from abl.space import count_trials, load_space
+from abl.space.schema import ARM_KEY, PHASE_KEY, Dist, parse_space
 
 BASE = """
 name: t

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from abl.results.store import read_history
-from abl.search import SweepOptions, load_space, run_sweep
+from abl.search import SweepOptions, run_sweep
+from abl.space import load_space
 
 
 @pytest.mark.parametrize("cpu", [1, 2])

@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from abl.redact import redact
-from abl.results.store import TRIALS, PartWriter, TrialStatus
+from abl.results.store import PartWriter, TrialStatus
+from abl.rundir import MLFLOW_JSON, TRIALS
 from abl.search.sinks.base import Sink, SweepInfo, TrialRecord
 
 if TYPE_CHECKING:
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
-MLFLOW_JSON = "mlflow.json"  # in the run dir: where the sweep's runs are, for resume
 # MLflow 3's UI opens an experiment of this kind in its classic "Model training" view (runs
 # table, charts) instead of asking for a type or showing the GenAI tabs; older UIs ignore it.
 EXPERIMENT_KIND, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"

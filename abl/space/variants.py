@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from abl.errors import AblError, did_you_mean, one_of
-from abl.search.space import Dist, Space
+from abl.space.schema import Dist, Space
 
 # Trials one sweep may hold: Tune keeps every trial in the driver (about 0.5 KB each in abl's
 # sinks, far more in Tune), and bench/report_scale.py measures reports up to 100k trials.

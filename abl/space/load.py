@@ -6,10 +6,10 @@ import re
 from typing import Any
 
 from abl.errors import AblError
-from abl.search import _yaml
-from abl.search.overrides import apply_overrides
-from abl.search.space import Space, find_space_file, parse_space
-from abl.search.variants import check_models, check_space
+from abl.space import _yaml
+from abl.space.overrides import apply_overrides
+from abl.space.schema import Space, find_space_file, parse_space
+from abl.space.variants import check_models, check_space
 
 
 def trainable_of(space: Space) -> tuple[Any | None, Any | None]:

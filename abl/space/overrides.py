@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from abl.errors import AblError
-from abl.search import _yaml
+from abl.space import _yaml
 
 # Space settings: an override whose first dotted part is one of these sets the space, not a trial.
 SETTINGS = (

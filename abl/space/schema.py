@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from abl.errors import AblError, brief, did_you_mean, one_of
-from abl.search import _yaml
+from abl.space import _yaml
 
 Scalar = bool | int | float | str | None
 DIST_KINDS = ("uniform", "loguniform", "int", "choice")
