@@ -21,7 +21,7 @@ def main(name: str, overrides: list[str]) -> None:
     from bench._env import ignore_report
 
     space = load_space(name, overrides)
-    spec, _ = trainable_of(space)
+    spec = trainable_of(space)
     first: float | None = None
     for config in expand(space, spec):
         first = time.time() if first is None else first

@@ -75,7 +75,7 @@ def loop_seconds(space: Any, threads: int | None) -> float:
     from abl.space.load import trainable_of
     from abl.trainables.loop import train
 
-    spec, _ = trainable_of(space)
+    spec = trainable_of(space)
     configs = expand(space, spec)
     with torch_threads(threads), Stopwatch() as sw:
         for config in configs:
@@ -104,7 +104,7 @@ def pool_seconds(space: Any, workers: int = 2) -> float:
     from abl.space import expand
     from abl.space.load import trainable_of
 
-    spec, _ = trainable_of(space)
+    spec = trainable_of(space)
     configs = expand(space, spec)
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_pool_init)
@@ -121,7 +121,7 @@ def warm_up(space: Any) -> None:
     from abl.space.load import trainable_of
     from abl.trainables.loop import train
 
-    spec, _ = trainable_of(space)
+    spec = trainable_of(space)
     config = {**expand(space, spec, limit=1)[0], "train.epochs": 1}
     train(config, trainable=spec, report=ignore_report, device=device())
 

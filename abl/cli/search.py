@@ -261,16 +261,16 @@ def _how(space) -> str:
 def _dry_run(console: Console, space, n: int, show: int) -> None:
     from abl.space.load import trainable_of
 
-    spec, _ = trainable_of(space)
+    trainable = trainable_of(space)
     console.print(
         f"[bold]{space.name}[/]: {n} trials of '{space.trainable}' "
         f"({_how(space)}{'' if space.tune else f', repeats {space.repeats}'}), "
         f"ranked by {space.metric} ({space.mode}); nothing was run"
     )
     if space.tune is not None:
-        _dry_run_arms(console, space, spec, show)
+        _dry_run_arms(console, space, trainable, show)
         return
-    configs = expand(space, spec, limit=show)
+    configs = expand(space, trainable, limit=show)
     keys = varying_keys(space)
     if space.search.algorithm == "tpe":
         console.print("TPE proposes configs as it goes; one per grid cell of the axes below:")
@@ -282,11 +282,11 @@ def _dry_run(console: Console, space, n: int, show: int) -> None:
         console.print(f"... and {n - len(configs)} more")
 
 
-def _dry_run_arms(console: Console, space, spec, show: int) -> None:
+def _dry_run_arms(console: Console, space, trainable, show: int) -> None:
     from abl.space.schema import arm_keys
     from abl.space.variants import arm_configs
 
-    arms = arm_configs(space, spec.resolve({}, space.source) if spec is not None else None)
+    arms = arm_configs(space, trainable.resolve({}, space.source))
     keys = arm_keys(space)
     console.print(f"{len(arms)} arms; the nuisance parameters are tuned within each:")
     table = Table("arm", *keys)

@@ -15,7 +15,7 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from abl.errors import AblError
 from abl.rundir import TUNE_DIR
@@ -23,6 +23,10 @@ from abl.space.load import trainable_of
 from abl.space.schema import MARK_KEYS, Dist, Space
 from abl.space.variants import count_trials, expand
 
+if TYPE_CHECKING:
+    from abl.trainables.trainable import Trainable
+
+DEFAULT_MAX_T = 100  # ASHA's max_t for a function trainable that neither space nor config bounds
 TRIAL_INDEX = "__trial_index__"  # set by Tune's Repeater: which repeat (seed) of a TPE config
 # in a trial's folder of TUNE_DIR: the report that carried each checkpoint (abl.search._checkpoints)
 CHECKPOINT_LEDGER = "abl-checkpoints.jsonl"
@@ -74,7 +78,7 @@ def default_tracking_uri(root: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / 'mlflow.db').resolve()}"
 
 
-def trial_config(config: dict[str, Any], spec: Any | None) -> dict[str, Any]:
+def trial_config(config: dict[str, Any], trainable: Trainable) -> dict[str, Any]:
     """The config a trial runs with, from the one Tune hands over.
 
     A Repeater index is folded into ``seed``. Tune gives every trial every key of the param
@@ -84,22 +88,19 @@ def trial_config(config: dict[str, Any], spec: Any | None) -> dict[str, Any]:
     config = {k: v for k, v in config.items() if k not in MARK_KEYS}
     if TRIAL_INDEX in config:
         config["seed"] = int(config.get("seed", 0) or 0) + int(config.pop(TRIAL_INDEX))
-    if spec is not None:
-        schema = spec.schema(config.get("model.kind") or spec.default_model)
-        config = {k: v for k, v in config.items() if k in schema or v is not None}
-    return config
+    return trainable.trial_config(config)
 
 
 def run_function(
     config: dict[str, Any], trainable_name: str, plugins: tuple[str, ...] = ()
 ) -> None:
-    """The function trainable Tune runs: a registered trainable through the shared loop."""
-    from abl.trainables.loop import run_trial
+    """The function trainable Tune runs: the space's trainable, given its trial's config."""
     from abl.trainables.registry import import_plugins
-    from abl.trainables.spec import TRAINABLES
+    from abl.trainables.trainable import lookup
 
     import_plugins(plugins)
-    run_trial(trial_config(config, TRAINABLES.get(trainable_name)), trainable_name)
+    trainable = lookup(trainable_name)
+    trainable.run(trial_config(config, trainable))
 
 
 def _suggest(trial: Any, key: str, dist: Dist) -> Any:
@@ -117,16 +118,16 @@ class DefineByRun:
     A class, not a closure: OptunaSearch pickles its space into Tune's experiment state.
     """
 
-    def __init__(self, space: Space, spec: Any) -> None:
+    def __init__(self, space: Space, trainable: Trainable) -> None:
         self.space = space
-        self.spec = spec
+        self.trainable = trainable
 
     def __call__(self, trial: Any) -> dict[str, Any]:
-        space, spec = self.space, self.spec
+        space, trainable = self.space, self.trainable
         given = {k: trial.suggest_categorical(k, list(v)) for k, v in space.grid.items()}
         given.update({k: _suggest(trial, k, d) for k, d in space.sample.items()})
         constants = dict(space.fixed)
-        defaults = spec.resolve({}, space.source) if spec is not None else {}
+        defaults = trainable.resolve({}, space.source)
         for block in space.when:
             if block.matches({**defaults, **constants, **given}):
                 given.update(
@@ -135,7 +136,7 @@ class DefineByRun:
                 given.update({k: _suggest(trial, k, d) for k, d in block.sample.items()})
                 constants.update(block.fixed)
         merged = {**constants, **given}
-        full = spec.resolve(merged, space.source) if spec is not None else merged
+        full = trainable.resolve(merged, space.source)
         return {k: v for k, v in full.items() if k not in given}
 
 
@@ -164,23 +165,24 @@ def build_tuner(
 
     from abl.search._asha import MarkingASHA
 
-    spec, _ = trainable_of(space)
+    target = trainable_of(space)
     param_space: dict[str, Any] = {}
     asha_class = MarkingASHA
     if space.tune is not None:
         from abl.search.tuned import TunedASHA, tuned_searcher
 
         asha = space.scheduler.asha
-        # A full trial's length tells pruned trials apart; unknown for custom functions.
-        max_t = (asha.max_t or (spec and _max_epochs(space, spec))) if asha else None
-        search_alg = tuned_searcher(space, spec, max_t=max_t)
+        # A full trial's length tells pruned trials apart (unknown for a function without
+        # train.epochs).
+        max_t = (asha.max_t or _max_epochs(space, target)) if asha else None
+        search_alg = tuned_searcher(space, target, max_t=max_t)
         num_samples = count_trials(space)
         asha_class = TunedASHA
     elif space.search.algorithm == "tpe":
-        search_alg = _tpe(space, spec)
+        search_alg = _tpe(space, target)
         num_samples = space.search.samples * space.repeats
     else:
-        variants = expand(space, spec)
+        variants = expand(space, target)
         # Tune ignores max_concurrent_trials for a generator given as search_alg: set it here.
         search_alg = BasicVariantGenerator(
             points_to_evaluate=variants, max_concurrent=space.search.concurrency or 0
@@ -191,7 +193,7 @@ def build_tuner(
     scheduler = None
     if space.scheduler.asha is not None:
         asha = space.scheduler.asha
-        max_t = asha.max_t or _max_epochs(space, spec)
+        max_t = asha.max_t or _max_epochs(space, target) or DEFAULT_MAX_T
         scheduler = asha_class(
             time_attr="training_iteration",
             max_t=max_t,
@@ -230,8 +232,7 @@ def trainable(space: Space) -> Any:
     """What Tune runs for ``space``: its function trainable with the space's resources."""
     from ray import tune
 
-    _, function = trainable_of(space)
-    fn = function or tune.with_parameters(
+    fn = tune.with_parameters(
         run_function, trainable_name=space.trainable, plugins=tuple(space.plugins)
     )
     fn = tune.with_resources(fn, {"cpu": space.resources.cpu, "gpu": space.resources.gpu})
@@ -390,14 +391,14 @@ def restore_tuner(
     return tuner
 
 
-def _tpe(space: Space, spec: Any) -> Any:
+def _tpe(space: Space, target: Trainable) -> Any:
     import optuna
     from ray.tune.search.optuna import OptunaSearch
     from ray.tune.search.repeater import Repeater
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     searcher = OptunaSearch(
-        space=DefineByRun(space, spec),
+        space=DefineByRun(space, target),
         metric=space.metric,
         mode=space.mode,
         sampler=optuna.samplers.TPESampler(seed=space.search.seed),
@@ -407,11 +408,9 @@ def _tpe(space: Space, spec: Any) -> Any:
     )
 
 
-def _max_epochs(space: Space, spec: Any) -> int:
-    if spec is None:
-        return 100
-    configs = expand(space, spec, limit=10_000)
-    return max(int(c.get("train.epochs", 1)) for c in configs)
+def _max_epochs(space: Space, trainable: Trainable) -> int | None:
+    configs = expand(space, trainable, limit=10_000)
+    return max((int(c["train.epochs"]) for c in configs if "train.epochs" in c), default=None)
 
 
 def check_port(host: str, port: int) -> None:

@@ -233,7 +233,7 @@ def _execute(
     from abl.search.sinks.parquet import prior_records
     from abl.space.load import trainable_of
 
-    spec, _ = trainable_of(space)
+    target = trainable_of(space)
     sweep = SweepInfo(
         name=space.name,
         run_dir=run_dir,
@@ -248,7 +248,7 @@ def _execute(
     sweep.ended_before = sum(r.status not in rerun for r in prior.values())
     sweep.best_before = best_completed(prior.values(), space.metric, space.mode)
     sinks = make_sinks(options.sinks, tracking_uri=tracking_uri, console=console)
-    callback = SinkCallback(sinks, sweep, config_of=_FullConfig(spec), prior=prior)
+    callback = SinkCallback(sinks, sweep, config_of=_FullConfig(target), prior=prior)
     if options.report:
         callback.at_first_result = _preload_report
     if resume:
@@ -412,13 +412,12 @@ def _metric_not_reported(exc: BaseException) -> list[str] | None:
 class _FullConfig:
     """The full flat config the sinks record for a trial (defaults and seed filled in)."""
 
-    def __init__(self, spec: Any) -> None:
-        self.spec = spec
+    def __init__(self, trainable: Any) -> None:
+        self.trainable = trainable
 
     def __call__(self, config: dict[str, Any]) -> dict[str, Any]:
         marks = {k: config[k] for k in MARK_KEYS if k in config}  # tuned ablations' phase, arm
-        config = trial_config(config, self.spec)
-        full = self.spec.resolve(config, "trial config") if self.spec is not None else config
+        full = self.trainable.resolve(trial_config(config, self.trainable), "trial config")
         return {**full, **marks}
 
 

@@ -295,13 +295,12 @@ class TunedASHA(MarkingASHA):
         self._trial_info.pop(trial.trial_id, None)
 
 
-def tuned_searcher(space: Space, spec: Any | None, *, max_t: int | None) -> TunedSearcher:
+def tuned_searcher(space: Space, trainable: Any, *, max_t: int | None) -> TunedSearcher:
     """The searcher of a tuned space; ``max_t`` is the full trial length when ASHA runs."""
     if space.tune is None:
         raise ValueError(f"{space.source} has no tune: block")
-    defaults = spec.resolve({}, space.source) if spec is not None else {}
     return TunedSearcher(
-        arms=arm_configs(space, defaults),
+        arms=arm_configs(space, trainable.resolve({}, space.source)),
         params=space.tune.params,
         trials=space.tune.trials,
         confirm=space.confirm,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING
 
 from abl.errors import AblError
 from abl.space import _yaml
@@ -11,25 +11,20 @@ from abl.space.overrides import apply_overrides
 from abl.space.schema import Space, find_space_file, parse_space
 from abl.space.variants import check_models, check_space
 
+if TYPE_CHECKING:
+    from abl.trainables.trainable import Trainable
 
-def trainable_of(space: Space) -> tuple[Any | None, Any | None]:
-    """``(TrainableSpec, None)`` for a registered trainable, ``(None, function)`` for an import path."""
+
+def trainable_of(space: Space) -> Trainable:
+    """The space's trainable (its plug-ins imported first): a registered one or a function."""
     from abl.trainables.registry import import_plugins
-    from abl.trainables.spec import TRAINABLES, TrainableSpec
+    from abl.trainables.trainable import lookup
 
     import_plugins(space.plugins, where=f"{space.source}, plugins")
     try:
-        obj = TRAINABLES.get(space.trainable)
+        return lookup(space.trainable)
     except AblError as exc:
         raise AblError(f"{exc} ({space.source}, trainable)") from None
-    if isinstance(obj, TrainableSpec):
-        return obj, None
-    if callable(obj):
-        return None, obj
-    raise AblError(
-        f"trainable '{space.trainable}' is neither a registered trainable nor a function "
-        f"({space.source}, trainable)"
-    )
 
 
 def load_space(
@@ -54,8 +49,7 @@ def load_space(
     try:
         space = parse_space(apply_overrides(raw, list(overrides)), source=str(path))
         space._overrides = tuple(overrides)
-        spec, _ = trainable_of(space)
-        check_space(space, spec, models=models)
+        check_space(space, trainable_of(space), models=models)
     except AblError as exc:
         raise AblError(_name_the_override(str(exc), overrides)) from None
     return space
@@ -64,7 +58,7 @@ def load_space(
 def check_space_models(space: Space) -> None:
     """The model checks ``load_space(..., models=False)`` left out, its errors worded alike."""
     try:
-        check_models(space, trainable_of(space)[0])
+        check_models(space, trainable_of(space))
     except AblError as exc:
         raise AblError(_name_the_override(str(exc), space._overrides)) from None
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from abl.errors import AblError, did_you_mean, one_of
 from abl.space.schema import Dist, Space
+
+if TYPE_CHECKING:
+    from abl.trainables.trainable import Trainable
 
 # Trials one sweep may hold: Tune keeps every trial in the driver (about 0.5 KB each in abl's
 # sinks, far more in Tune), and bench/report_scale.py measures reports up to 100k trials.
@@ -108,22 +111,22 @@ def arm_configs(space: Space, defaults: dict[str, Any] | None = None) -> list[di
     ]
 
 
-def expand(space: Space, spec: Any | None, *, limit: int | None = None) -> list[dict[str, Any]]:
-    """Full flat configs of the trials a grid or random space runs, each checked against ``spec``.
+def expand(space: Space, trainable: Trainable, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """Full flat configs of the trials a grid or random space runs, each resolved (and checked)
+    by ``trainable``.
 
     For a TPE space this is one draw per grid cell: enough to check every reachable key; so is
     it for a tuned ablation (one draw of ``tune.params`` per arm).
-    ``spec`` is a TrainableSpec, or None for a custom function trainable (configs pass as given).
     """
     rng = np.random.default_rng(space.search.seed)
-    defaults = spec.resolve({}, space.source) if spec is not None else {}
+    defaults = trainable.resolve({}, space.source)
     out = []
     for i, given in enumerate(_given_configs(space, rng, defaults)):
         if i >= MAX_TRIALS:
             raise AblError(f"a sweep may have at most {MAX_TRIALS} trials ({space.source})")
         if limit is not None and i >= limit:
             break
-        out.append(spec.resolve(given, space.source) if spec is not None else dict(given))
+        out.append(trainable.resolve(given, space.source))
     return out
 
 
@@ -144,7 +147,7 @@ def _check_report_metrics(space: Space, metrics: tuple[str, ...]) -> None:
             )
 
 
-def check_space(space: Space, spec: Any | None, *, models: bool = True) -> None:
+def check_space(space: Space, trainable: Trainable, *, models: bool = True) -> None:
     """Everything that can be checked before a sweep starts, with one clear error.
 
     ``models=False`` leaves out building every distinct model on the meta device
@@ -165,9 +168,9 @@ def check_space(space: Space, spec: Any | None, *, models: bool = True) -> None:
             f"a sweep may have at most {MAX_TRIALS} trials; this one has {n} "
             f"(repeats {space.repeats}); narrow the grid or split it ({space.source})"
         )
-    if spec is None:
+    metrics = trainable.metrics()
+    if metrics is None:  # a function: its first report tells
         return
-    metrics = spec.metrics()
     if space.metric not in metrics:
         raise AblError(
             f"metric must be one that trainable '{space.trainable}' reports "
@@ -175,18 +178,14 @@ def check_space(space: Space, spec: Any | None, *, models: bool = True) -> None:
         )
     _check_report_metrics(space, metrics)
     if models:
-        check_models(space, spec)
+        check_models(space, trainable)
 
 
-def check_models(space: Space, spec: Any | None) -> None:
+def check_models(space: Space, trainable: Trainable) -> None:
     """Build every distinct task and model of the space (models on the meta device), so a
     config that its model rejects is one error before any trial starts."""
-    if spec is None:
-        return
-    from abl.trainables.loop import preflight
-
-    configs = expand(space, spec, limit=10_000)
+    configs = expand(space, trainable, limit=10_000)
     try:
-        preflight(configs, spec)
+        trainable.preflight(configs)
     except AblError as exc:
         raise AblError(f"{exc} ({space.source})".replace(") (", ", ", 1)) from None

@@ -7,6 +7,7 @@ A trial config is flat with dotted keys (``model.pe_type``, ``data.time_steps``,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,6 +116,24 @@ class TrainableSpec:
             )
         known = sorted(set(self.schema(kind)) | self.all_keys())
         return f"unknown parameter '{key}' for trainable '{self.name}'{did_you_mean(key, known)} ({where})"
+
+    def trial_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """``config`` less the None-valued keys its model kind does not have (Tune gives every
+        trial every key of the param space, None where the trial's preset lacks it)."""
+        schema = self.schema(config.get("model.kind") or self.default_model)
+        return {k: v for k, v in config.items() if k in schema or v is not None}
+
+    def preflight(self, configs: Sequence[dict[str, Any]]) -> None:
+        """Build every distinct task and model of ``configs`` (models on the meta device)."""
+        from abl.trainables.loop import preflight
+
+        preflight(configs, self)
+
+    def run(self, config: dict[str, Any]) -> None:
+        """One trial through the shared training loop."""
+        from abl.trainables.loop import run_trial
+
+        run_trial(config, self.name)
 
 
 TRAINABLES: Registry = Registry("trainable", {})

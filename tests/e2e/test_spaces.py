@@ -40,7 +40,7 @@ def test_dry_run_count_is_the_logbook_grid(path):
 @pytest.mark.parametrize("path", SPACES, ids=lambda p: p.stem)
 def test_one_tiny_epoch_of_each_model_kind_trains(path):
     space = load_space(str(path))
-    spec, _ = trainable_of(space)
+    spec = trainable_of(space)
     first_of_kind: dict[str, dict] = {}
     for config in expand(space, spec):
         first_of_kind.setdefault(config["model.kind"], config)

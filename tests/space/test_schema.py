@@ -29,7 +29,7 @@ def load(tmp_path: Path, text: str, *overrides: str):
 
 
 def configs(space):
-    spec, _ = trainable_of(space)
+    spec = trainable_of(space)
     return expand(space, spec)
 
 
