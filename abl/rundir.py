@@ -15,6 +15,8 @@ from abl.errors import AblError, did_you_mean, one_of
 SPACE_FILE = "space.yaml"  # the resolved space the sweep ran
 MLFLOW_JSON = "mlflow.json"  # the MLflow sink's: tracking URI, experiment and parent run
 TUNE_DIR = "tune"  # Ray Tune's experiment state and checkpoints, for --resume
+# in each trial's folder of TUNE_DIR: the report that carried each checkpoint
+CHECKPOINT_LEDGER = "abl-checkpoints.jsonl"
 TRIALS = "trials.parquet"  # one row per trial
 HISTORY = "history.parquet"  # one row per report
 

@@ -10,17 +10,16 @@ such a trial at the newest recorded checkpoint left on disk before ``Tuner.resto
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ray.tune import Callback
-from ray.tune.utils.serialization import TuneFunctionEncoder, _loads_with_cloudpickle
 
-from abl.rundir import TUNE_DIR
-from abl.search.engine import CHECKPOINT_LEDGER as LEDGER_FILE
+from abl.rundir import CHECKPOINT_LEDGER, TUNE_DIR
+from abl.search.raycompat import Snapshot
 
 RESULTS_FILE = "result.json"  # Tune's JSON logger's, synced with the snapshot
 
@@ -45,7 +44,7 @@ class CheckpointLedger(Callback):
         try:
             if checkpoint.filesystem.type_name != "local":
                 return  # a remote run directory: nothing to repair it from on this disk
-            with open(Path(path.parent, LEDGER_FILE), "a", encoding="utf-8") as ledger:
+            with open(Path(path.parent, CHECKPOINT_LEDGER), "a", encoding="utf-8") as ledger:
                 ledger.write(json.dumps(result, default=str) + "\n")
         except Exception:  # a ledger that cannot be written must not stop the sweep
             return
@@ -79,75 +78,42 @@ def repair_checkpoints(run_dir: Path, *, errored: bool = False) -> list[Checkpoi
     that Tune counts iterations from there; with none left it starts again. ``errored``:
     errored trials too (``--retry-errored``). Returns what was changed.
 
-    Tune has no public API for a trial's checkpoints: this edits the private
-    ``_CheckpointManager`` (and the trial's ``StorageContext`` checkpoint index) pickled in
-    the snapshot, as Ray 2.60 writes them. A snapshot it cannot read is left as it is.
+    Tune has no public API for a trial's checkpoints: :class:`abl.search.raycompat.Snapshot`
+    edits the private objects pickled in the snapshot. A snapshot it cannot read is left as it is.
     """
 
-    def decode(blob: Any) -> Any:
-        return _loads_with_cloudpickle(json.dumps(blob))
-
-    def encode(obj: Any) -> Any:
-        return json.loads(json.dumps(obj, cls=TuneFunctionEncoder))
-
-    snapshots = sorted((run_dir / TUNE_DIR).glob("experiment_state-*.json"))
-    if not snapshots:
-        return []
-    try:
-        state = json.loads(snapshots[-1].read_text())
-        entries = state["trial_data"]
-    except (OSError, ValueError, KeyError, TypeError):
+    snapshot = None
+    with contextlib.suppress(OSError, ValueError):
+        snapshot = Snapshot.newest(run_dir / TUNE_DIR)
+    if snapshot is None:
         return []
     skip = {"TERMINATED"} if errored else {"TERMINATED", "ERROR"}
     repairs: list[CheckpointRepair] = []
-    for entry in entries:
+    for trial in snapshot.trials():
         try:
-            trial, meta = json.loads(entry[0]), json.loads(entry[1])
-            if trial.get("status") in skip:
+            if trial.status in skip or trial.checkpoint is None:
                 continue
-            manager = decode(meta["checkpoint_manager"])
-            latest = manager._latest_checkpoint_result
-            if latest is None:
-                continue
-            storage = decode(trial["storage"])
             # Where the run is now (Tune moves the saved paths there on restore).
-            trial_dir = run_dir / TUNE_DIR / storage.trial_dir_name
-            lost = PurePosixPath(latest.checkpoint.path)
-            if not trial_dir.is_dir() or (trial_dir / lost.name).is_dir():
+            trial_dir = run_dir / TUNE_DIR / trial.trial_dir_name
+            lost = PurePosixPath(trial.checkpoint).name
+            if not trial_dir.is_dir() or (trial_dir / lost).is_dir():
                 continue  # not on this machine's disk (cannot tell), or there
             found = _newest_checkpoint(trial_dir)
-            if found is None:
-                manager._checkpoint_results, manager._latest_checkpoint_result = [], None
-            else:
-                kept = type(latest)(
-                    checkpoint=type(latest.checkpoint)(
-                        path=lost.with_name(found[0]).as_posix(),
-                        filesystem=latest.checkpoint.filesystem,
-                    ),
-                    metrics=found[1],
-                )
-                manager._checkpoint_results, manager._latest_checkpoint_result = [kept], kept
-                meta["last_result"] = found[1]
             # New checkpoints go to folders after every one present, never into one of them.
             present = [_checkpoint_index(p.name) for p in trial_dir.glob("checkpoint_*")]
-            storage.current_checkpoint_index = max([storage.current_checkpoint_index, *present])
+            trial.repoint(found and found[0], found[1] if found else {}, max(present, default=-1))
         except Exception:  # not the snapshot Ray 2.60 writes: leave this trial as it is
             continue
-        meta["checkpoint_manager"] = encode(manager)
-        trial["storage"] = encode(storage)
-        entry[0], entry[1] = json.dumps(trial, indent=2), json.dumps(meta, indent=2)
         repairs.append(
             CheckpointRepair(
-                str(trial["trial_id"]),
-                lost.name,
+                str(trial.trial_id),
+                lost,
                 found and found[0],
                 int(found[1].get("training_iteration") or 0) if found else 0,
             )
         )
     if repairs:
-        tmp = snapshots[-1].with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, snapshots[-1])
+        snapshot.save()
     return repairs
 
 
@@ -161,7 +127,7 @@ def _newest_checkpoint(trial_dir: Path) -> tuple[str, dict[str, Any]] | None:
     """The trial's newest checkpoint folder on disk that the ledger (or Tune's ``result.json``,
     synced with Tune's snapshot) names, with the report that carried it."""
     named: dict[str, dict[str, Any]] = {}
-    for source in (RESULTS_FILE, LEDGER_FILE):  # the ledger's line wins: it is the newer
+    for source in (RESULTS_FILE, CHECKPOINT_LEDGER):  # the ledger's line wins: it is the newer
         try:
             lines = (trial_dir / source).read_text(encoding="utf-8", errors="replace")
         except OSError:

@@ -19,6 +19,8 @@ import shutil
 import time
 from pathlib import Path
 
+from abl.search import raycompat
+
 # ENOSPC: the filesystem is full; EDQUOT: the user's quota is; EFBIG: a file-size limit.
 DISK_FULL_ERRNOS = frozenset((errno.ENOSPC, errno.EDQUOT, errno.EFBIG))
 _DISK_FULL_TEXT = re.compile(
@@ -53,11 +55,7 @@ class DiskFullLog(logging.Filter):
 
     # Tune's snapshot sync, MLflow's SQLite store, and Ray's "Unhandled error" of a trial
     # whose failed result the stopped sweep never collected.
-    LOGGERS = (
-        "ray.tune.execution.experiment_state",
-        "mlflow.store.db.utils",
-        "ray._private.worker",
-    )
+    LOGGERS = (raycompat.SNAPSHOT_LOGGER, "mlflow.store.db.utils", raycompat.WORKER_LOGGER)
 
     def __init__(self) -> None:
         super().__init__()
@@ -85,8 +83,8 @@ class DiskFullLog(logging.Filter):
 
 def _state_files(tune_dir: Path) -> list[Path]:
     """Tune's state files that a resume reads and that Tune rewrites as it runs."""
-    names = ("experiment_state-*.json", "*-state-*.json", "*-state-*.pkl")
-    return sorted({p for pattern in names for p in tune_dir.glob(pattern) if p.is_file()})
+    globs = raycompat.STATE_GLOBS
+    return sorted({p for pattern in globs for p in tune_dir.glob(pattern) if p.is_file()})
 
 
 def _complete(path: Path) -> bool:

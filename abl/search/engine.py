@@ -8,7 +8,6 @@ talks to a store.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import socket
@@ -28,8 +27,6 @@ if TYPE_CHECKING:
 
 DEFAULT_MAX_T = 100  # ASHA's max_t for a function trainable that neither space nor config bounds
 TRIAL_INDEX = "__trial_index__"  # set by Tune's Repeater: which repeat (seed) of a TPE config
-# in a trial's folder of TUNE_DIR: the report that carried each checkpoint (abl.search._checkpoints)
-CHECKPOINT_LEDGER = "abl-checkpoints.jsonl"
 
 
 @dataclass(frozen=True)
@@ -232,13 +229,13 @@ def trainable(space: Space) -> Any:
     """What Tune runs for ``space``: its function trainable with the space's resources."""
     from ray import tune
 
+    from abl.search.raycompat import with_mixins
+
     fn = tune.with_parameters(
         run_function, trainable_name=space.trainable, plugins=tuple(space.plugins)
     )
     fn = tune.with_resources(fn, {"cpu": space.resources.cpu, "gpu": space.resources.gpu})
-    # Tune makes its trainable class from the function with these mixins as bases.
-    fn.__mixins__ = (type("TrialName", (TrialName,), {"sweep": space.name}),)
-    return fn
+    return with_mixins(fn, type("TrialName", (TrialName,), {"sweep": space.name}))
 
 
 class TrialName:
@@ -246,7 +243,7 @@ class TrialName:
 
     Ray records an actor's repr once, when the actor is created, and the dashboard shows it
     on the Actors page and in the Logs; Tune's function trainable returns its ``_name``
-    there. Tune reuses an actor for the next trial (a new actor per trial doubled the
+    there (:func:`abl.search.raycompat.name_actor`). Tune reuses an actor for the next trial (a new actor per trial doubled the
     quickstart's wall time), so the dashboard keeps the name of the actor's first trial;
     each later trial writes Ray's log-prefix line (``:actor_name:quickstart 9a1e4_00003``)
     into the actor's log, which then says where that trial starts, and Ray's log lines
@@ -256,17 +253,15 @@ class TrialName:
     sweep = ""
 
     def setup(self, config: dict[str, Any]) -> None:
-        self._name = f"{self.sweep} {self.trial_id}"  # read by Tune's __repr__
+        from abl.search.raycompat import name_actor
+
+        name_actor(self, f"{self.sweep} {self.trial_id}")
         super().setup(config)  # type: ignore[misc]
 
     def reset_config(self, new_config: dict[str, Any]) -> bool:
-        import sys
+        from abl.search.raycompat import name_actor
 
-        from ray._private.ray_constants import LOG_PREFIX_ACTOR_NAME
-
-        self._name = f"{self.sweep} {self.trial_id}"
-        for stream in (sys.stdout, sys.stderr):
-            print(f"{LOG_PREFIX_ACTOR_NAME}{self._name}", file=stream, flush=True)
+        name_actor(self, f"{self.sweep} {self.trial_id}", reused=True)
         return super().reset_config(new_config)  # type: ignore[misc]
 
 
@@ -288,64 +283,34 @@ def mark_statuses(
     snapshot older than the store (a full disk kept Tune from writing the last one) can have
     a trial running that has ended since: it is not run again.
     """
-    snapshots = sorted((run_dir / TUNE_DIR).glob("experiment_state-*.json"))
-    if not (errored or unfinished or ended) or not snapshots:
+    from abl.search.raycompat import Snapshot, release_finished
+
+    snapshot = Snapshot.newest(run_dir / TUNE_DIR) if errored or unfinished or ended else None
+    if snapshot is None:
         return 0
-    state = json.loads(snapshots[-1].read_text())
     changed = 0
     done: set[str] = set()  # trials the snapshot has as finished, after the changes
-    for entry in state.get("trial_data", []):
-        trial = json.loads(entry[0])
-        status, trial_id = trial.get("status"), trial.get("trial_id")
+    for trial in snapshot.trials():
+        status, trial_id = trial.status, trial.trial_id
         if trial_id in errored and status != "ERROR":
-            trial["status"] = "ERROR"
+            trial.status = "ERROR"
         elif trial_id in unfinished and status == "ERROR":
-            trial["status"] = "PENDING"
+            trial.status = "PENDING"
         elif trial_id in ended and status not in ("TERMINATED", "ERROR"):
-            trial["status"] = "TERMINATED"
+            trial.status = "TERMINATED"
         else:
             if status in ("TERMINATED", "ERROR"):
                 done.add(trial_id)
             continue
-        if trial["status"] in ("TERMINATED", "ERROR"):
+        if trial.status in ("TERMINATED", "ERROR"):
             done.add(trial_id)
-        entry[0] = json.dumps(trial, indent=2)
         changed += 1
     if changed:
-        tmp = snapshots[-1].with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, snapshots[-1])
-    _release_finished(run_dir / TUNE_DIR, done)
+        snapshot.save()
+    # Tune's grid searcher starts no trial while ``max_concurrent`` of its own run, and counts
+    # a trial as running until told it finished; one finished here is never reported again.
+    release_finished(run_dir / TUNE_DIR, done)
     return changed
-
-
-def _release_finished(tune_dir: Path, done: set[str]) -> None:
-    """Take finished trials off the grid searcher's running ones in its saved state.
-
-    Tune's ``BasicVariantGenerator`` hands out no trial while ``max_concurrent`` of its own
-    are running, and counts a trial as running until Tune tells it that it finished. A trial
-    that :func:`mark_statuses` (or an older snapshot put back after a full disk) has as
-    finished is never reported again on resume: left in the saved set, it would hold its
-    place for good and the resumed sweep would wait forever for trials it never starts. The
-    state is a pickle of Ray's private fields (``_live_trials``); one that cannot be read is
-    left as it is.
-    """
-    import ray.cloudpickle
-
-    states = sorted(tune_dir.glob("basic-variant-state-*.json"))
-    if not done or not states:
-        return
-    try:
-        state = ray.cloudpickle.loads(states[-1].read_bytes())
-        live = state["_live_trials"]
-        if not live & done:
-            return
-        state["_live_trials"] = live - done
-        tmp = states[-1].with_name(f".{states[-1].name}.tmp")
-        tmp.write_bytes(ray.cloudpickle.dumps(state))
-        os.replace(tmp, states[-1])
-    except Exception:  # not the state Ray 2.60 writes
-        return
 
 
 @contextlib.contextmanager
@@ -374,6 +339,8 @@ def restore_tuner(
     """
     from ray import tune
 
+    from abl.search import raycompat
+
     with quiet_unstarted_trials():
         tuner = tune.Tuner.restore(
             str(run_dir / TUNE_DIR),
@@ -383,8 +350,8 @@ def restore_tuner(
         )
     # Tune restores the RunConfig pickled by the first session, sinks included. A resumed
     # sweep gets fresh sinks (a new terminal, maybe a new tracking URI) that read their state
-    # from the run directory, and the failure budget given now. Tuner has no public setter.
-    run_config = tuner._local_tuner.get_run_config()
+    # from the run directory, and the failure budget given now.
+    run_config = raycompat.run_config(tuner)
     run_config.callbacks = tune_callbacks(callbacks)
     if max_failures is not None:
         run_config.failure_config = tune.FailureConfig(max_failures=max_failures)
@@ -459,12 +426,14 @@ def quiet_library_logs() -> None:
     Ray warns at every local start that token authentication is on (abl's dashboard line says
     how to sign in) and, after Ctrl-C, how to resume with Tuner.restore (abl prints its own
     ``abl search --resume`` line); MLflow logs INFO lines while it creates a new SQLite store.
-    Ray's own error lines for the driver go too (see :func:`_drop_raylet_errors`).
+    Ray's own errors for the driver from the raylet go too, such as the 1,000-character
+    "(raylet) A worker died or was killed ..." line for a killed trial worker: the trial fails
+    or is retried, and abl's progress line says so (the error's text is in trials.parquet).
     """
+    from abl.search import raycompat
+
     drops = {
-        "ray._private.authentication.authentication_token_setup": (
-            "Token authentication is enabled",
-        ),
+        raycompat.TOKEN_LOGGER: ("Token authentication is enabled",),
         # abl says it was interrupted and prints its own resume line
         "ray.tune.tune": ("Experiment has been interrupted",),  # "Stop signal": sweep.py
     }
@@ -474,30 +443,7 @@ def quiet_library_logs() -> None:
             logger.addFilter(_DropMessages(*prefixes))
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when mlflow is imported
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # and if it was imported already
-    _drop_raylet_errors()
-
-
-def _drop_raylet_errors() -> None:
-    """Drop the errors Ray pushes to the driver, such as the 1,000-character "(raylet) A worker
-    died or was killed ..." line for a killed trial worker: the trial fails or is retried, and
-    abl's progress line says so in one line (the error's text is in trials.parquet).
-
-    Ray prints them from a thread of its own whatever ``log_to_driver`` says, with no option
-    to turn them off, through ``ray._private.worker.print_to_stdstream``, which that thread
-    looks up at each call; only lines from the ``raylet`` pseudo-process are dropped.
-    """
-    from ray._private import worker
-
-    show = worker.print_to_stdstream
-    if getattr(show, "drops_raylet", False):
-        return
-
-    def print_but_raylet(data: dict[str, Any], ignore_prefix: bool) -> None:
-        if data.get("pid") != "raylet":
-            show(data, ignore_prefix)
-
-    print_but_raylet.drops_raylet = True  # type: ignore[attr-defined]
-    worker.print_to_stdstream = print_but_raylet
+    raycompat.drop_raylet_errors()
 
 
 def init_ray(options: SweepOptions) -> str | None:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import gc
 import json
 import logging
 import math
-import re
 import signal
 import sys
 import threading
@@ -385,28 +383,19 @@ def reconcile_mlflow(sweep: Any) -> int:
     return 0
 
 
-_NO_METRIC = re.compile(r"did not include the specified metric.*?Result: (\{.*\})", re.S)
-
-
 def _metric_not_reported(exc: BaseException) -> list[str] | None:
     """The keys of the first report, if Tune stopped because it lacked the sweep's metric.
 
     Only a custom function trainable can get here (a registered one's metrics are checked
-    before the sweep); Tune raises a TuneError whose context is its ValueError.
+    before the sweep).
     """
+    from abl.search.raycompat import report_without_metric
     from abl.search.sinks.base import RAY_KEYS
 
-    seen: BaseException | None = exc
-    while seen is not None:
-        match = _NO_METRIC.search(str(seen))
-        if match:
-            try:
-                result = ast.literal_eval(match.group(1))
-            except (ValueError, SyntaxError):
-                return []
-            return [k for k in result if k not in RAY_KEYS and not k.startswith("config/")]
-        seen = seen.__cause__ or seen.__context__
-    return None
+    result = report_without_metric(exc)
+    if result is None:
+        return None
+    return [k for k in result if k not in RAY_KEYS and not k.startswith("config/")]
 
 
 class _FullConfig:

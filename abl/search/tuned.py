@@ -19,7 +19,6 @@ one's cutoffs) and never prunes confirmation trials: their values are what the r
 
 from __future__ import annotations
 
-import copy
 import math
 import pickle
 from dataclasses import dataclass
@@ -33,7 +32,6 @@ from optuna.distributions import (
     IntDistribution,
 )
 from optuna.trial import TrialState
-from ray.tune.schedulers import TrialScheduler
 from ray.tune.search import Searcher
 
 from abl.search._asha import MarkingASHA
@@ -265,34 +263,11 @@ class TunedASHA(MarkingASHA):
     shared rungs (every search seed), and within 3.3% with rungs per arm.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._template = copy.deepcopy(self._brackets)  # empty rungs, copied for every arm
-        self._per_arm: dict[Any, list[Any]] = {}
-
-    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
-        """Give a tuning trial a bracket of its own arm; confirmation trials get none."""
+    def arm(self, trial: Any) -> Any:
+        """The trial's arm (in a tuple: a trial may lack one); None for a confirmation trial."""
         if trial.config.get(PHASE_KEY) == Phase.CONFIRM.value:
-            return
-        self._brackets = self._per_arm.setdefault(
-            trial.config.get(ARM_KEY), copy.deepcopy(self._template)
-        )
-        super().on_trial_add(tune_controller, trial)
-
-    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-        """Confirmation trials always continue; the rest is ASHA's decision within the arm."""
-        if trial.trial_id not in self._trial_info:
-            return TrialScheduler.CONTINUE
-        return super().on_trial_result(tune_controller, trial, result)
-
-    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
-        """Confirmation trials set no rung."""
-        if trial.trial_id in self._trial_info:
-            super().on_trial_complete(tune_controller, trial, result)
-
-    def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
-        """A removed trial leaves its bracket (confirmation trials have none)."""
-        self._trial_info.pop(trial.trial_id, None)
+            return None
+        return (trial.config.get(ARM_KEY),)
 
 
 def tuned_searcher(space: Space, trainable: Any, *, max_t: int | None) -> TunedSearcher:

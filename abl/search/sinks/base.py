@@ -29,7 +29,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import ray.cloudpickle
 from ray.tune import Callback
 
 from abl.errors import AblWarning, error_line
@@ -459,22 +458,11 @@ def numeric_metrics(result: dict[str, Any], prefix: str = "") -> dict[str, float
 
 
 def trial_error(trial: Trial) -> str:
-    """One summary line (``ValueError: boom``), then the text of the trial's last failure.
+    """One summary line (``ValueError: boom``), then the text of the trial's last failure."""
+    from abl.search.raycompat import trial_error_cause, trial_error_text
 
-    At ``on_trial_error`` time Ray has written the error to the trial's *local* driver
-    staging folder (``trial.error_file``, ``trial.pickled_error_file``) but not yet synced it
-    to storage, so ``trial.get_error()`` and ``get_pickled_error()`` still return None.
-    """
-    text = ""
-    try:
-        if trial.error_file:
-            with open(trial.error_file, encoding="utf-8", errors="replace") as f:
-                text = f.read()
-    except OSError:
-        pass
-    # The file appends "Failure # n (occurred at ...)" sections: keep the last one's body.
-    body = _ANSI.sub("", text.split("Failure # ")[-1].partition("\n")[2]).strip()
-    cause = _pickled_cause(trial)
+    body = _ANSI.sub("", trial_error_text(trial)).strip()
+    cause = trial_error_cause(trial)
     if cause is not None:
         detail = str(cause).strip().splitlines()
         summary = type(cause).__name__ + (f": {detail[0]}" if detail else "")
@@ -482,16 +470,3 @@ def trial_error(trial: Trial) -> str:
         lines = [ln for ln in body.splitlines() if ln.strip()]
         summary = lines[-1].strip() if lines else "trial failed (no error text from Ray)"
     return f"{summary}\n{body}" if body else summary
-
-
-def _pickled_cause(trial: Trial) -> BaseException | None:
-    """The user's exception behind Ray's RayTaskError, if Ray pickled it."""
-    try:
-        if not trial.pickled_error_file:
-            return None
-        with open(trial.pickled_error_file, "rb") as f:
-            exc = ray.cloudpickle.load(f)
-    except Exception:  # a missing file, or a class the driver cannot import
-        return None
-    cause = getattr(exc, "cause", None)
-    return cause if isinstance(cause, BaseException) else exc

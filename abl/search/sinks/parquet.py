@@ -200,7 +200,7 @@ def recover_reports(run_dir: Path, tune_dir: Path) -> int:
     checkpoint ledger each report that carried a checkpoint as it was registered. Steps
     missing from the history are copied from there. Returns how many reports were recovered.
     """
-    from abl.search.engine import CHECKPOINT_LEDGER
+    from abl.rundir import CHECKPOINT_LEDGER
 
     history = read_history(run_dir)
     seen: set[tuple[str, int]] = set()
