@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import socket
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +22,10 @@ from abl.rundir import TUNE_DIR
 from abl.space.load import trainable_of
 from abl.space.schema import MARK_KEYS, Dist, Space
 from abl.space.variants import count_trials, expand
+from abl.trainables.command import PYTHON_ENV
 
 if TYPE_CHECKING:
+    from abl.trainables.command import Command
     from abl.trainables.trainable import Trainable
 
 DEFAULT_MAX_T = 100  # ASHA's max_t for a function trainable that neither space nor config bounds
@@ -89,7 +92,7 @@ def trial_config(config: dict[str, Any], trainable: Trainable) -> dict[str, Any]
 
 
 def run_function(
-    config: dict[str, Any], trainable_name: str, plugins: tuple[str, ...] = ()
+    config: dict[str, Any], trainable_name: str | Command, plugins: tuple[str, ...] = ()
 ) -> None:
     """The function trainable Tune runs: the space's trainable, given its trial's config."""
     from abl.trainables.registry import import_plugins
@@ -434,8 +437,9 @@ def quiet_library_logs() -> None:
 
     drops = {
         raycompat.TOKEN_LOGGER: ("Token authentication is enabled",),
-        # abl says it was interrupted and prints its own resume line
-        "ray.tune.tune": ("Experiment has been interrupted",),  # "Stop signal": sweep.py
+        # abl says it was interrupted and prints its own resume line, and a line per trial
+        # that errored ("Stop signal": sweep.py)
+        "ray.tune.tune": ("Experiment has been interrupted", "Trials did not complete"),
     }
     for name, prefixes in drops.items():
         logger = logging.getLogger(name)
@@ -452,6 +456,7 @@ def init_ray(options: SweepOptions) -> str | None:
 
     # Trials keep the driver's working directory, so relative data paths mean what they say.
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    os.environ.setdefault(PYTHON_ENV, sys.executable)  # a command trainable's `python`
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # abl checkpoints every epoch on purpose (pruning, retries, resume); Ray warns about it.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")

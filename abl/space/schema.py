@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from abl.errors import AblError, brief, did_you_mean, one_of
 from abl.space import _yaml
+from abl.trainables.command import Command, parse_command
 
 Scalar = bool | int | float | str | None
 DIST_KINDS = ("uniform", "loguniform", "int", "choice")
@@ -152,7 +153,7 @@ class Space(_Strict):
     """A validated space file (overrides applied). ``source`` is where it came from."""
 
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
-    trainable: str
+    trainable: str | Command  # a registered name, pkg.mod:fn, or {command: ...}
     description: str = ""
     metric: str = "val/loss"
     mode: Literal["min", "max"] = "min"
@@ -173,6 +174,11 @@ class Space(_Strict):
     # The command-line overrides load_space applied, for errors found after it (the models
     # are built while Ray starts) to name the override as its own do.
     _overrides: tuple[str, ...] = PrivateAttr(default=())
+
+    @field_validator("trainable", mode="before")
+    @classmethod
+    def _command(cls, raw: Any) -> Any:
+        return parse_command(raw) if isinstance(raw, dict) else raw
 
     @field_validator("sample", mode="before")
     @classmethod

@@ -168,15 +168,14 @@ def check_space(space: Space, trainable: Trainable, *, models: bool = True) -> N
             f"a sweep may have at most {MAX_TRIALS} trials; this one has {n} "
             f"(repeats {space.repeats}); narrow the grid or split it ({space.source})"
         )
-    metrics = trainable.metrics()
-    if metrics is None:  # a function: its first report tells
-        return
-    if space.metric not in metrics:
+    metrics = trainable.metrics()  # None: a function or command, whose first report tells
+    if metrics is not None and space.metric not in metrics:
         raise AblError(
             f"metric must be one that trainable '{space.trainable}' reports "
             f"({one_of(metrics)}); got '{space.metric}' ({space.source}, metric)"
         )
-    _check_report_metrics(space, metrics)
+    if metrics is not None:
+        _check_report_metrics(space, metrics)
     if models:
         check_models(space, trainable)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from abl.errors import AblError
+from abl.trainables.command import Command, CommandTrainable
 
 
 class Trainable(Protocol):
@@ -63,10 +64,13 @@ class FunctionTrainable:
         self.function(config)
 
 
-def lookup(name: str) -> Trainable:
-    """The trainable registered as ``name``, or the function ``package.module:fn`` names."""
+def lookup(name: str | Command) -> Trainable:
+    """The trainable registered as ``name``, the function ``package.module:fn`` names, or the
+    user's own command."""
     from abl.trainables.spec import TRAINABLES, TrainableSpec
 
+    if isinstance(name, Command):
+        return CommandTrainable(name)
     obj = TRAINABLES.get(name)
     if isinstance(obj, TrainableSpec):
         return obj

@@ -1,0 +1,453 @@
+"""A researcher's own training command as a trainable: ``trainable: {command: python train.py}``.
+
+Each trial runs the command as a child process of its Ray trial actor, in the trial's own
+working directory (``<run>/tune/<trial>/work``, the same across retries and resumes; as
+Hydra's multirun does, so files a script writes are the trial's own), with the trial's config
+passed the way the script reads it (``style``):
+
+- ``hydra``: overrides, ``model.pe_type=rope train.lr=0.001`` (and ``hydra.run.dir=.``);
+- ``flags``: ``--model.pe_type rope --train.lr 0.001``; ``flags=``: ``--train.lr=0.001``
+  (a boolean is a switch: ``--causal`` when true, left out when false);
+- ``json`` / ``yaml``: the config, nested at its dots, in ``abl-config.json`` / ``.yaml``,
+  whose path ends the command line (so ``command: python train.py --config`` reads it).
+
+Its metrics come from where the script already writes them (``metrics``): ``report`` (the
+``from abl import report`` client, the default), ``{jsonl: FILE}``, ``{csv: FILE}``, or
+``{stdout: REGEX}`` (named groups are metrics); ``names`` renames them to abl's. Every new row
+is a report to Tune while the script runs, so ASHA can prune it: a stopped trial's process
+gets SIGTERM, then SIGKILL after ``grace_s``. The environment carries ``OMP_NUM_THREADS``
+(the trial's CPUs), ``CUDA_VISIBLE_DEVICES`` (Ray's GPUs), ``ABL_SEED``, ``ABL_TRIAL_DIR``,
+``ABL_LAUNCH_DIR`` (where ``abl search`` ran: the command's own relative paths are taken from
+there, and it heads ``PYTHONPATH``) and ``ABL_CHECKPOINT_DIR``: a script that saves there and
+loads from there continues after a retry or ``--resume``. Its stdout and stderr are
+``stdout.log`` and ``stderr.log`` in its working directory.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+
+from abl._client import REPORT_FILE
+from abl.errors import AblError, did_you_mean, one_of
+
+POLL_S = 0.1  # how often the trial looks for new metrics and for the process's exit
+STDERR_TAIL = 20  # lines of stderr in the error of a command that failed
+SOURCES = ("report", "jsonl", "csv", "stdout")
+PYTHON_ENV = "ABL_PYTHON"  # the driver's interpreter, for a command that starts with python
+REPORT_LOG = "abl-report.jsonl"  # in the work dir: what the abl.report client writes
+
+
+class Command(BaseModel):
+    """``trainable:`` of a space that runs the user's own command (see the module docs)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    command: str = Field(min_length=1, description="the command line, e.g. 'python train.py'")
+    style: Literal["hydra", "flags", "flags=", "json", "yaml"] = "flags"
+    metrics: tuple[str, str] = ("report", "")  # (source, its file or regex)
+    names: dict[str, str] = Field(default_factory=dict)  # the script's name -> abl's
+    seed: str | None = "seed"  # the key the script reads its seed from; None: $ABL_SEED only
+    timeout_s: float | None = Field(default=None, gt=0)  # per trial; None: no limit
+    grace_s: float = Field(default=10.0, ge=0)  # from SIGTERM to SIGKILL
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _source(cls, raw: Any) -> Any:
+        if raw == "report":
+            return ("report", "")
+        shape = "report, {jsonl: FILE}, {csv: FILE} or {stdout: REGEX}"
+        if not (isinstance(raw, dict) and len(raw) == 1):
+            raise ValueError(f"metrics must be {shape}")
+        ((kind, arg),) = raw.items()
+        if kind not in SOURCES[1:] or not isinstance(arg, str) or not arg:
+            raise ValueError(f"metrics must be {shape}")
+        if kind == "stdout":
+            try:
+                groups = re.compile(arg).groupindex
+            except re.error as exc:
+                raise ValueError(f"the stdout regex does not compile ({exc})") from None
+            if not groups:
+                raise ValueError("the stdout regex must name its metrics: (?P<val_loss>[0-9.]+)")
+        return (kind, arg)
+
+    @field_serializer("metrics")
+    def _source_yaml(self, value: tuple[str, str]) -> Any:
+        return "report" if value[0] == "report" else {value[0]: value[1]}
+
+    def __str__(self) -> str:
+        return self.command
+
+    def argv(self, config: dict[str, Any], work: Path) -> list[str]:
+        """The command line of a trial with ``config``, its working directory ``work``."""
+        config = dict(config)
+        if "seed" in config and self.seed != "seed":
+            seed = config.pop("seed")
+            if self.seed is not None:
+                config[self.seed] = seed
+        base = _from_launch_dir(_python(shlex.split(self.command)))
+        if self.style == "hydra":
+            return [
+                *base,
+                *(f"{k}={_hydra_value(v)}" for k, v in config.items()),
+                "hydra.run.dir=.",
+            ]
+        if self.style in ("json", "yaml"):
+            path = work / f"abl-config.{self.style}"
+            nested = _nested(config)
+            text = json.dumps(nested, indent=2) if self.style == "json" else yaml.safe_dump(nested)
+            path.write_text(text, encoding="utf-8")
+            return [*base, str(path)]
+        args = []
+        for key, value in config.items():
+            if value is None or value is False:
+                continue
+            if value is True:
+                args.append(f"--{key}")
+            elif self.style == "flags=":
+                args.append(f"--{key}={_text(value)}")
+            elif isinstance(value, list):
+                args += [f"--{key}", *map(_text, value)]
+            else:
+                args += [f"--{key}", _text(value)]
+        return [*base, *args]
+
+
+def parse_command(raw: dict[str, Any]) -> Command:
+    """``trainable: {command: ...}`` of a space as a :class:`Command`, or one AblError line."""
+    from pydantic import ValidationError
+
+    try:
+        return Command.model_validate(raw)
+    except ValidationError as exc:
+        err = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")  # a typo first
+        key = ".".join(str(p) for p in err["loc"])
+        keys = list(Command.model_fields)
+        if err["type"] == "extra_forbidden":
+            raise AblError(
+                f"unknown key '{key}' in a command trainable; it takes {one_of(keys)}"
+                f"{did_you_mean(key, keys)} (trainable.{key})"
+            ) from None
+        if err["type"] == "missing":
+            raise AblError(
+                "a command trainable needs command, the command line to run "
+                "(trainable: {command: python train.py})"
+            ) from None
+        choices = (err.get("ctx") or {}).get("expected")
+        if err["type"] == "literal_error" and choices:
+            given = str(err["input"])
+            allowed = [c.strip(" '") for c in choices.replace(" or ", ", ").split(",")]
+            raise AblError(
+                f"trainable.{key} must be one of {one_of(allowed)}; got {given!r}"
+                f"{did_you_mean(given, allowed)} (trainable.{key})"
+            ) from None
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise AblError(f"trainable.{key}: {msg}; got {err['input']!r} (trainable.{key})") from None
+
+
+class CommandTrainable:
+    """The :class:`~abl.trainables.trainable.Trainable` of a :class:`Command`."""
+
+    def __init__(self, spec: Command) -> None:
+        self.spec = spec
+        self.name = spec.command
+
+    def resolve(self, given: dict[str, Any], where: str) -> dict[str, Any]:
+        return dict(given)  # the script checks its own arguments
+
+    def trial_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in config.items() if v is not None}
+
+    def metrics(self) -> tuple[str, ...] | None:
+        return None  # the first report tells
+
+    def preflight(self, configs: Sequence[dict[str, Any]]) -> None:
+        """The program exists, and so does the script a Python command names."""
+        argv = _python(shlex.split(self.spec.command))
+        if shutil.which(argv[0]) is None:
+            raise AblError(f"command '{self.spec.command}': no program '{argv[0]}' on PATH")
+        script = next((a for a in argv[1:] if not a.startswith("-")), None)
+        python = Path(argv[0]).name.startswith("python")
+        if python and script and script.endswith(".py") and not Path(script).is_file():
+            raise AblError(
+                f"command '{self.spec.command}': no file {script} in {Path.cwd()} "
+                "(its relative paths are taken from where `abl search` runs)"
+            )
+
+    def run(self, config: dict[str, Any]) -> None:
+        """Run the command for one trial, reporting each new row of its metrics to Tune."""
+        import ray
+        from ray import tune
+
+        ctx = tune.get_context()
+        trial_dir = Path(ctx.get_trial_dir())
+        work = trial_dir / "work"
+        work.mkdir(parents=True, exist_ok=True)
+        cpus = max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
+        launch = Path.cwd()
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                [str(launch), *filter(None, [os.environ.get("PYTHONPATH")])]
+            ),
+            "ABL_LAUNCH_DIR": str(launch),
+            "OMP_NUM_THREADS": str(cpus),
+            "MKL_NUM_THREADS": str(cpus),
+            "CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in ray.get_gpu_ids()),
+            "ABL_SEED": str(config.get("seed", 0)),
+            "ABL_TRIAL_ID": ctx.get_trial_id(),
+            "ABL_TRIAL_DIR": str(work),
+            "ABL_CHECKPOINT_DIR": str(trial_dir / "checkpoint"),
+            REPORT_FILE: str(work / REPORT_LOG),
+            "PYTHONUNBUFFERED": "1",
+        }
+        (work / REPORT_LOG).unlink(missing_ok=True)  # a retry's rows are its own
+        source = _source(self.spec, work)
+        argv = self.spec.argv(config, work)
+        started = time.monotonic()
+        with open(work / "stdout.log", "ab") as out, open(work / "stderr.log", "ab") as err:
+            proc = subprocess.Popen(
+                argv,
+                cwd=work,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,  # its own process group: a stop ends its children too
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            )
+        try:
+            reports = self._follow(proc, source, tune.report, started)
+        finally:
+            _stop(proc, self.spec.grace_s)
+        if proc.returncode != 0:
+            raise command_failed(self.spec, proc.returncode, work)
+        if reports == 0:
+            raise AblError(
+                f"command '{self.spec.command}' finished without a metric from "
+                f"{source.describe()}; its output is in {work}"
+            )
+
+    def _follow(
+        self, proc: subprocess.Popen[bytes], source: Any, report: Any, started: float
+    ) -> int:
+        reports = 0
+        timeout = self.spec.timeout_s
+        while True:
+            ended = proc.poll() is not None
+            for row in source.rows():
+                report(row)  # raises SystemExit in this thread once Tune stopped the trial
+                reports += 1
+            if ended:
+                return reports
+            if timeout is not None and time.monotonic() - started > timeout:
+                raise TimeoutError(
+                    f"command '{self.spec.command}' ran past timeout_s={timeout:g} and was stopped"
+                )
+            time.sleep(POLL_S)
+
+
+class CommandFailed(RuntimeError):
+    """The command exited non-zero (see :func:`command_failed`)."""
+
+
+def command_failed(spec: Command, code: int, work: Path) -> CommandFailed:
+    """The error of a command that exited with ``code``, the last lines of its stderr after
+    it (one argument, so that Ray can pickle it back to the driver)."""
+    tail = _tail(work / "stderr.log", STDERR_TAIL)
+    how = f"signal {-code}" if code < 0 else f"status {code}"
+    last = tail.splitlines()[-1] if tail else ""
+    if last:  # the summary line is what the progress line and the report show
+        how += f" ({last.strip()[:200]})"
+    return CommandFailed(
+        f"command '{spec.command}' exited with {how}" + (f":\n{tail}" if tail else "")
+    )
+
+
+class _Lines:
+    """The complete lines added to a text file since the last call (none while it is absent)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.pos, self.rest = path, 0, b""
+
+    def new(self) -> list[str]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.pos)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        self.pos += len(data)
+        *lines, self.rest = (self.rest + data).split(b"\n")
+        return [line.decode("utf-8", "replace").rstrip("\r") for line in lines]
+
+
+class _Source:
+    """The rows of one metrics source, renamed to abl's names: one dict of floats a row."""
+
+    def __init__(self, spec: Command, path: Path) -> None:
+        self.kind, self.arg = spec.metrics
+        self.names, self.path, self.lines = spec.names, path, _Lines(path)
+        self.header: list[str] | None = None
+        self.pattern = re.compile(self.arg) if self.kind == "stdout" else None
+
+    def describe(self) -> str:
+        if self.kind == "stdout":
+            return f"its stdout matched against {self.arg!r}"
+        return f"{self.path} ({'abl.report' if self.kind == 'report' else self.kind})"
+
+    def rows(self) -> Iterator[dict[str, float]]:
+        for line in self.lines.new():
+            row = self._parse(line)
+            if row:
+                yield {self.names.get(k, k): v for k, v in row.items()}
+
+    def _parse(self, line: str) -> dict[str, float]:
+        if self.pattern is not None:
+            match = self.pattern.search(line)
+            return _numbers(match.groupdict()) if match else {}
+        if self.kind == "csv":
+            (cells,) = csv.reader(io.StringIO(line)) if line else ([],)
+            if self.header is None:
+                self.header = cells
+                return {}
+            return _numbers(dict(zip(self.header, cells, strict=False)))
+        try:
+            return _numbers(_flat(json.loads(line)))
+        except ValueError:  # not a JSON line: the script's own, skipped
+            return {}
+
+
+def _source(spec: Command, work: Path) -> _Source:
+    kind, arg = spec.metrics
+    path = {"report": REPORT_LOG, "stdout": "stdout.log"}.get(kind, arg)
+    return _Source(spec, work / path)  # an absolute path stays as it is
+
+
+def _python(argv: list[str]) -> list[str]:
+    """``python``/``python3`` at the head of a command is the Python that runs abl (its
+    environment has abl, for ``from abl import report``), as the user's shell would have it.
+
+    ``$ABL_PYTHON``, which the driver sets before Ray starts: a Ray worker's own
+    ``sys.executable`` can be the interpreter the virtual environment was made from.
+    """
+    if not argv or argv[0] not in ("python", "python3"):
+        return argv
+    return [os.environ.get(PYTHON_ENV) or sys.executable, *argv[1:]]
+
+
+def _from_launch_dir(argv: list[str]) -> list[str]:
+    """The command's words that name files where ``abl search`` ran, made absolute: the
+    command runs in the trial's folder."""
+    # abspath, not resolve: a virtual environment's python is a symlink that must stay one
+    return [os.path.abspath(a) if not a.startswith("-") and Path(a).exists() else a for a in argv]
+
+
+def _numbers(row: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, bool) or value is None:
+            continue
+        try:
+            out[key] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def _flat(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(obj, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}/"))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _nested(config: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float) and math.isfinite(value):
+        return repr(value)
+    return str(value)
+
+
+_HYDRA_PLAIN = re.compile(r"^[\w./:+-]+$")
+
+
+def _hydra_value(value: Any) -> str:
+    """A value in Hydra's override grammar: true/false, null, numbers, [lists], quoted strings."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_hydra_value(v) for v in value) + "]"
+    if isinstance(value, (int, float)):
+        return _text(value)
+    text = str(value)
+    if _HYDRA_PLAIN.match(text):
+        return text
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _tail(path: Path, n: int) -> str:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(lines[-n:])
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the trial's thread goes (the actor killed).
+
+    Linux's PR_SET_PDEATHSIG, through ctypes: no library sets it for a Popen child.
+    """
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+
+
+def _stop(proc: subprocess.Popen[bytes], grace_s: float) -> None:
+    """SIGTERM to the command's process group, SIGKILL after ``grace_s`` if it is still up."""
+    if proc.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
