@@ -15,6 +15,7 @@ from abl.trainables.config import ParamInfo, check_value, params_of
 from abl.trainables.models import MODELS
 from abl.trainables.registry import Registry
 from abl.trainables.tasks import TASKS
+from abl.trainables.train_config import TrainConfig
 
 # Reported by the loop for every trainable, whatever its task (plus LAST_POSITION_METRICS where
 # the task's targets are next steps).
@@ -45,8 +46,6 @@ class TrainableSpec:
 
     def sections(self, kind: str) -> dict[str, type]:
         """``{"model": ..., "data": ..., "train": ...}`` config dataclasses for a model kind."""
-        from abl.trainables.loop import TrainConfig
-
         self.check_kind(kind, "model.kind")
         return {
             "model": MODELS.get(kind).Config,
