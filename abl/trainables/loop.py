@@ -21,26 +21,14 @@ import numpy as np
 import torch
 
 from abl.errors import AblError
-from abl.trainables.config import build
+from abl.trainables.config import build, nested
 from abl.trainables.models import MODELS
 from abl.trainables.spec import TRAINABLES, TrainableSpec
 from abl.trainables.tasks import TASKS
-from abl.trainables.train_config import TrainConfig, check_train
+from abl.trainables.train_config import TrainConfig
 
 Report = Callable[[dict[str, Any], str | None], None]  # (metrics, checkpoint dir or None)
 CHECKPOINT_FILE = "state.pt"
-
-
-def nested(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """``{"model.d_model": 64}`` -> ``{"model": {"d_model": 64}}`` (top-level keys go under "")."""
-    out: dict[str, dict[str, Any]] = {}
-    for key, value in config.items():
-        section, _, name = key.partition(".")
-        if name:
-            out.setdefault(section, {})[name] = value
-        else:
-            out.setdefault("", {})[key] = value
-    return out
 
 
 def seed_everything(seed: int) -> None:
@@ -140,8 +128,8 @@ class Run:
 def preflight(configs: list[dict[str, Any]], spec: TrainableSpec) -> None:
     """Every check a trial would make before training, for every config, without training.
 
-    ``train.*`` ranges, the task built once per distinct ``data.*`` (files read, lengths
-    checked) and the model once per distinct ``model.*`` on torch's meta device (shapes such as
+    Every value against its field's type and range (:meth:`TrainableSpec.resolve`), the task
+    built once per distinct ``data.*`` (files read, lengths checked, rules between knobs) and the model once per distinct ``model.*`` on torch's meta device (shapes such as
     heads dividing the width, no memory). Only a user's mistake (AblError) stops the sweep here;
     anything else is left for the trial to report.
     """
@@ -150,7 +138,6 @@ def preflight(configs: list[dict[str, Any]], spec: TrainableSpec) -> None:
     task_cls = TASKS.get(spec.task)
     for config in configs:
         parts = nested(spec.resolve(config, "trial config"))
-        check_train(build(TrainConfig, parts["train"], section="train"))
         data_key = repr(sorted(parts["data"].items()))
         if data_key not in tasks:
             data = build(task_cls.Config, parts["data"], section="data")
@@ -185,7 +172,6 @@ def build_run(config: dict[str, Any], spec: TrainableSpec, device: str = "cpu") 
     seed = int(full["seed"])
     seed_everything(seed)
     cfg = build(TrainConfig, parts["train"], section="train")
-    check_train(cfg)
     task_cls = TASKS.get(spec.task)
     task = task_cls(build(task_cls.Config, parts["data"], section="data"), seed=seed)
     model_cls = MODELS.get(full["model.kind"])
