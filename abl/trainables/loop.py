@@ -14,7 +14,7 @@ import random
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -84,7 +84,8 @@ class Run:
 
     :meth:`state` holds everything the next epoch depends on (weights, optimizer, schedule,
     the batch generator, the global generators, the task's curriculum and the best epoch of
-    ``restart_on_spike``), so a restored trial reports what an uninterrupted one reports.
+    ``restart_on_spike``), so a restored trial reports what an uninterrupted one reports, and
+    the trial's resolved flat config, so a checkpoint says what it is a checkpoint of.
     """
 
     cfg: TrainConfig
@@ -96,6 +97,7 @@ class Run:
     epoch: int = 0  # the next epoch to train
     best: Best | None = None  # kept only with train.restart_on_spike
     device: str = "cpu"  # where the model trains; its generator is checkpointed too
+    config: dict[str, Any] = field(default_factory=dict)  # the resolved flat trial config
 
     def state(self) -> dict[str, Any]:
         """The checkpoint of the epoch just trained (saved as ``state.pt``)."""
@@ -109,6 +111,7 @@ class Run:
             "task": self.task.state(),
             "best": best,
             "epoch": self.epoch - 1,
+            "config": dict(self.config),  # what trained it, as MLflow and Parquet record it
         }
 
     def load(self, state: dict[str, Any]) -> None:
@@ -180,7 +183,8 @@ def build_run(config: dict[str, Any], spec: TrainableSpec, device: str = "cpu") 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total_steps = _steps_per_epoch(task, cfg) * cfg.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(cfg, total_steps))
-    return Run(cfg, task, model, opt, sched, torch.Generator().manual_seed(seed), device=device)
+    gen = torch.Generator().manual_seed(seed)
+    return Run(cfg, task, model, opt, sched, gen, device=device, config=full)
 
 
 def train(
