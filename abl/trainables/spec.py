@@ -99,9 +99,14 @@ class TrainableSpec:
 
     def metrics(self) -> tuple[str, ...]:
         """Every metric a trial of this trainable reports."""
-        task = TASKS.get(self.task)
-        last = LAST_POSITION_METRICS if task.next_step_targets else ()
-        return LOOP_METRICS + last + tuple(task.metrics)
+        config = TASKS.config_of(self.task)
+        if hasattr(config, "task_metrics"):  # a built-in's, read without importing torch
+            metrics, next_step = config.task_metrics, config.task_next_step_targets
+        else:
+            task = TASKS.get(self.task)
+            metrics, next_step = task.metrics, task.next_step_targets
+        last = LAST_POSITION_METRICS if next_step else ()
+        return LOOP_METRICS + last + tuple(metrics)
 
     def resolve(self, given: dict[str, Any], where: str) -> dict[str, Any]:
         """The full flat trial config: defaults of the chosen kind, overlaid with ``given``.

@@ -94,13 +94,13 @@ class CharLMTask(Task):
     """
 
     Config = CharLMConfig
-    metrics: ClassVar[tuple[str, ...]] = ()
+    metrics = CharLMConfig.task_metrics
     smoke: ClassVar[dict[str, Any]] = {
         "data.block_size": 16,
         "data.epoch_batches": 4,
         "data.val_batches": 2,
     }
-    next_step_targets = True
+    next_step_targets = CharLMConfig.task_next_step_targets
 
     def __init__(self, cfg: CharLMConfig, *, seed: int) -> None:
         super().__init__(cfg, seed=seed)

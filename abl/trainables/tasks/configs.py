@@ -2,12 +2,14 @@
 
 Each task module imports its config from here (``TimeSeriesTask.Config``), and the trainable
 specs read them without importing the tasks, so validating a space needs no torch. Rules of a
-single value sit on its field; rules between knobs stay in the task's ``__init__``.
+single value sit on its field; rules between knobs stay in the task's ``__init__``. What a task
+reports (``task_metrics``, ``task_next_step_targets``) is said here too, for the same reason:
+the task class takes its ``metrics`` and ``next_step_targets`` from its config.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -27,6 +29,9 @@ def data_seed() -> int:
 
 class TimeSeriesConfig(ComponentConfig):
     """Knobs of :class:`~abl.trainables.tasks.timeseries.TimeSeriesTask` (``data.*``)."""
+
+    task_metrics: ClassVar[tuple[str, ...]] = ("predict/mse_batch", "predict/mse_regressive")
+    task_next_step_targets: ClassVar[bool] = True
 
     source: Literal["synthetic", "csv", "co2", "sunspots"] = Field(
         "synthetic",
@@ -53,6 +58,9 @@ class TimeSeriesConfig(ComponentConfig):
 class CharLMConfig(ComponentConfig):
     """Knobs of :class:`~abl.trainables.tasks.charlm.CharLMTask` (``data.*``)."""
 
+    task_metrics: ClassVar[tuple[str, ...]] = ()
+    task_next_step_targets: ClassVar[bool] = True
+
     path: str = Field(
         "", description="UTF-8 text file; empty = the built-in corpus (Python's pydoc topics)"
     )
@@ -72,6 +80,9 @@ class CharLMConfig(ComponentConfig):
 class LinearRegressionConfig(ComponentConfig):
     """Knobs of :class:`~abl.trainables.tasks.linreg.LinearRegressionTask` (``data.*``);
     curricula count optimizer steps."""
+
+    task_metrics: ClassVar[tuple[str, ...]] = ("val/mse_per_dim", "val/mse_last_point")
+    task_next_step_targets: ClassVar[bool] = False
 
     n_dims: int = Field(10, ge=1, description="largest dimension d; tokens are n_dims + 1 wide")
     dims_start: int = Field(
@@ -95,6 +106,14 @@ class LinearRegressionConfig(ComponentConfig):
 
 class SymbolicConfig(ComponentConfig):
     """Knobs shared by the copy and addition tasks (``data.*``)."""
+
+    task_metrics: ClassVar[tuple[str, ...]] = (
+        "val/acc_token",
+        "val/acc_seq",
+        "curriculum/acc_seq",
+        "curriculum/max_len",
+    )
+    task_next_step_targets: ClassVar[bool] = False
 
     base: int = Field(16, ge=2, description="number base: digit tokens are 0..base-1")
     curriculum: Literal["none", "uniform", "progressive"] = Field(

@@ -70,7 +70,7 @@ class LinearRegressionTask(Task):
     """
 
     Config = LinearRegressionConfig
-    metrics = ("val/mse_per_dim", "val/mse_last_point")
+    metrics = LinearRegressionConfig.task_metrics
     smoke: ClassVar[dict[str, Any]] = {
         "data.n_dims": 4,
         "data.dims_start": 2,

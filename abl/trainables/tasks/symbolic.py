@@ -81,12 +81,7 @@ class SymbolicTask(Task):
     draws the samples of given lengths.
     """
 
-    metrics: ClassVar[tuple[str, ...]] = (
-        "val/acc_token",
-        "val/acc_seq",
-        "curriculum/acc_seq",
-        "curriculum/max_len",
-    )
+    metrics = SymbolicConfig.task_metrics
 
     def __init__(self, cfg: Any, *, seed: int) -> None:
         super().__init__(cfg, seed=seed)

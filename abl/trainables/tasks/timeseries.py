@@ -118,9 +118,9 @@ class TimeSeriesTask(Task):
     """
 
     Config = TimeSeriesConfig
-    metrics = ("predict/mse_batch", "predict/mse_regressive")
+    metrics = TimeSeriesConfig.task_metrics
     smoke: ClassVar[dict[str, Any]] = {"data.length": 300, "data.time_steps": 16}
-    next_step_targets = True
+    next_step_targets = TimeSeriesConfig.task_next_step_targets
 
     def __init__(self, cfg: TimeSeriesConfig, *, seed: int) -> None:
         super().__init__(cfg, seed=seed)
