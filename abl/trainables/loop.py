@@ -132,8 +132,9 @@ def preflight(configs: list[dict[str, Any]], spec: TrainableSpec) -> None:
     """Every check a trial would make before training, for every config, without training.
 
     Every value against its field's type and range (:meth:`TrainableSpec.resolve`), the task
-    built once per distinct ``data.*`` (files read, lengths checked, rules between knobs) and the model once per distinct ``model.*`` on torch's meta device (shapes such as
-    heads dividing the width, no memory). Only a user's mistake (AblError) stops the sweep here;
+    built once per distinct ``data.*`` (files read, lengths checked, rules between knobs) and
+    the model once per distinct ``model.*`` on torch's meta device (shapes such as heads
+    dividing the width, no memory). Only a user's mistake (AblError) stops the sweep here;
     anything else is left for the trial to report.
     """
     tasks: dict[str, Any] = {}
