@@ -141,8 +141,13 @@ def validation_message(
         hint = did_you_mean(str(err.get("input")), [str(c) for c in choices])
         return f"{key} must be one of {one_of(choices)}; got {given}{hint} ({where}, {key})"
     rule = range_rule(getattr(field, "metadata", ()))
+    ctx = err.get("ctx") or {}
     if kind in _BOUND_ERRORS and rule:
         msg = f"must be {rule}"
+    elif kind == "too_short":
+        msg = f"must have at least {ctx.get('min_length')} item(s)"
+    elif kind == "string_pattern_mismatch":
+        msg = f"must match {ctx.get('pattern')}"
     else:
         msg = _PLAIN.get(kind) or str(err["msg"]).replace("Input should be", "must be")
     return f"{key} {msg.replace('Value error, ', '')}; got {given} ({where}, {key})"

@@ -177,3 +177,26 @@ def test_trial_config_mistakes(given: dict[str, Any], expected: str) -> None:
     with pytest.raises(AblError) as info:
         resolved(**given)
     assert str(info.value).startswith(expected)
+
+
+class Inner(ComponentConfig):
+    depth: int = Field(1, ge=0, le=4, description="a depth")
+
+
+class Outer(ComponentConfig):
+    inner: Inner = Field(default_factory=Inner, description="nested")
+    blocks: list[Inner] = Field(default_factory=list, min_length=1, description="a list")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"inner": {"depht": 1}}, "unknown key 'inner.depht'; allowed here: depth; did you mean"),
+        ({"blocks": [{"depth": 9}]}, "blocks.0.depth must be in [0, 4]; got 9 (f.yaml, blocks."),
+        ({"blocks": []}, "blocks must have at least 1 item(s); got [] (f.yaml, blocks)"),
+    ],
+)
+def test_the_formatter_follows_nested_models_and_lists(raw, expected) -> None:
+    with pytest.raises(ValidationError) as info:
+        Outer.model_validate(raw)
+    assert validation_message(info.value, Outer, where="f.yaml").startswith(expected)
