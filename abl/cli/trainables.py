@@ -1,4 +1,7 @@
-"""``abl trainables [NAME]``: every trainable and each parameter with its default."""
+"""``abl trainables [NAME]``: every trainable and each parameter with its type, default and meaning.
+
+Read off the pydantic config models (:mod:`abl.trainables.config`), without importing torch.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from abl.cli._render import fmt, terminal
 @click.command("trainables")
 @click.argument("name", required=False)
 def command(name: str | None) -> None:
-    """List trainables with every parameter (flat key), its type, default and meaning."""
+    """List trainables with every parameter (flat key), its type and bounds, default and meaning."""
     from abl.trainables.spec import TRAINABLES
 
     console = terminal()

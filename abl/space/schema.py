@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from abl.errors import AblError, brief, did_you_mean, one_of
+from abl.errors import AblError, brief, did_you_mean, one_of, validation_message
 from abl.space import _yaml
 from abl.trainables.command import Command, parse_command
 
@@ -307,55 +307,7 @@ def _check_tune(space: Space) -> None:
 
 
 def _first_error(exc: ValidationError, source: str) -> str:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
-    if err["type"] == "extra_forbidden":
-        parent_loc, key = err["loc"][:-1], str(err["loc"][-1])
-        allowed = _allowed_keys(parent_loc)
-        return f"unknown key '{key}'; allowed here: {one_of(allowed)}{did_you_mean(key, allowed)} ({source}, {loc})"
-    if err["type"] == "missing":
-        return f"missing required key '{loc}' ({source})"
-    parts = [str(p) for p in err["loc"]]
-    if len(parts) > 1 and parts[-1] in _UNION_TAGS:  # pydantic names the union member it tried
-        loc = ".".join(parts[:-1])
-        hint = ", or make it a grid axis" if parts[0] in ("fixed", "when") else ""
-        return (
-            f"{loc} takes one value (a number, a string, true/false or null){hint}; "
-            f"got {brief(err.get('input'))} ({source}, {loc})"
-        )
-    msg = _PLAIN.get(err["type"]) or err["msg"].replace("Input should be", "must be")
-    return (
-        f"{loc} {msg.replace('Value error, ', '')}; got {brief(err.get('input'))} ({source}, {loc})"
-    )
-
-
-_UNION_TAGS = {"bool", "int", "float", "str", "none"}
-# pydantic's wording for the common type errors, said the way a space file's reader thinks.
-_PLAIN = {
-    "int_parsing": "must be a whole number",
-    "int_type": "must be a whole number",
-    "int_from_float": "must be a whole number",
-    "float_parsing": "must be a number",
-    "float_type": "must be a number",
-    "bool_parsing": "must be true or false",
-    "bool_type": "must be true or false",
-    "string_type": "must be a string",
-    "dict_type": "must be a mapping of keys to values",
-    "list_type": "must be a list",
-}
-
-
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    model: type[BaseModel] = Space
-    for part in loc:
-        field = model.model_fields.get(str(part))
-        ann = getattr(field, "annotation", None)
-        ann = next((a for a in get_args(ann) if a is not type(None)), ann)  # X | None -> X
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            model = ann
-        elif str(part).isdigit() and model is Space:
-            model = When
-    return [f.alias or name for name, f in model.model_fields.items() if name != "source"]
+    return validation_message(exc, Space, where=source, hidden=("source",))
 
 
 def builtin_spaces_dir() -> Path:

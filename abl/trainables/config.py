@@ -1,121 +1,155 @@
-"""Typed config dataclasses: one per component, a help text on every field.
+"""Typed configs: one pydantic model per component, a description on every field.
 
-A component declares its knobs as a dataclass whose fields use :func:`param`; the trial config
-is checked against it (unknown keys and wrong types are errors, never ignored) and
-``abl trainables`` lists every field with its default and help.
+A component (model, task, the loop's ``train.*``) declares its knobs as a subclass of
+:class:`ComponentConfig`; rules that a single value must meet sit on its field::
+
+    from typing import Literal
+    from pydantic import Field
+    from abl.trainables.config import ComponentConfig
+
+    class MLPConfig(ComponentConfig):
+        hidden: int = Field(32, ge=1, description="hidden units")
+        act: Literal["gelu", "relu"] = Field("gelu", description="activation")
+
+A trial config is checked against these models (unknown keys, wrong types and broken bounds
+are one :class:`~abl.errors.AblError` line, never ignored) and ``abl trainables`` lists every
+field with its type, default and description. Torch-free: the built-in configs live in
+``models/configs.py`` and ``tasks/configs.py`` so a space is checked without importing torch.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import typing
 from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
 
-from abl.errors import AblError, did_you_mean, one_of
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic.fields import FieldInfo
+
+from abl.errors import AblError, range_rule, validation_message
+
+
+class ComponentConfig(BaseModel):
+    """Base of every component's config: frozen, unknown keys refused, no type guessing.
+
+    Values keep their type: a string is never a number, a bool never an int, an int never a
+    bool. Two conversions are allowed, as YAML writes numbers: an int for a float field
+    (``1`` -> ``1.0``) and a whole float for an int field (``2.0`` -> ``2``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _whole_float_is_int(cls, value: Any, info: Any) -> Any:
+        field = cls.model_fields.get(info.field_name)
+        if field is not None and field.annotation is int and isinstance(value, float):
+            return int(value) if value.is_integer() else value
+        return value
 
 
 def param(default: Any, help: str) -> Any:
-    """A dataclass field with a default and a help text (shown by ``abl trainables``)."""
+    """A field of a plain ``@dataclass`` config (the older plug-in style), shown by
+    ``abl trainables``; a :class:`ComponentConfig` uses ``pydantic.Field(default,
+    description=...)`` instead, which also carries bounds."""
     return dataclasses.field(default=default, metadata={"help": help})
 
 
-@dataclass(frozen=True)
-class ParamInfo:
-    """One knob of a component: its name, type, default, allowed values and help."""
+@functools.cache
+def schema_of(cls: type) -> type[BaseModel]:
+    """The pydantic model that validates config class ``cls``.
 
-    name: str
-    type: Any
-    default: Any
-    help: str
+    A :class:`ComponentConfig` (or any pydantic model) is its own; a plug-in's plain dataclass
+    gets one with the same fields, under the same rules.
+    """
+    if isinstance(cls, type) and issubclass(cls, BaseModel):
+        return cls
+    if not dataclasses.is_dataclass(cls):
+        raise AblError(
+            f"a Config must be a ComponentConfig (pydantic model) or a dataclass; got {cls!r}"
+        )
+    hints = typing.get_type_hints(cls)
+    fields: dict[str, Any] = {
+        f.name: (
+            hints[f.name],
+            Field(
+                ... if f.default is dataclasses.MISSING else f.default,
+                description=f.metadata.get("help", ""),
+            ),
+        )
+        for f in dataclasses.fields(cls)
+    }
+    return create_model(cls.__name__, __base__=ComponentConfig, __module__=cls.__module__, **fields)
+
+
+def check(cls: type, values: dict[str, Any], *, section: str, where: str = "trial config") -> Any:
+    """``values`` validated by the schema of config class ``cls`` (a pydantic instance); any
+    mistake is one AblError line naming ``section.key`` and ``where``."""
+    schema = schema_of(cls)
+    try:
+        return schema.model_validate(values)
+    except ValidationError as exc:
+        message = validation_message(exc, schema, where=where, noun="parameter", prefix=section)
+        raise AblError(message) from None
+
+
+def build(cls: type, values: dict[str, Any], *, section: str, where: str = "trial config") -> Any:
+    """An instance of config class ``cls`` from ``values``, checked as :func:`check` does.
+
+    >>> from abl.trainables.train_config import TrainConfig
+    >>> build(TrainConfig, {"lr": 1}, section="train").lr
+    1.0
+    """
+    cfg = check(cls, values, section=section, where=where)
+    return cfg if isinstance(cfg, cls) else cls(**dict(cfg))
+
+
+def nested(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{"model.d_model": 64}`` -> ``{"model": {"d_model": 64}}`` (top-level keys go under "")."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in config.items():
+        section, _, name = key.partition(".")
+        if name:
+            out.setdefault(section, {})[name] = value
+        else:
+            out.setdefault("", {})[key] = value
+    return out
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One flat key of a trial config as ``abl trainables`` lists it: type, default, help."""
+
+    name: str  # "model.pe_type"
+    field: FieldInfo
+
+    @property
+    def default(self) -> Any:
+        return self.field.get_default(call_default_factory=True)
+
+    @property
+    def help(self) -> str:
+        return self.field.description or ""
 
     @property
     def choices(self) -> tuple[Any, ...] | None:
         """The allowed values of a ``Literal`` field, else None."""
-        return get_args(self.type) if get_origin(self.type) is Literal else None
+        tp = self.field.annotation
+        return get_args(tp) if get_origin(tp) is Literal else None
 
     @property
     def type_name(self) -> str:
+        """``int >= 1``, ``float in (0, 1)``, ``none|rope``: the type with its rule."""
         if self.choices is not None:
             return "|".join(str(c) for c in self.choices)
-        return getattr(self.type, "__name__", str(self.type))
+        tp = self.field.annotation
+        name = getattr(tp, "__name__", str(tp))
+        rule = range_rule(self.field.metadata)
+        return f"{name} {rule}" if rule else name
 
 
-def params_of(cls: type) -> list[ParamInfo]:
-    """The fields of a config dataclass as :class:`ParamInfo`, in declaration order."""
-    hints = typing.get_type_hints(cls)
-    return [
-        ParamInfo(f.name, hints[f.name], f.default, f.metadata.get("help", ""))
-        for f in dataclasses.fields(cls)
-    ]
-
-
-def check_value(info: ParamInfo, value: Any, where: str) -> Any:
-    """Return ``value`` converted to the field's type, or raise an AblError saying what is allowed."""
-    choices = info.choices
-    if choices is not None:
-        if value in choices:
-            return value
-        hint = did_you_mean(str(value), [str(c) for c in choices])
-        raise AblError(
-            f"{info.name} must be one of {one_of(choices)}; got {value!r}{hint} ({where})"
-        )
-    tp = info.type
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-    elif tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif tp is str:
-        if isinstance(value, str):
-            return value
-    elif _is_optional_str(tp):
-        if value is None or isinstance(value, str):
-            return value
-    else:
-        return value
-    raise AblError(f"{info.name} must be {info.type_name}; got {value!r} ({where})")
-
-
-def _is_optional_str(tp: Any) -> bool:
-    return set(get_args(tp)) == {str, type(None)}
-
-
-def check_keys(cls: type, keys: list[str], *, section: str, where: str) -> None:
-    """Raise an AblError for the first key that ``cls`` has no field for."""
-    known = [p.name for p in params_of(cls)]
-    for key in keys:
-        if key not in known:
-            raise AblError(
-                f"unknown parameter '{section}.{key}'; {section} takes {one_of(known)}"
-                f"{did_you_mean(key, known)} ({where})"
-            )
-
-
-def build(cls: type, values: dict[str, Any], *, section: str, where: str = "trial config") -> Any:
-    """Instantiate config dataclass ``cls`` from ``values``, checking every key and value."""
-    check_keys(cls, list(values), section=section, where=where)
-    infos = {p.name: p for p in params_of(cls)}
-    checked = {k: check_value(infos[k], v, where) for k, v in values.items()}
-    return cls(**checked)
-
-
-Rule = tuple[bool, str, Any, str]  # (holds, the rule, what was given, where: "data.length")
-
-
-def require(rules: list[Rule]) -> None:
-    """Raise an AblError for the first rule that does not hold: ``rule; got X (where)``."""
-    for ok, rule, given, where in rules:
-        if not ok:
-            raise AblError(f"{rule}; got {given!r} ({where})")
-
-
-def defaults(cls: type) -> dict[str, Any]:
-    """``{field: default}`` of a config dataclass."""
-    return {p.name: p.default for p in params_of(cls)}
+def knobs(cls: type, section: str) -> list[Knob]:
+    """The fields of config class ``cls`` as flat keys ``section.name``, in declaration order."""
+    return [Knob(f"{section}.{name}", f) for name, f in schema_of(cls).model_fields.items()]

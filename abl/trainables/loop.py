@@ -14,64 +14,21 @@ import random
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 
 from abl.errors import AblError
-from abl.trainables.config import build, param, require
+from abl.trainables.config import build, nested
 from abl.trainables.models import MODELS
 from abl.trainables.spec import TRAINABLES, TrainableSpec
 from abl.trainables.tasks import TASKS
+from abl.trainables.train_config import TrainConfig
 
 Report = Callable[[dict[str, Any], str | None], None]  # (metrics, checkpoint dir or None)
 CHECKPOINT_FILE = "state.pt"
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation knobs shared by every trainable (``train.*``)."""
-
-    epochs: int = param(
-        5,
-        "epochs to train: an epoch is one pass over a fixed training set, or, for tasks that "
-        "draw training data at random, data.epoch_batches fresh batches (data.train_samples "
-        "fresh samples for copy and addition)",
-    )
-    batch_size: int = param(64, "samples per optimizer step")
-    lr: float = param(1e-3, "peak AdamW learning rate")
-    weight_decay: float = param(0.0, "AdamW weight decay")
-    warmup_steps: int = param(0, "linear warmup steps before the schedule")
-    schedule: Literal["constant", "cosine"] = param("cosine", "learning-rate decay after warmup")
-    grad_clip: float = param(1.0, "max global gradient norm; 0 disables clipping")
-    steps_per_epoch: int = param(0, "cap on optimizer steps per epoch; 0 = the whole epoch")
-    checkpoint: bool = param(
-        True, "save checkpoints (retries and resume continue from the last one)"
-    )
-    checkpoint_every_s: float = param(
-        30.0,
-        "seconds of training between checkpoints, and one after the last epoch; a retried "
-        "or resumed trial redoes at most this much; 0 = after every epoch",
-    )
-    restart_on_spike: float = param(
-        0.0,
-        "reload the best epoch's weights and optimizer moments when val/loss exceeds this "
-        "factor x its best; 0 disables",
-    )
-
-
-def nested(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """``{"model.d_model": 64}`` -> ``{"model": {"d_model": 64}}`` (top-level keys go under "")."""
-    out: dict[str, dict[str, Any]] = {}
-    for key, value in config.items():
-        section, _, name = key.partition(".")
-        if name:
-            out.setdefault(section, {})[name] = value
-        else:
-            out.setdefault("", {})[key] = value
-    return out
 
 
 def seed_everything(seed: int) -> None:
@@ -127,7 +84,8 @@ class Run:
 
     :meth:`state` holds everything the next epoch depends on (weights, optimizer, schedule,
     the batch generator, the global generators, the task's curriculum and the best epoch of
-    ``restart_on_spike``), so a restored trial reports what an uninterrupted one reports.
+    ``restart_on_spike``), so a restored trial reports what an uninterrupted one reports, and
+    the trial's resolved flat config, so a checkpoint says what it is a checkpoint of.
     """
 
     cfg: TrainConfig
@@ -139,6 +97,7 @@ class Run:
     epoch: int = 0  # the next epoch to train
     best: Best | None = None  # kept only with train.restart_on_spike
     device: str = "cpu"  # where the model trains; its generator is checkpointed too
+    config: dict[str, Any] = field(default_factory=dict)  # the resolved flat trial config
 
     def state(self) -> dict[str, Any]:
         """The checkpoint of the epoch just trained (saved as ``state.pt``)."""
@@ -152,6 +111,7 @@ class Run:
             "task": self.task.state(),
             "best": best,
             "epoch": self.epoch - 1,
+            "config": dict(self.config),  # what trained it, as MLflow and Parquet record it
         }
 
     def load(self, state: dict[str, Any]) -> None:
@@ -168,59 +128,13 @@ class Run:
         self.epoch = state["epoch"] + 1
 
 
-def check_train(cfg: TrainConfig) -> None:
-    """The ranges of ``train.*``: a trial refuses anything else before it trains."""
-    require(
-        [
-            (cfg.epochs >= 1, "epochs must be >= 1", cfg.epochs, "train.epochs"),
-            (cfg.batch_size >= 1, "batch_size must be >= 1", cfg.batch_size, "train.batch_size"),
-            (cfg.lr > 0, "lr must be > 0", cfg.lr, "train.lr"),
-            (
-                cfg.weight_decay >= 0,
-                "weight_decay must be >= 0",
-                cfg.weight_decay,
-                "train.weight_decay",
-            ),
-            (
-                cfg.warmup_steps >= 0,
-                "warmup_steps must be >= 0",
-                cfg.warmup_steps,
-                "train.warmup_steps",
-            ),
-            (
-                cfg.grad_clip >= 0,
-                "grad_clip must be >= 0 (0 disables it)",
-                cfg.grad_clip,
-                "train.grad_clip",
-            ),
-            (
-                cfg.steps_per_epoch >= 0,
-                "steps_per_epoch must be >= 0 (0: the whole epoch)",
-                cfg.steps_per_epoch,
-                "train.steps_per_epoch",
-            ),
-            (
-                cfg.checkpoint_every_s >= 0,
-                "checkpoint_every_s must be >= 0 (0: after every epoch)",
-                cfg.checkpoint_every_s,
-                "train.checkpoint_every_s",
-            ),
-            (
-                cfg.restart_on_spike == 0 or cfg.restart_on_spike > 1,
-                "restart_on_spike must be 0 (off) or a factor > 1",
-                cfg.restart_on_spike,
-                "train.restart_on_spike",
-            ),
-        ]
-    )
-
-
 def preflight(configs: list[dict[str, Any]], spec: TrainableSpec) -> None:
     """Every check a trial would make before training, for every config, without training.
 
-    ``train.*`` ranges, the task built once per distinct ``data.*`` (files read, lengths
-    checked) and the model once per distinct ``model.*`` on torch's meta device (shapes such as
-    heads dividing the width, no memory). Only a user's mistake (AblError) stops the sweep here;
+    Every value against its field's type and range (:meth:`TrainableSpec.resolve`), the task
+    built once per distinct ``data.*`` (files read, lengths checked, rules between knobs) and
+    the model once per distinct ``model.*`` on torch's meta device (shapes such as heads
+    dividing the width, no memory). Only a user's mistake (AblError) stops the sweep here;
     anything else is left for the trial to report.
     """
     tasks: dict[str, Any] = {}
@@ -228,7 +142,6 @@ def preflight(configs: list[dict[str, Any]], spec: TrainableSpec) -> None:
     task_cls = TASKS.get(spec.task)
     for config in configs:
         parts = nested(spec.resolve(config, "trial config"))
-        check_train(build(TrainConfig, parts["train"], section="train"))
         data_key = repr(sorted(parts["data"].items()))
         if data_key not in tasks:
             data = build(task_cls.Config, parts["data"], section="data")
@@ -263,7 +176,6 @@ def build_run(config: dict[str, Any], spec: TrainableSpec, device: str = "cpu") 
     seed = int(full["seed"])
     seed_everything(seed)
     cfg = build(TrainConfig, parts["train"], section="train")
-    check_train(cfg)
     task_cls = TASKS.get(spec.task)
     task = task_cls(build(task_cls.Config, parts["data"], section="data"), seed=seed)
     model_cls = MODELS.get(full["model.kind"])
@@ -272,7 +184,8 @@ def build_run(config: dict[str, Any], spec: TrainableSpec, device: str = "cpu") 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total_steps = _steps_per_epoch(task, cfg) * cfg.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_factor(cfg, total_steps))
-    return Run(cfg, task, model, opt, sched, torch.Generator().manual_seed(seed), device=device)
+    gen = torch.Generator().manual_seed(seed)
+    return Run(cfg, task, model, opt, sched, gen, device=device, config=full)
 
 
 def train(

@@ -42,9 +42,12 @@ def import_object(path: str, *, what: str) -> Any:
 class Registry(Generic[T]):
     """Names of one extension point (models, tasks, trainables), imported lazily."""
 
-    def __init__(self, kind: str, builtins: dict[str, str]) -> None:
+    def __init__(
+        self, kind: str, builtins: dict[str, str], configs: dict[str, str] | None = None
+    ) -> None:
         self.kind = kind
         self._paths: dict[str, str] = dict(builtins)
+        self._configs: dict[str, str] = dict(configs or {})  # name -> torch-free Config path
         self._loaded: dict[str, T] = {}
         self._plugins: set[str] = set()
 
@@ -72,6 +75,13 @@ class Registry(Generic[T]):
     def plugin_names(self) -> list[str]:
         """Names registered by modules outside abl (a space's ``plugins:``)."""
         return sorted(self._plugins)
+
+    def config_of(self, name: str) -> Any:
+        """The ``Config`` class of ``name``, imported without its module where a built-in's
+        config lives apart (models/configs.py: reading a schema needs no torch)."""
+        if name not in self._loaded and name in self._configs:
+            return import_object(self._configs[name], what=f"{self.kind} config")
+        return self.get(name).Config  # type: ignore[attr-defined]
 
     def get(self, name: str) -> T:
         """The object registered as ``name``, or one named by ``package.module:Attr``."""

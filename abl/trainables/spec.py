@@ -2,7 +2,8 @@
 
 A trial config is flat with dotted keys (``model.pe_type``, ``data.time_steps``, ``train.lr``,
 ``seed``): the same keys land in MLflow params and Parquet columns. Its schema depends on
-``model.kind``, because each model has its own config dataclass.
+``model.kind``, because each model has its own config; each section is validated by its
+pydantic model (see :mod:`abl.trainables.config`), read without importing torch.
 """
 
 from __future__ import annotations
@@ -11,11 +12,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import Field
+from pydantic.fields import FieldInfo
+
 from abl.errors import AblError, did_you_mean, one_of
-from abl.trainables.config import ParamInfo, check_value, params_of
+from abl.trainables.config import ComponentConfig, Knob, check, knobs, nested
 from abl.trainables.models import MODELS
 from abl.trainables.registry import Registry
 from abl.trainables.tasks import TASKS
+from abl.trainables.train_config import TrainConfig
 
 # Reported by the loop for every trainable, whatever its task (plus LAST_POSITION_METRICS where
 # the task's targets are next steps).
@@ -29,6 +34,14 @@ LOOP_METRICS = (
     "model/params",
 )
 LAST_POSITION_METRICS = ("val/loss_last",)  # tasks with next_step_targets
+
+
+class TrialSeed(ComponentConfig):
+    """The one top-level key of a trial config besides ``model.kind``."""
+
+    seed: int = Field(
+        0, description="random seed of the trial: init and batch order (not data.seed)"
+    )
 
 
 @dataclass(frozen=True)
@@ -45,13 +58,11 @@ class TrainableSpec:
         return self.models[0]
 
     def sections(self, kind: str) -> dict[str, type]:
-        """``{"model": ..., "data": ..., "train": ...}`` config dataclasses for a model kind."""
-        from abl.trainables.loop import TrainConfig
-
+        """``{"model": ..., "data": ..., "train": ...}`` config classes for a model kind."""
         self.check_kind(kind, "model.kind")
         return {
-            "model": MODELS.get(kind).Config,
-            "data": TASKS.get(self.task).Config,
+            "model": MODELS.config_of(kind),
+            "data": TASKS.config_of(self.task),
             "train": TrainConfig,
         }
 
@@ -68,18 +79,19 @@ class TrainableSpec:
             )
         return kind
 
-    def schema(self, kind: str) -> dict[str, ParamInfo]:
+    def schema(self, kind: str) -> dict[str, Knob]:
         """Every flat key a trial of this model kind accepts, with its type and default."""
         out = {
-            "seed": ParamInfo(
-                "seed", int, 0, "random seed of the trial: init and batch order (not data.seed)"
+            "seed": Knob("seed", TrialSeed.model_fields["seed"]),
+            "model.kind": Knob(
+                "model.kind",
+                FieldInfo(
+                    annotation=str, default=self.default_model, description="which model to build"
+                ),
             ),
-            "model.kind": ParamInfo("model.kind", str, self.default_model, "which model to build"),
         }
         for section, cls in self.sections(kind).items():
-            for p in params_of(cls):
-                key = f"{section}.{p.name}"
-                out[key] = ParamInfo(key, p.type, p.default, p.help)
+            out.update((k.name, k) for k in knobs(cls, section))
         return out
 
     def all_keys(self) -> set[str]:
@@ -88,23 +100,32 @@ class TrainableSpec:
 
     def metrics(self) -> tuple[str, ...]:
         """Every metric a trial of this trainable reports."""
-        task = TASKS.get(self.task)
-        last = LAST_POSITION_METRICS if task.next_step_targets else ()
-        return LOOP_METRICS + last + tuple(task.metrics)
+        config = TASKS.config_of(self.task)
+        if hasattr(config, "task_metrics"):  # a built-in's, read without importing torch
+            metrics, next_step = config.task_metrics, config.task_next_step_targets
+        else:
+            task = TASKS.get(self.task)
+            metrics, next_step = task.metrics, task.next_step_targets
+        last = LAST_POSITION_METRICS if next_step else ()
+        return LOOP_METRICS + last + tuple(metrics)
 
     def resolve(self, given: dict[str, Any], where: str) -> dict[str, Any]:
         """The full flat trial config: defaults of the chosen kind, overlaid with ``given``.
 
-        Every given key and value is checked against the schema of its model kind.
+        Every given key and value is checked against the schema of its model kind; values come
+        back as their fields' types (``train.lr: 1`` -> ``1.0``).
         """
         kind = self.check_kind(given.get("model.kind", self.default_model), where)
         schema = self.schema(kind)
-        config = {key: info.default for key, info in schema.items()}
-        config["model.kind"] = kind
-        for key, value in given.items():
+        for key in given:
             if key not in schema:
                 raise AblError(self._unknown_key(key, kind, where))
-            config[key] = check_value(schema[key], value, f"{where}, {key}")
+        parts = nested({k: v for k, v in given.items() if k != "model.kind"})
+        top = check(TrialSeed, parts.get("", {}), section="", where=where)
+        config: dict[str, Any] = {"seed": top.seed, "model.kind": kind}
+        for section, cls in self.sections(kind).items():
+            values = check(cls, parts.get(section, {}), section=section, where=where)
+            config.update((f"{section}.{name}", value) for name, value in values)
         return config
 
     def _unknown_key(self, key: str, kind: str, where: str) -> str:

@@ -12,7 +12,7 @@ from abl.trainables.loop import Run, build_run
 from abl.trainables.models import MODELS
 from abl.trainables.spec import TRAINABLES
 from abl.trainables.tasks import TASKS
-from abl.trainables.tasks.base import DATA_SEED_HELP
+from abl.trainables.tasks.configs import DATA_SEED_HELP
 
 
 def trial(name: str, **config: Any) -> Run:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from abl.errors import AblError
-from abl.trainables.config import build, params_of
+from abl.trainables.config import build, knobs
 from abl.trainables.loop import Run, build_run
 from abl.trainables.models import MODELS
 from abl.trainables.models.forecast import AttentionForecaster, rope_rotate, sinusoidal_table
@@ -56,7 +56,7 @@ def _causal_cases() -> list[tuple[str, str, Any]]:
         cls = MODELS.get(kind)
         if not cls.has_causal_switch:
             continue
-        pe = {p.name: p for p in params_of(cls.Config)}.get("pe_type")
+        pe = {k.name: k for k in knobs(cls.Config, "model")}.get("model.pe_type")
         choices = pe.choices if pe is not None and pe.choices else (None,)
         cases += [(trainable, kind, c) for c in choices]
     return cases

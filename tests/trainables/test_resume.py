@@ -127,3 +127,14 @@ def test_checkpoints_come_every_checkpoint_every_s_and_after_the_last_epoch() ->
         train(config, trainable="forecast", report=report)
     assert saved[0.0] == list(range(1, EPOCHS + 1))
     assert saved[3600.0] == [EPOCHS]
+
+
+def test_every_checkpoint_carries_the_resolved_trial_config() -> None:
+    config = config_of("forecast", {"model.pe_type": "rope", "train.lr": 1})
+    _, states = run("forecast", config)
+    full = TRAINABLES.get("forecast").resolve(config, "test")
+    assert [state["config"] for state in states.values()] == [full] * EPOCHS
+    saved = states[EPOCHS]["config"]
+    assert saved["model.pe_type"] == "rope" and saved["model.kind"] == "att"
+    assert saved["train.lr"] == 1.0 and isinstance(saved["train.lr"], float)
+    assert saved["data.rollout"] == 50  # defaults are there too: the full flat config

@@ -15,6 +15,20 @@ MODELS: Registry = Registry(
         "looped": "abl.trainables.models.looped:LoopedTransformer",
         "latent": "abl.trainables.models.latent:LatentThinker",
     },
+    {
+        kind: f"abl.trainables.models.configs:{name}"
+        for kind, name in {
+            "att": "AttentionForecasterConfig",
+            "att_mh": "MultiHeadForecasterConfig",
+            "lstm": "LSTMForecasterConfig",
+            "gpt": "GPTConfig",
+            "bigram": "BigramConfig",
+            "bigram_mf": "BigramMFConfig",
+            "bigram_att": "BigramAttentionConfig",
+            "looped": "LoopedTransformerConfig",
+            "latent": "LatentThinkerConfig",
+        }.items()
+    },
 )
 
 __all__ = ["MODELS"]

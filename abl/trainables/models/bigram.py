@@ -20,14 +20,13 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from torch import Tensor, nn
 
 from abl.errors import AblError
-from abl.trainables.config import param
 from abl.trainables.models.base import Model
+from abl.trainables.models.configs import BigramAttentionConfig, BigramConfig, BigramMFConfig
 from abl.trainables.models.forecast import attend, position_table
 from abl.trainables.tasks.base import TaskInfo
 
@@ -40,16 +39,6 @@ def _check_vocab(kind: str, info: TaskInfo) -> None:
         raise AblError(
             f"{kind} needs a token task (vocab_size >= 1); the task gives vocab_size={info.vocab_size}"
         )
-
-
-def _check_width(n_embd: int) -> None:
-    if n_embd < 1:
-        raise AblError(f"n_embd must be a positive integer; got {n_embd} (model.n_embd)")
-
-
-@dataclass
-class BigramConfig:
-    """``bigram`` has no knobs: its size is the task's vocabulary."""
 
 
 class Bigram(Model):
@@ -68,13 +57,6 @@ class Bigram(Model):
         return self.table(idx)
 
 
-@dataclass
-class BigramMFConfig:
-    """Knobs of :class:`BigramMF` (``model.*``)."""
-
-    n_embd: int = param(384, "width of the token embedding (rank of the factorised table)")
-
-
 class BigramMF(Model):
     """Bigram by matrix factorisation: token embedding, then a linear head (no activation)."""
 
@@ -84,25 +66,12 @@ class BigramMF(Model):
     def __init__(self, cfg: BigramMFConfig, info: TaskInfo) -> None:
         super().__init__(cfg, info)
         _check_vocab("bigram_mf", info)
-        _check_width(cfg.n_embd)
         self.tok = nn.Embedding(info.vocab_size, cfg.n_embd)
         self.head = nn.Linear(cfg.n_embd, info.vocab_size)
 
     def forward(self, idx: Tensor) -> Tensor:
         """``(B, T)`` token ids -> ``(B, T, vocab_size)`` logits of the next token."""
         return self.head(self.tok(idx))
-
-
-@dataclass
-class BigramAttentionConfig:
-    """Knobs of :class:`BigramAttention` (``model.*``); the block size is the task's."""
-
-    n_embd: int = param(64, "width of the token embedding and of Q, K, V")
-    pe_type: Literal["randn", "sinpe", "rope"] = param(
-        "randn",
-        "positional encoding: fixed random table or sinusoidal (both added to the embeddings), "
-        "or RoPE on Q, K",
-    )
 
 
 class BigramAttention(Model):
@@ -118,7 +87,6 @@ class BigramAttention(Model):
     def __init__(self, cfg: BigramAttentionConfig, info: TaskInfo) -> None:
         super().__init__(cfg, info)
         _check_vocab("bigram_att", info)
-        _check_width(cfg.n_embd)
         if info.block_size < 1:
             raise AblError(
                 f"bigram_att needs the task's block_size >= 1; got {info.block_size} (data.block_size)"

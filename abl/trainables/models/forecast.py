@@ -16,15 +16,18 @@ Example::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from abl.errors import AblError
-from abl.trainables.config import param
 from abl.trainables.models.base import Model
+from abl.trainables.models.configs import (
+    AttentionForecasterConfig,
+    LSTMForecasterConfig,
+    MultiHeadForecasterConfig,
+)
 from abl.trainables.tasks.base import TaskInfo
 
 
@@ -57,24 +60,7 @@ def rope_rotate(x: Tensor, positions: Tensor, base: float = 10000.0) -> Tensor:
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
 
 
-@dataclass
-class AttentionForecasterConfig:
-    """Knobs of :class:`AttentionForecaster` (``model.*``)."""
-
-    d_model: int = param(64, "width of the projected input and of Q, K, V")
-    block_size: int = param(512, "longest sequence accepted (rows of the PE tables)")
-    is_inln: bool = param(False, "LayerNorm on the projected input")
-    is_qln: bool = param(False, "LayerNorm on Q after its projection")
-    is_kln: bool = param(False, "LayerNorm on K after its projection")
-    is_causal: bool = param(True, "mask attention to future positions")
-    pe_type: Literal["none", "randpe", "sinpe", "rope"] = param(
-        "sinpe", "positional encoding: none, random table, sinusoidal (both added) or RoPE on Q, K"
-    )
-
-
-def _check_sizes(d_model: int, info: TaskInfo) -> None:
-    if d_model < 1:
-        raise AblError(f"d_model must be a positive integer; got {d_model} (model.d_model)")
+def _check_sizes(info: TaskInfo) -> None:
     if info.input_dim < 1 or info.output_dim < 1:
         raise AblError(
             f"forecasters need input_dim and output_dim >= 1; the task gives "
@@ -108,7 +94,7 @@ def position_table(pe_type: str, n: int, d: int) -> Tensor | None:
 
 
 def _check_attention(cfg: Any, info: TaskInfo, head_dim: int) -> None:
-    _check_sizes(cfg.d_model, info)
+    _check_sizes(info)
     if cfg.pe_type == "rope" and head_dim % 2:
         raise AblError(
             f"the head size (d_model / n_head) must be even with pe_type=rope; got {head_dim} "
@@ -168,14 +154,6 @@ class AttentionForecaster(Model):
         return self.head(att)
 
 
-@dataclass
-class MultiHeadForecasterConfig(AttentionForecasterConfig):
-    """Knobs of :class:`MultiHeadForecaster` (``model.*``): those of ``att`` plus heads and layers."""
-
-    n_head: int = param(8, "attention heads; d_model must divide by it")
-    n_layer: int = param(1, "attention blocks (attention + MLP, each with a residual)")
-
-
 class _Block(nn.Module):
     """Multi-head attention with LayerNorm on Q/K per head, then an MLP; both residual."""
 
@@ -213,13 +191,11 @@ class MultiHeadForecaster(Model):
 
     def __init__(self, cfg: MultiHeadForecasterConfig, info: TaskInfo) -> None:
         super().__init__(cfg, info)
-        if cfg.n_head < 1 or cfg.d_model % cfg.n_head:
+        if cfg.d_model % cfg.n_head:
             raise AblError(
                 f"d_model must divide by n_head; got d_model={cfg.d_model}, n_head={cfg.n_head} "
                 f"(model.n_head)"
             )
-        if cfg.n_layer < 1:
-            raise AblError(f"n_layer must be a positive integer; got {cfg.n_layer} (model.n_layer)")
         _check_attention(cfg, info, cfg.d_model // cfg.n_head)
         self.inp = nn.Linear(info.input_dim, cfg.d_model)
         self.in_ln = nn.LayerNorm(cfg.d_model) if cfg.is_inln else nn.Identity()
@@ -236,14 +212,6 @@ class MultiHeadForecaster(Model):
         return self.head(h)
 
 
-@dataclass
-class LSTMForecasterConfig:
-    """Knobs of :class:`LSTMForecaster` (``model.*``)."""
-
-    d_model: int = param(64, "hidden size of the LSTM")
-    n_layer: int = param(1, "stacked LSTM layers")
-
-
 class LSTMForecaster(Model):
     """LSTM baseline: ``nn.LSTM`` over the sequence and a linear head at every position.
 
@@ -256,9 +224,7 @@ class LSTMForecaster(Model):
 
     def __init__(self, cfg: LSTMForecasterConfig, info: TaskInfo) -> None:
         super().__init__(cfg, info)
-        _check_sizes(cfg.d_model, info)
-        if cfg.n_layer < 1:
-            raise AblError(f"n_layer must be a positive integer; got {cfg.n_layer} (model.n_layer)")
+        _check_sizes(info)
         self.lstm = nn.LSTM(info.input_dim, cfg.d_model, cfg.n_layer, batch_first=True)
         self.head = nn.Linear(cfg.d_model, info.output_dim)
 

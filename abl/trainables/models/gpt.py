@@ -61,59 +61,19 @@ Example::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from abl.errors import AblError
-from abl.trainables.config import param
 from abl.trainables.models.base import Model
+from abl.trainables.models.configs import GPTConfig
 from abl.trainables.models.forecast import rope_rotate, sinusoidal_table
 from abl.trainables.tasks.base import TaskInfo
 
 EPS = 1e-6
-
-
-@dataclass
-class GPTConfig:
-    """Knobs of :class:`GPT` (``model.*``)."""
-
-    n_layer: int = param(2, "transformer blocks (pre-norm attention + MLP)")
-    n_head: int = param(4, "attention heads; n_embd must divide by it")
-    n_embd: int = param(128, "width of the residual stream")
-    dropout: float = param(0.0, "dropout on embeddings, attention weights and residual branches")
-    pe_type: Literal["none", "learned", "sinpe", "rope", "hlb_bias"] = param(
-        "learned",
-        "positions: none; learned (llm.c/nanoGPT) or sinusoidal table added to the embeddings; "
-        "RoPE on Q and K; hlb_bias: hlb-gpt's learned linear distance bias added to the logits",
-    )
-    qk_activ: Literal["none", "gelu"] = param("none", "activation on Q and K after projection")
-    qk_norm: Literal["none", "rms_norm", "fro_norm"] = param(
-        "none", "parameter-free norm of Q and K over the head dim: unit rms or unit L2 norm"
-    )
-    attn_activ: Literal["softmax", "sigmoid", "tanh", "none"] = param(
-        "softmax",
-        "activation of the attention logits; non-softmax ones are masked by multiplying with "
-        "the 0/1 causal mask, then divided as attn_weight_norm says",
-    )
-    attn_weight_norm: Literal["none", "block_size", "visible"] = param(
-        "none",
-        "divisor of the sigmoid/tanh/none weights (softmax ignores it): none (logbook 001's "
-        "code), block_size (fixed), visible (the row's visible count: erases the count signal)",
-    )
-    post_attn_norm: Literal["none", "rms_norm"] = param(
-        "none", "parameter-free rms norm of each head's attention output before the projection"
-    )
-    logit_scale: float = param(
-        0.0, "factor on the attention logits; 0 = 1/sqrt(head_dim). Fixed unless learn_logit_scale"
-    )
-    learn_logit_scale: bool = param(
-        False, "make the logit factor a learnable per-head scalar (starting at logit_scale)"
-    )
-    is_causal: bool = param(True, "mask attention to future positions")
 
 
 def rms_norm(x: Tensor, eps: float = EPS) -> Tensor:
@@ -283,9 +243,7 @@ def _check(cfg: GPTConfig, info: TaskInfo) -> None:
             f"gpt needs a token task (vocab_size and block_size >= 1); the task gives "
             f"vocab_size={info.vocab_size}, block_size={info.block_size}"
         )
-    if cfg.n_layer < 1:
-        raise AblError(f"n_layer must be a positive integer; got {cfg.n_layer} (model.n_layer)")
-    if cfg.n_head < 1 or cfg.n_embd < 1 or cfg.n_embd % cfg.n_head:
+    if cfg.n_embd % cfg.n_head:
         raise AblError(
             f"n_embd must be a positive multiple of n_head; got n_embd={cfg.n_embd}, "
             f"n_head={cfg.n_head} (model.n_embd)"
@@ -295,8 +253,6 @@ def _check(cfg: GPTConfig, info: TaskInfo) -> None:
             f"the head size (n_embd / n_head) must be even with pe_type=rope; got "
             f"{cfg.n_embd // cfg.n_head} (model.n_embd, model.pe_type)"
         )
-    if not 0.0 <= cfg.dropout < 1.0:
-        raise AblError(f"dropout must be in [0, 1); got {cfg.dropout} (model.dropout)")
 
 
 class GPT(Model):

@@ -19,33 +19,15 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from abl.errors import AblError
-from abl.trainables.config import param
 from abl.trainables.models.base import Model
+from abl.trainables.models.configs import LatentThinkerConfig
 from abl.trainables.tasks.base import TaskInfo
-
-
-@dataclass
-class LatentThinkerConfig:
-    """Knobs of :class:`LatentThinker` (``model.*``); defaults from the logbook's working run."""
-
-    d_model: int = param(32, "width of token embeddings, memory slots and output queries")
-    n_head: int = param(4, "attention heads of every attention layer (must divide d_model)")
-    d_ff: int = param(0, "hidden width of the MLPs; 0 = 4 x d_model")
-    n_latent: int = param(4, "learned memory slots")
-    n_step: int = param(2, "processing steps: the same block(s) re-read the input each step")
-    n_proc_layer: int = param(1, "blocks per processing step (shared across steps)")
-    mem_self_attn: bool = param(True, "self-attention among the memory slots in each step")
-    n_dec_layer: int = param(2, "decoder layers: output-position queries reading the memory")
-    dec_self_attn: bool = param(True, "self-attention among the output queries in each layer")
-    latent_noise: float = param(0.0, "std of Gaussian noise on the initial memory in training")
-    dropout: float = param(0.0, "dropout in attention and MLPs")
 
 
 class ReadBlock(nn.Module):
@@ -148,21 +130,5 @@ def _check(cfg: LatentThinkerConfig, info: TaskInfo) -> None:
             "the latent model needs a token task (vocab_size and block_size >= 1); "
             f"the task gives vocab_size={info.vocab_size}, block_size={info.block_size}"
         )
-    counts = {
-        "d_model": cfg.d_model,
-        "n_head": cfg.n_head,
-        "n_latent": cfg.n_latent,
-        "n_step": cfg.n_step,
-        "n_proc_layer": cfg.n_proc_layer,
-        "n_dec_layer": cfg.n_dec_layer,
-    }
-    for name, value in counts.items():
-        if value < 1:
-            raise AblError(f"{name} must be a positive integer; got {value} (model.{name})")
     if cfg.d_model % cfg.n_head:
         raise AblError(f"n_head must divide d_model {cfg.d_model}; got {cfg.n_head} (model.n_head)")
-    if cfg.d_ff < 0 or cfg.latent_noise < 0 or not 0 <= cfg.dropout < 1:
-        raise AblError(
-            "d_ff and latent_noise must be >= 0 and dropout in [0, 1); got "
-            f"d_ff={cfg.d_ff}, latent_noise={cfg.latent_noise}, dropout={cfg.dropout} (model.*)"
-        )

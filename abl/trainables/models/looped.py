@@ -35,7 +35,6 @@ Example::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -43,38 +42,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from abl.errors import AblError
-from abl.trainables.config import param, require
 from abl.trainables.curriculum import Schedule
 from abl.trainables.models.base import Model
+from abl.trainables.models.configs import LoopedTransformerConfig
 from abl.trainables.tasks.base import TaskInfo
-
-
-@dataclass
-class LoopedTransformerConfig:
-    """Knobs of :class:`LoopedTransformer` (``model.*``); defaults are the logbook's."""
-
-    n_embd: int = param(256, "width of the state, the blocks and the LSTM")
-    n_head: int = param(8, "attention heads; n_embd must divide by it")
-    n_layer: int = param(1, "blocks (or LSTM layers) applied in order within every loop")
-    n_loop_start: int = param(15, "loops at the first optimizer step")
-    n_loop_end: int = param(30, "loops at the end of the curriculum; evaluation always runs these")
-    n_loop_inc: int = param(2, "change of the loop count at every n_loop_interval steps")
-    n_loop_interval: int = param(500, "optimizer steps between changes of the loop count")
-    n_loop_window: int = param(
-        15, "gradient flows through the last w loops only; earlier loops run under no_grad"
-    )
-    n_last_tokens: int = param(
-        -1,
-        "the previous loop's state is kept at the last n positions only; earlier positions "
-        "restart from the injected input. -1 = all, 0 = none",
-    )
-    use_lstm_layer: bool = param(False, "an n_layer LSTM as the looped body instead of blocks")
-    loss_every_loop: bool = param(
-        False,
-        "training output stacks every window loop's prediction along the batch axis "
-        "((w*B, T, out), loop-major) so the loss averages them, as in the logbook; "
-        "False = the last loop only",
-    )
 
 
 class _Block(nn.Module):
@@ -216,38 +187,16 @@ class LoopedTransformer(Model):
 
 def _check_config(cfg: LoopedTransformerConfig, info: TaskInfo) -> Schedule:
     """Raise an AblError for a knob the model cannot serve; return the loop schedule."""
-    checks = [
-        (cfg.n_embd >= 1, "n_embd must be >= 1", cfg.n_embd, "model.n_embd"),
-        (cfg.n_layer >= 1, "n_layer must be >= 1", cfg.n_layer, "model.n_layer"),
-        (
-            min(cfg.n_loop_start, cfg.n_loop_end) >= 1,
-            "n_loop_start and n_loop_end must be >= 1",
-            (cfg.n_loop_start, cfg.n_loop_end),
-            "model.n_loop_start, model.n_loop_end",
-        ),
-        (
-            cfg.n_loop_window >= 1,
-            "n_loop_window must be >= 1",
-            cfg.n_loop_window,
-            "model.n_loop_window",
-        ),
-    ]
     if not cfg.use_lstm_layer:
-        checks += [
-            (
-                cfg.n_head >= 1 and cfg.n_embd % cfg.n_head == 0,
-                f"n_head must be >= 1 and divide n_embd={cfg.n_embd}",
-                cfg.n_head,
-                "model.n_head",
-            ),
-            (
-                info.block_size >= 1,
-                "the task must give a block_size >= 1 (learned positions)",
-                info.block_size,
-                "task info",
-            ),
-        ]
-    require(checks)
+        if cfg.n_embd % cfg.n_head:
+            raise AblError(
+                f"n_head must divide n_embd={cfg.n_embd}; got {cfg.n_head} (model.n_head)"
+            )
+        if info.block_size < 1:
+            raise AblError(
+                f"the task must give a block_size >= 1 (learned positions); got "
+                f"{info.block_size} (task info)"
+            )
     try:
         return Schedule(cfg.n_loop_start, cfg.n_loop_end, cfg.n_loop_inc, cfg.n_loop_interval)
     except AblError as exc:

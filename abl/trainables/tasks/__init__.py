@@ -11,6 +11,16 @@ TASKS: Registry = Registry(
         "addition": "abl.trainables.tasks.symbolic:AdditionTask",
         "linreg": "abl.trainables.tasks.linreg:LinearRegressionTask",
     },
+    {
+        name: f"abl.trainables.tasks.configs:{config}"
+        for name, config in {
+            "timeseries": "TimeSeriesConfig",
+            "charlm": "CharLMConfig",
+            "copy": "CopyConfig",
+            "addition": "AdditionConfig",
+            "linreg": "LinearRegressionConfig",
+        }.items()
+    },
 )
 
 __all__ = ["TASKS"]

@@ -12,12 +12,6 @@ from torch import Tensor
 
 Split = Literal["train", "val"]
 
-# The help of every task's ``data.seed`` field.
-DATA_SEED_HELP = (
-    "seed of the data (synthetic series, validation draws); the trial seed drives init and "
-    "batch order"
-)
-
 
 @dataclass(frozen=True)
 class TaskInfo:
@@ -33,17 +27,17 @@ class TaskInfo:
 class Task(ABC):
     """A seeded dataset with a loss and final metrics.
 
-    Subclasses set ``Config`` (a dataclass of ``data.*`` knobs, see :func:`abl.trainables.config.param`)
+    Subclasses set ``Config`` (a :class:`~abl.trainables.config.ComponentConfig` of ``data.*`` knobs)
     and ``metrics`` (every name :meth:`epoch_metrics` and :meth:`final_metrics` return), and
     fill ``self.info``. Curricula read the optimizer step in :meth:`set_step` and the last
     epoch's metrics in :meth:`observe`; :meth:`state` keeps them across a resume.
 
     Two seeds: ``seed`` (the trial's) drives training draws without a generator; a task whose
-    data or validation set is random draws them from its ``data.seed`` field (help
-    :data:`DATA_SEED_HELP`), so every trial of a sweep is scored on the same validation data.
+    data or validation set is random draws them from its ``data.seed`` field
+    (:func:`~abl.trainables.tasks.configs.data_seed`), so every trial of a sweep is scored on the same validation data.
     """
 
-    Config: ClassVar[type]
+    Config: ClassVar[type]  # a ComponentConfig (or a plain dataclass of param() fields)
     metrics: ClassVar[tuple[str, ...]] = ()
     smoke: ClassVar[dict[str, Any]] = {}  # data.* overrides that make a trial tiny (tests, CI)
     # True when outputs are per position and aligned with next-step targets (output t predicts

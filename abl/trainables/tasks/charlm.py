@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,22 +30,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from abl.errors import AblError
-from abl.trainables.config import param, require
-from abl.trainables.tasks.base import DATA_SEED_HELP, Split, Task, TaskInfo
+from abl.trainables.tasks.base import Split, Task, TaskInfo
+from abl.trainables.tasks.configs import CharLMConfig
 
 _VAL_STREAM = 1  # seeds the validation windows apart from the default training stream (0)
-
-
-@dataclass
-class CharLMConfig:
-    """Knobs of :class:`CharLMTask` (``data.*``)."""
-
-    path: str = param("", "UTF-8 text file; empty = the built-in corpus (Python's pydoc topics)")
-    block_size: int = param(64, "context length: characters per input window")
-    val_fraction: float = param(0.1, "last fraction of the text used for validation")
-    epoch_batches: int = param(200, "batches of random windows per training epoch")
-    val_batches: int = param(20, "batches of fixed random windows per validation pass")
-    seed: int = param(0, DATA_SEED_HELP)
 
 
 @functools.lru_cache(maxsize=1)
@@ -107,17 +94,16 @@ class CharLMTask(Task):
     """
 
     Config = CharLMConfig
-    metrics: ClassVar[tuple[str, ...]] = ()
+    metrics = CharLMConfig.task_metrics
     smoke: ClassVar[dict[str, Any]] = {
         "data.block_size": 16,
         "data.epoch_batches": 4,
         "data.val_batches": 2,
     }
-    next_step_targets = True
+    next_step_targets = CharLMConfig.task_next_step_targets
 
     def __init__(self, cfg: CharLMConfig, *, seed: int) -> None:
         super().__init__(cfg, seed=seed)
-        _check_config(cfg)
         self.text = read_text(cfg.path) if cfg.path else builtin_corpus()
         self.chars = "".join(sorted(set(self.text)))
         tokens = encode(self.text, self.chars)
@@ -170,23 +156,3 @@ class CharLMTask(Task):
     def decode(self, tokens: Tensor) -> str:
         """The characters of a 1-D tensor of token ids."""
         return "".join(self.chars[i] for i in tokens.tolist())
-
-
-def _check_config(cfg: CharLMConfig) -> None:
-    checks = [
-        (cfg.block_size >= 1, "block_size must be >= 1", cfg.block_size, "data.block_size"),
-        (
-            0 < cfg.val_fraction < 1,
-            "val_fraction must be in (0, 1)",
-            cfg.val_fraction,
-            "data.val_fraction",
-        ),
-        (
-            cfg.epoch_batches >= 1,
-            "epoch_batches must be >= 1",
-            cfg.epoch_batches,
-            "data.epoch_batches",
-        ),
-        (cfg.val_batches >= 1, "val_batches must be >= 1", cfg.val_batches, "data.val_batches"),
-    ]
-    require(checks)

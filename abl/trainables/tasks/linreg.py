@@ -24,7 +24,6 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -32,29 +31,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from abl.errors import AblError
-from abl.trainables.config import param, require
 from abl.trainables.curriculum import Schedule
-from abl.trainables.tasks.base import DATA_SEED_HELP, Split, Task, TaskInfo
+from abl.trainables.tasks.base import Split, Task, TaskInfo
+from abl.trainables.tasks.configs import LinearRegressionConfig
 
 _VAL_SEED_OFFSET = 1_000_003  # keeps the validation stream apart from the training one
-
-
-@dataclass
-class LinearRegressionConfig:
-    """Knobs of :class:`LinearRegressionTask` (``data.*``); curricula count optimizer steps."""
-
-    n_dims: int = param(10, "largest dimension d; tokens are n_dims + 1 wide")
-    dims_start: int = param(10, "dimension d of the first step (the logbook keeps d = 10)")
-    dims_end: int = param(10, "final dimension d (validation uses it)")
-    dims_inc: int = param(1, "change of d at every dims_interval steps")
-    dims_interval: int = param(20000, "optimizer steps between changes of d")
-    points_start: int = param(11, "in-context points n of the first step")
-    points_end: int = param(41, "final number of points n (validation uses it)")
-    points_inc: int = param(2, "change of n at every points_interval steps")
-    points_interval: int = param(1000, "optimizer steps between changes of n")
-    epoch_batches: int = param(1000, "training batches per epoch, each drawn fresh")
-    val_batches: int = param(8, "fixed validation batches at dims_end and points_end")
-    seed: int = param(0, DATA_SEED_HELP)
 
 
 def interleave(xs: Tensor, ys: Tensor) -> Tensor:
@@ -89,7 +70,7 @@ class LinearRegressionTask(Task):
     """
 
     Config = LinearRegressionConfig
-    metrics = ("val/mse_per_dim", "val/mse_last_point")
+    metrics = LinearRegressionConfig.task_metrics
     smoke: ClassVar[dict[str, Any]] = {
         "data.n_dims": 4,
         "data.dims_start": 2,
@@ -197,27 +178,8 @@ class LinearRegressionTask(Task):
 
 
 def _check_config(cfg: LinearRegressionConfig) -> None:
-    checks = [
-        (cfg.n_dims >= 1, "n_dims must be >= 1", cfg.n_dims, "data.n_dims"),
-        (
-            min(cfg.dims_start, cfg.dims_end) >= 1
-            and max(cfg.dims_start, cfg.dims_end) <= cfg.n_dims,
-            f"dims_start and dims_end must lie in [1, n_dims={cfg.n_dims}]",
-            (cfg.dims_start, cfg.dims_end),
-            "data.dims_start, data.dims_end",
-        ),
-        (
-            min(cfg.points_start, cfg.points_end) >= 1,
-            "points_start and points_end must be >= 1",
-            (cfg.points_start, cfg.points_end),
-            "data.points_start, data.points_end",
-        ),
-        (
-            cfg.epoch_batches >= 1,
-            "epoch_batches must be >= 1",
-            cfg.epoch_batches,
-            "data.epoch_batches",
-        ),
-        (cfg.val_batches >= 1, "val_batches must be >= 1", cfg.val_batches, "data.val_batches"),
-    ]
-    require(checks)
+    if max(cfg.dims_start, cfg.dims_end) > cfg.n_dims:
+        raise AblError(
+            f"dims_start and dims_end must lie in [1, n_dims={cfg.n_dims}]; got "
+            f"{(cfg.dims_start, cfg.dims_end)} (data.dims_start, data.dims_end)"
+        )

@@ -27,8 +27,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -36,48 +35,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from abl.errors import AblError
-from abl.trainables.config import param, require
-from abl.trainables.tasks.base import DATA_SEED_HELP, Split, Task, TaskInfo
+from abl.trainables.tasks.base import Split, Task, TaskInfo
+from abl.trainables.tasks.configs import AdditionConfig, CopyConfig, SymbolicConfig
 from abl.trainables.tasks.holdout import HeldOut
 
 _EVAL_CHUNK = 1024  # samples per forward pass when measuring accuracy
 _MAX_REDRAWS = 64  # rounds of redrawing training samples that hit the validation set
 Piece = tuple[Tensor, Tensor]  # (tokens (B, W) left-aligned, used length (B,))
-
-
-@dataclass
-class SymbolicConfig:
-    """Knobs shared by :class:`CopyTask` and :class:`AdditionTask` (``data.*``)."""
-
-    base: int = param(16, "number base: digit tokens are 0..base-1")
-    curriculum: Literal["none", "uniform", "progressive"] = param(
-        "progressive", "length curriculum: full length, uniform lengths, or a rising max length"
-    )
-    min_len: int = param(1, "shortest sampled length (uniform, progressive)")
-    len_start: int = param(1, "first max length of the progressive curriculum")
-    len_inc: int = param(1, "max-length increase after an epoch that passes threshold")
-    threshold: float = param(0.9, "curriculum/acc_seq an epoch must reach to raise the max length")
-    train_samples: int = param(32768, "samples drawn per training epoch")
-    val_samples: int = param(1024, "samples of the fixed validation set (and of each level set)")
-    seed: int = param(0, DATA_SEED_HELP)
-
-
-@dataclass
-class CopyConfig(SymbolicConfig):
-    """Knobs of :class:`CopyTask` (``data.*``)."""
-
-    variant: Literal["copy", "flip", "roll"] = param(
-        "copy", "target: the string, reversed, or rotated right by roll_by"
-    )
-    seq_len: int = param(20, "full string length (validation, curriculum end)")
-    roll_by: int = param(1, "rotation of the roll variant (modulo each string's length)")
-
-
-@dataclass
-class AdditionConfig(SymbolicConfig):
-    """Knobs of :class:`AdditionTask` (``data.*``); lengths count digits per operand."""
-
-    max_value: int = param(1000, "largest operand; its digit count in base is the full length")
 
 
 def n_digits(value: int, base: int) -> int:
@@ -117,17 +81,10 @@ class SymbolicTask(Task):
     draws the samples of given lengths.
     """
 
-    metrics: ClassVar[tuple[str, ...]] = (
-        "val/acc_token",
-        "val/acc_seq",
-        "curriculum/acc_seq",
-        "curriculum/max_len",
-    )
+    metrics = SymbolicConfig.task_metrics
 
     def __init__(self, cfg: Any, *, seed: int) -> None:
         super().__init__(cfg, seed=seed)
-        if cfg.base < 2:
-            raise AblError(f"base must be >= 2; got {cfg.base} (data.base)")
         self.pad_id, self.eos_id, self.sep_id = cfg.base, cfg.base + 1, cfg.base + 2
         self.full_len, self.t_in, self.t_out = self._shape()
         _check(cfg, self.full_len)
@@ -266,8 +223,6 @@ class CopyTask(SymbolicTask):
     }
 
     def _shape(self) -> tuple[int, int, int]:
-        if self.cfg.seq_len < 1:
-            raise AblError(f"seq_len must be >= 1; got {self.cfg.seq_len} (data.seq_len)")
         return self.cfg.seq_len, self.cfg.seq_len, self.cfg.seq_len + 1
 
     def _make(self, lengths: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -308,8 +263,6 @@ class AdditionTask(SymbolicTask):
     }
 
     def _shape(self) -> tuple[int, int, int]:
-        if self.cfg.max_value < 1:
-            raise AblError(f"max_value must be >= 1; got {self.cfg.max_value} (data.max_value)")
         digits = n_digits(self.cfg.max_value, self.cfg.base)
         return digits, 2 * digits + 1, n_digits(2 * self.cfg.max_value, self.cfg.base) + 1
 
@@ -347,27 +300,9 @@ def _uniform_upto(cap: Tensor, gen: torch.Generator) -> Tensor:
 
 
 def _check(cfg: SymbolicConfig, full_len: int) -> None:
-    checks = [
-        (
-            1 <= cfg.min_len <= full_len,
-            f"min_len must be in [1, {full_len}]",
-            cfg.min_len,
-            "data.min_len",
-        ),
-        (
-            cfg.curriculum != "progressive" or cfg.min_len <= cfg.len_start <= full_len,
-            f"len_start must be in [min_len, {full_len}]",
-            cfg.len_start,
-            "data.len_start",
-        ),
-        (cfg.len_inc >= 1, "len_inc must be >= 1", cfg.len_inc, "data.len_inc"),
-        (0 < cfg.threshold <= 1, "threshold must be in (0, 1]", cfg.threshold, "data.threshold"),
-        (
-            cfg.train_samples >= 1,
-            "train_samples must be >= 1",
-            cfg.train_samples,
-            "data.train_samples",
-        ),
-        (cfg.val_samples >= 1, "val_samples must be >= 1", cfg.val_samples, "data.val_samples"),
-    ]
-    require(checks)
+    if cfg.min_len > full_len:
+        raise AblError(f"min_len must be in [1, {full_len}]; got {cfg.min_len} (data.min_len)")
+    if cfg.curriculum == "progressive" and not cfg.min_len <= cfg.len_start <= full_len:
+        raise AblError(
+            f"len_start must be in [min_len, {full_len}]; got {cfg.len_start} (data.len_start)"
+        )

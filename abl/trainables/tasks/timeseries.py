@@ -23,38 +23,18 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from abl.errors import AblError, did_you_mean, one_of
-from abl.trainables.config import param, require
-from abl.trainables.tasks.base import DATA_SEED_HELP, Split, Task, TaskInfo
+from abl.trainables.tasks.base import Split, Task, TaskInfo
+from abl.trainables.tasks.configs import TimeSeriesConfig
 
 _EVAL_CHUNK = 1024  # windows per forward pass in final_metrics
-
-
-@dataclass
-class TimeSeriesConfig:
-    """Knobs of :class:`TimeSeriesTask` (``data.*``)."""
-
-    source: Literal["synthetic", "csv", "co2", "sunspots"] = param(
-        "synthetic",
-        "where the series comes from: generated, a CSV column, or a real series shipped with "
-        "statsmodels (co2: weekly Mauna Loa CO2 1958-2001, 2284 values; sunspots: yearly 1700-2008)",
-    )
-    path: str = param("", "CSV file with a header row (source=csv)")
-    column: str = param("", "CSV column to forecast; empty = the last numeric column")
-    length: int = param(2000, "length of the synthetic series")
-    noise: float = param(0.1, "synthetic noise std, relative to the main seasonal amplitude")
-    time_steps: int = param(32, "input window length")
-    val_fraction: float = param(0.2, "last fraction of the series used for validation")
-    rollout: int = param(50, "steps of the autoregressive prediction (predict/mse_regressive)")
-    seed: int = param(0, DATA_SEED_HELP)
 
 
 def synthetic_series(length: int, noise: float, seed: int) -> np.ndarray:
@@ -138,13 +118,12 @@ class TimeSeriesTask(Task):
     """
 
     Config = TimeSeriesConfig
-    metrics = ("predict/mse_batch", "predict/mse_regressive")
+    metrics = TimeSeriesConfig.task_metrics
     smoke: ClassVar[dict[str, Any]] = {"data.length": 300, "data.time_steps": 16}
-    next_step_targets = True
+    next_step_targets = TimeSeriesConfig.task_next_step_targets
 
     def __init__(self, cfg: TimeSeriesConfig, *, seed: int) -> None:
         super().__init__(cfg, seed=seed)
-        _check_config(cfg)
         if cfg.source == "csv":
             self.series = read_csv_column(cfg.path, cfg.column)
         elif cfg.source in REAL_SERIES:
@@ -219,19 +198,3 @@ class TimeSeriesTask(Task):
     def _mse(self, pred: Tensor, true: Tensor) -> float:
         """Mean squared error after undoing the normalization."""
         return float(((pred.double() - true.double()) ** 2).mean()) * self.std**2
-
-
-def _check_config(cfg: TimeSeriesConfig) -> None:
-    checks = [
-        (cfg.time_steps >= 1, "time_steps must be >= 1", cfg.time_steps, "data.time_steps"),
-        (
-            0 < cfg.val_fraction < 1,
-            "val_fraction must be in (0, 1)",
-            cfg.val_fraction,
-            "data.val_fraction",
-        ),
-        (cfg.rollout >= 1, "rollout must be >= 1", cfg.rollout, "data.rollout"),
-        (cfg.noise >= 0, "noise must be >= 0", cfg.noise, "data.noise"),
-        (cfg.length >= 1, "length must be >= 1", cfg.length, "data.length"),
-    ]
-    require(checks)
