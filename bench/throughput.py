@@ -91,8 +91,9 @@ def _pool_init() -> None:
 
 def _pool_train(config: dict[str, Any], trainable: str, where: str) -> None:
     from abl.trainables.loop import train
+    from abl.trainables.spec import TRAINABLES
 
-    train(config, trainable=trainable, report=ignore_report, device=where)
+    train(config, trainable=TRAINABLES.get(trainable), report=ignore_report, device=where)
 
 
 def pool_seconds(space: Any, workers: int = 2) -> float:

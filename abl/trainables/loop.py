@@ -2,7 +2,7 @@
 
 Run one trial outside Ray (prints each report)::
 
-    python -c "from abl.trainables.loop import train; train({'train.epochs': 2}, trainable='forecast')"
+    python -c "from abl.trainables import TRAINABLES, train; train({'train.epochs': 2}, trainable=TRAINABLES.get('forecast'))"
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -23,9 +23,11 @@ import torch
 from abl.errors import AblError
 from abl.trainables.config import build, nested
 from abl.trainables.models import MODELS
-from abl.trainables.spec import TRAINABLES, TrainableSpec
 from abl.trainables.tasks import TASKS
 from abl.trainables.train_config import TrainConfig
+
+if TYPE_CHECKING:
+    from abl.trainables.spec import TrainableSpec
 
 Report = Callable[[dict[str, Any], str | None], None]  # (metrics, checkpoint dir or None)
 CHECKPOINT_FILE = "state.pt"
@@ -191,7 +193,7 @@ def build_run(config: dict[str, Any], spec: TrainableSpec, device: str = "cpu") 
 def train(
     config: dict[str, Any],
     *,
-    trainable: str | TrainableSpec,
+    trainable: TrainableSpec,
     report: Report | None = None,
     restore: dict[str, Any] | None = None,
     device: str = "cpu",
@@ -204,8 +206,7 @@ def train(
     ``val/loss_last`` (the last position only), the one a non-causal model cannot peek at.
     ``restore`` (a ``state.pt`` from an earlier report) continues exactly where it was saved.
     """
-    spec = TRAINABLES.get(trainable) if isinstance(trainable, str) else trainable
-    run = build_run(config, spec, device)
+    run = build_run(config, trainable, device)
     if restore is not None:
         run.load(restore)
     cfg, task, model = run.cfg, run.task, run.model
@@ -337,7 +338,7 @@ def assigned_device(gpu_ids: list[Any]) -> str:
     return f"cuda:{index}" if 0 <= index < torch.cuda.device_count() else "cpu"
 
 
-def run_trial(config: dict[str, Any], trainable: str = "forecast") -> None:
+def run_trial(config: dict[str, Any], trainable: TrainableSpec) -> None:
     """Ray Tune function trainable: threads and device from Ray's assignment, checkpoints to Tune."""
     import ray
     from ray import tune

@@ -154,7 +154,7 @@ class TrainableSpec:
         """One trial through the shared training loop."""
         from abl.trainables.loop import run_trial
 
-        run_trial(config, self.name)
+        run_trial(config, self)
 
 
 TRAINABLES: Registry = Registry("trainable", {})

@@ -14,6 +14,7 @@ from abl.trainables.config import build
 from abl.trainables.loop import train
 from abl.trainables.models import MODELS
 from abl.trainables.models.bigram import BigramAttention
+from abl.trainables.spec import TRAINABLES
 from abl.trainables.tasks.base import TaskInfo
 from abl.trainables.tasks.charlm import CharLMTask, builtin_corpus
 
@@ -204,6 +205,6 @@ def test_one_epoch_end_to_end(kind: str) -> None:
 
     config = {**CharLMTask.smoke, **MODELS.get(kind).smoke, "model.kind": kind}
     config.update({"train.epochs": 1, "train.batch_size": 8})
-    train(config, trainable="charlm", report=collect)
+    train(config, trainable=TRAINABLES.get("charlm"), report=collect)
     assert len(reports) == 1 and reports[0]["trial/status"] == "completed"
     assert math.isfinite(reports[0]["val/loss"]) and reports[0]["model/params"] > 0

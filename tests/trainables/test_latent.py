@@ -13,6 +13,7 @@ from abl.errors import AblError
 from abl.trainables.config import build
 from abl.trainables.loop import train
 from abl.trainables.models.latent import LatentThinker
+from abl.trainables.spec import TRAINABLES
 from abl.trainables.tasks.symbolic import AdditionTask, CopyTask, SymbolicTask
 
 TASKS: dict[str, tuple[type[SymbolicTask], dict[str, Any]]] = {
@@ -229,7 +230,7 @@ def test_one_epoch_of_the_loop_reports_finite_metrics(trainable: str) -> None:
     task_cls = CopyTask if trainable == "copy" else AdditionTask
     reports: list[dict[str, Any]] = []
     config = {**task_cls.smoke, **LatentThinker.smoke, "train.epochs": 1}
-    train(config, trainable=trainable, report=lambda m, _ckpt: reports.append(m))
+    train(config, trainable=TRAINABLES.get(trainable), report=lambda m, _ckpt: reports.append(m))
     (last,) = reports
     assert last["trial/status"] == "completed"
     assert set(task_cls.metrics) <= set(last)

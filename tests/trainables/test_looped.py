@@ -14,6 +14,7 @@ from abl.errors import AblError
 from abl.trainables.config import build
 from abl.trainables.loop import train
 from abl.trainables.models.looped import LoopedTransformer
+from abl.trainables.spec import TRAINABLES
 from abl.trainables.tasks.base import TaskInfo
 from abl.trainables.tasks.linreg import LinearRegressionTask, interleave
 
@@ -261,7 +262,11 @@ def test_knobs_it_cannot_serve_are_errors() -> None:
 def test_one_epoch_through_the_shared_loop(model: dict[str, Any]) -> None:
     reports: list[dict[str, Any]] = []
     config = {**LinearRegressionTask.smoke, **LoopedTransformer.smoke, **model, "train.epochs": 1}
-    train(config, trainable="icl_linreg", report=lambda metrics, _ckpt: reports.append(metrics))
+    train(
+        config,
+        trainable=TRAINABLES.get("icl_linreg"),
+        report=lambda metrics, _ckpt: reports.append(metrics),
+    )
     (last,) = reports
     assert last["trial/status"] == "completed"
     for name in ("train/loss", "val/loss", *LinearRegressionTask.metrics):

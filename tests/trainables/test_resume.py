@@ -51,7 +51,7 @@ def run(
             raise Interrupted
 
     with contextlib.suppress(Interrupted):
-        train(config, trainable=name, report=report, restore=restore)
+        train(config, trainable=TRAINABLES.get(name), report=report, restore=restore)
     return reports, states
 
 
@@ -124,7 +124,7 @@ def test_checkpoints_come_every_checkpoint_every_s_and_after_the_last_epoch() ->
             if ckpt is not None:
                 into.append(metrics["epoch"])
 
-        train(config, trainable="forecast", report=report)
+        train(config, trainable=TRAINABLES.get("forecast"), report=report)
     assert saved[0.0] == list(range(1, EPOCHS + 1))
     assert saved[3600.0] == [EPOCHS]
 
