@@ -311,8 +311,9 @@ def links(sink: Sink) -> dict[str, str]:
     return runs
 
 
-def drive(sink: MLflowSink, sweep: SweepInfo, rec: TrialRecord) -> None:
-    """Every hook, in the order the callback calls them."""
+def drive(sink: MLflowSink, sweep: SweepInfo, rec: TrialRecord) -> dict[str, str]:
+    """Every hook, in the order the callback calls them; the run ids it announced."""
+    runs = links(sink)
     sink.open(sweep)
     sink.trial_started(rec)
     rec.update(1, {"val/loss": 1.0}, "val/loss", "min")
@@ -321,6 +322,7 @@ def drive(sink: MLflowSink, sweep: SweepInfo, rec: TrialRecord) -> None:
     rec.status, rec.end = TrialStatus.COMPLETED, 1.7e9 + 2
     sink.trial_ended(rec)
     sink.drain()
+    return runs
 
 
 def test_mlflow_sink_with_dead_server_warns_once_and_never_raises(
@@ -330,10 +332,9 @@ def test_mlflow_sink_with_dead_server_warns_once_and_never_raises(
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     sweep = make_sweep(tmp_path, "http://127.0.0.1:9")
     sink, rec = MLflowSink(tracking_uri=sweep.tracking_uri), record()
-    runs = links(sink)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        drive(sink, sweep, rec)
+        runs = drive(sink, sweep, rec)
         sink.close()
     ours = [w for w in caught if "MLflowSink" in str(w.message)]
     assert len(ours) == 1 and issubclass(ours[0].category, RuntimeWarning)
@@ -346,9 +347,8 @@ def test_mlflow_sink_sends_pending_data_once_the_store_is_back(tmp_path: Path) -
     db_dir.write_text("a file where the store's folder should be")
     sweep = make_sweep(tmp_path, f"sqlite:///{db_dir}/mlflow.db")
     sink, rec = MLflowSink(tracking_uri=sweep.tracking_uri, retry_s=0.0), record()
-    runs = links(sink)
     with pytest.warns(RuntimeWarning, match="opening the MLflow experiment failed"):
-        drive(sink, sweep, rec)
+        runs = drive(sink, sweep, rec)
     db_dir.unlink()
     sink.flush()  # the store answers now: everything pending goes out
     sink.close()
@@ -366,8 +366,7 @@ def test_a_stopped_sweep_leaves_its_parent_run_killed_though_every_trial_ended(
     parent run stays KILLED (resumable) rather than FINISHED; its child is FINISHED."""
     sweep = make_sweep(tmp_path, f"sqlite:///{tmp_path}/mlflow.db")
     sink, rec = MLflowSink(tracking_uri=sweep.tracking_uri), record()
-    runs = links(sink)
-    drive(sink, sweep, rec)
+    runs = drive(sink, sweep, rec)
     sink.stopping()
     sink.close()
     client = MlflowClient(sweep.tracking_uri)
@@ -382,8 +381,8 @@ def test_mlflow_sink_resumes_the_parent_run_of_the_run_dir(tmp_path: Path) -> No
     first.trial_started(record("t1"))
     first.close()  # interrupted: t1 never ended
     second = MLflowSink(tracking_uri=sweep.tracking_uri)
-    rec, runs = record("t1"), links(second)
-    drive(second, sweep, rec)
+    rec = record("t1")
+    runs = drive(second, sweep, rec)
     second.close()
     assert second.parent_run_id == first.parent_run_id
     client = MlflowClient(sweep.tracking_uri)
@@ -604,3 +603,24 @@ def test_steps_a_resumed_trial_reports_again_reach_mlflow_once(tmp_path: Path) -
     assert sorted(losses) == [(1, 1.0), (2, 0.8), (3, 0.5)]  # of a step sent twice, the last
     assert [m.value for m in client.get_metric_history(run_id, "model/params")] == [10.0]
     assert client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_abl_sync_makes_a_new_parent_run_when_the_store_lost_the_old_one(tmp_path: Path) -> None:
+    from abl.search.sinks.mlflow import sync_run
+
+    sweep = make_sweep(tmp_path, f"sqlite:///{tmp_path}/mlflow.db")
+    saved = {"tracking_uri": sweep.tracking_uri, "parent_run_id": "0123456789abcdef"}
+    (sweep.run_dir / "mlflow.json").write_text(json.dumps(saved))
+    parquet, rec = ParquetSink(), record()
+    parquet.open(sweep)
+    parquet.trial_started(rec)
+    rec.update(1, {"val/loss": 1.0}, "val/loss", "min")
+    parquet.trial_result(rec, 1, {"val/loss": 1.0}, 1.7e9 + 1)
+    rec.status, rec.end = TrialStatus.COMPLETED, 1.7e9 + 2
+    parquet.trial_ended(rec)
+    parquet.close()
+    trials = read_trials(sweep.run_dir).to_pylist()
+    report = sync_run(sweep, trials, read_history(sweep.run_dir).to_pylist())
+    assert report.parent_created and report.runs_created == report.run_ids_filled == 1
+    parent = json.loads((sweep.run_dir / "mlflow.json").read_text())["parent_run_id"]
+    assert MlflowClient(sweep.tracking_uri).get_run(parent).info.status == "FINISHED"

@@ -365,9 +365,8 @@ class SinkCallback(Callback):
             sink.hurry()
 
     def link(self, trial_id: str, run_id: str) -> None:
-        """Tell every sink that trial ``trial_id`` has MLflow run ``run_id`` (see
-        :meth:`Sink.trial_linked`). Any thread may call it (a deque's append is atomic): the
-        sinks hear of it on the driver thread, before their next hook."""
+        """Tell every sink that trial ``trial_id`` has MLflow run ``run_id``, from any thread
+        (a deque's append is atomic); they hear of it on the driver thread, before their next hook."""
         self._links.append((trial_id, run_id))
 
     def unfinished(self) -> int:
@@ -382,9 +381,7 @@ class SinkCallback(Callback):
     def _open(self) -> None:
         if not self._opened:
             self._opened = True
-            for sink in self.sinks:
-                sink.open(self.sweep)
-            self._check_sinks()
+            self._each(lambda sink: sink.open(self.sweep))
 
     def _flush(self) -> None:
         self._last_flush = time.monotonic()
@@ -408,11 +405,9 @@ class SinkCallback(Callback):
 
     def _check_sinks(self) -> None:
         """Stop the sweep if a sink found the disk full (MLflow's writer thread too)."""
-        for sink in self.sinks:
-            full = sink.disk_full
-            if full:
-                self._stop_for_disk(full)
-                return
+        full = next((sink.disk_full for sink in self.sinks if sink.disk_full), None)
+        if full:
+            self._stop_for_disk(full)
 
     def _stop_for_disk(self, what: str) -> None:
         """Stop the sweep as Ctrl-C does, once: Tune saves its state, the sinks flush (what

@@ -158,9 +158,7 @@ class MLflowSink(Sink):
 
     Hooks hand their work to a writer thread and return; ``close`` waits for it, and
     ``drain`` waits for what was handed over so far. ``background=False`` writes in the
-    calling thread instead. Each trial's run id is announced (:attr:`Sink.announce`) once its
-    run is created or found. ``abl sync`` drives it through :meth:`attach`, :meth:`sync_trial`
-    and :meth:`end_parent`.
+    calling thread instead. A trial's run id is announced once its run is created or found.
 
     >>> MLflowSink(tracking_uri="sqlite:///abl-runs/mlflow.db")  # doctest: +SKIP
     """
@@ -491,15 +489,13 @@ class MLflowSink(Sink):
     def sync_trial(
         self, rec: TrialRecord, reports: list[dict[str, Any]], report: SyncReport
     ) -> str:
-        """Send the trial's run (created with its params if missing) the (metric, step) pairs
-        of ``reports``, its history rows, that it lacks and, once the trial ended, its final
-        status if it lacks that; counts them in ``report``. Returns the run's id."""
+        """Send the trial's run (created with its params if missing) what it lacks of
+        ``reports``, its history rows, and of its final status; returns the run's id."""
         client = self._mlflow()
-        child = self._children[rec.trial_id] = _Child(rec, ended=rec.status not in _LIVE)
+        child = self._children[rec.trial_id] = _Child(rec)
         child.run_id, child.found = self._run_of(client, rec)
-        if not child.found:
-            child.params = trial_params(rec)
-            report.runs_created += 1
+        child.params = [] if child.found else trial_params(rec)
+        report.runs_created += not child.found
         for row in reports:
             metrics = {
                 k: float(v) for k, v in row.items() if k not in _REPORT_KEYS and v is not None
@@ -507,13 +503,12 @@ class MLflowSink(Sink):
             self._result(rec, int(row["step"]), metrics, row["time"])
         child.metrics = _not_logged(client, child)
         report.values_sent += len(child.metrics)
-        run = client.get_run(child.run_id) if child.ended else None
-        tag = run and run.data.tags.get("abl.status")
-        if run and (run.info.status == "RUNNING" or tag != rec.status.value):
-            self._terminate(client, child)
-            report.runs_terminated += 1
-        else:
-            send_batches(client, child.run_id, params=child.params, metrics=child.metrics)
+        if rec.status not in _LIVE:
+            run = client.get_run(child.run_id)
+            tag = run.data.tags.get("abl.status")
+            child.ended = run.info.status == "RUNNING" or tag != rec.status.value
+            report.runs_terminated += child.ended
+        self._sync(child)  # terminated (and forgotten) if it ended and MLflow lacked that
         self._children.pop(rec.trial_id, None)
         return child.run_id
 
