@@ -396,11 +396,9 @@ class MLflowSink(Sink):
         """Bring one child run up to date: create, send params and metrics, terminate if ended."""
         client = self._open()
         if child.run_id is None:
-            run_id, child.found = self._run_of(client, child.rec)
+            run_id = self._run_of(client, child)
             if child.found:  # it runs again
                 client.update_run(run_id, status="RUNNING")
-            else:
-                child.params = trial_params(child.rec)
             child.run_id = run_id
             if self.announce is not None:
                 self.announce(child.rec.trial_id, run_id)
@@ -417,10 +415,10 @@ class MLflowSink(Sink):
                 if id(m) not in left:
                     child.had[m.key].add(m.step)
 
-    def _run_of(self, client: MlflowClient, rec: TrialRecord) -> tuple[str, bool]:
-        """The trial's run and whether it was found: its run from before a resume (which keeps
-        its params and metrics), else a new child run of the parent, tagged (its params are
-        sent apart)."""
+    def _run_of(self, client: MlflowClient, child: _Child) -> str:
+        """The trial's run from before a resume (``child.found``: it keeps its params and
+        metrics), else a new child run of the parent, tagged, its params pending in ``child``."""
+        rec = child.rec
         if self._resumed:
             query = (
                 f"tags.`mlflow.parentRunId` = '{self._parent_run_id}' "
@@ -428,7 +426,9 @@ class MLflowSink(Sink):
             )
             runs = client.search_runs([self._experiment_id], query, max_results=1)
             if runs:
-                return runs[0].info.run_id, True
+                child.found = True
+                return runs[0].info.run_id
+        child.found, child.params = False, trial_params(rec)
         tags = {
             "mlflow.parentRunId": self._parent_run_id,
             "abl.trial_id": rec.trial_id,
@@ -438,7 +438,7 @@ class MLflowSink(Sink):
         run = client.create_run(
             self._experiment_id, start_time=start, tags=tags, run_name=rec.trial_id
         )
-        return run.info.run_id, False
+        return run.info.run_id
 
     def _terminate(self, client: MlflowClient, child: _Child) -> None:
         """Send what is left with the final tags in one batch, then end the run."""
@@ -493,8 +493,7 @@ class MLflowSink(Sink):
         ``reports``, its history rows, and of its final status; returns the run's id."""
         client = self._mlflow()
         child = self._children[rec.trial_id] = _Child(rec)
-        child.run_id, child.found = self._run_of(client, rec)
-        child.params = [] if child.found else trial_params(rec)
+        child.run_id = self._run_of(client, child)
         report.runs_created += not child.found
         for row in reports:
             metrics = {
