@@ -37,17 +37,16 @@ _LIVE = (TrialStatus.PENDING, TrialStatus.RUNNING)
 
 
 def make_sinks(names: tuple[str, ...], *, tracking_uri: str, console: Any = None) -> list[Any]:
-    """The sinks a sweep streams to, MLflow first so its run ids reach the Parquet rows."""
+    """The sinks a sweep streams to, in the order of ``names`` (any order gives the same
+    stores; MLflow before Parquet has Parquet compact the run ids MLflow learns as it closes)."""
     from abl.search.sinks import MLflowSink, ParquetSink, ProgressSink
 
-    sinks: list[Any] = []
-    if "mlflow" in names:
-        sinks.append(MLflowSink(tracking_uri=tracking_uri))
-    if "parquet" in names:
-        sinks.append(ParquetSink())
-    if "progress" in names:
-        sinks.append(ProgressSink(console=console))
-    return sinks
+    makers = {
+        "mlflow": lambda: MLflowSink(tracking_uri=tracking_uri),
+        "parquet": ParquetSink,
+        "progress": lambda: ProgressSink(console=console),
+    }
+    return [makers[name]() for name in dict.fromkeys(names) if name in makers]
 
 
 def run_sweep(space: Space, options: SweepOptions, *, console: Any = None) -> Sweep:

@@ -24,6 +24,7 @@ from abl.search.sinks import (
     MLflowSink,
     ParquetSink,
     ProgressSink,
+    Sink,
     SinkCallback,
     SweepInfo,
     TrialRecord,
@@ -303,8 +304,16 @@ def record(trial_id: str = "t1") -> TrialRecord:
     return TrialRecord(trial_id, {"train.lr": 0.1}, TrialStatus.RUNNING, start=1.7e9)
 
 
-def drive(sink: MLflowSink, sweep: SweepInfo, rec: TrialRecord) -> None:
-    """Every hook, in the order the callback calls them."""
+def links(sink: Sink) -> dict[str, str]:
+    """The run ids ``sink`` announces (to a SinkCallback in a sweep), by trial id."""
+    runs: dict[str, str] = {}
+    sink.announce = runs.__setitem__
+    return runs
+
+
+def drive(sink: MLflowSink, sweep: SweepInfo, rec: TrialRecord) -> dict[str, str]:
+    """Every hook, in the order the callback calls them; the run ids it announced."""
+    runs = links(sink)
     sink.open(sweep)
     sink.trial_started(rec)
     rec.update(1, {"val/loss": 1.0}, "val/loss", "min")
@@ -313,6 +322,7 @@ def drive(sink: MLflowSink, sweep: SweepInfo, rec: TrialRecord) -> None:
     rec.status, rec.end = TrialStatus.COMPLETED, 1.7e9 + 2
     sink.trial_ended(rec)
     sink.drain()
+    return runs
 
 
 def test_mlflow_sink_with_dead_server_warns_once_and_never_raises(
@@ -324,12 +334,12 @@ def test_mlflow_sink_with_dead_server_warns_once_and_never_raises(
     sink, rec = MLflowSink(tracking_uri=sweep.tracking_uri), record()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        drive(sink, sweep, rec)
+        runs = drive(sink, sweep, rec)
         sink.close()
     ours = [w for w in caught if "MLflowSink" in str(w.message)]
     assert len(ours) == 1 and issubclass(ours[0].category, RuntimeWarning)
     assert "pending" in str(ours[0].message)
-    assert sink.parent_run_id is None and "mlflow_run_id" not in rec.extra
+    assert sink.parent_run_id is None and runs == {}
 
 
 def test_mlflow_sink_sends_pending_data_once_the_store_is_back(tmp_path: Path) -> None:
@@ -338,12 +348,12 @@ def test_mlflow_sink_sends_pending_data_once_the_store_is_back(tmp_path: Path) -
     sweep = make_sweep(tmp_path, f"sqlite:///{db_dir}/mlflow.db")
     sink, rec = MLflowSink(tracking_uri=sweep.tracking_uri, retry_s=0.0), record()
     with pytest.warns(RuntimeWarning, match="opening the MLflow experiment failed"):
-        drive(sink, sweep, rec)
+        runs = drive(sink, sweep, rec)
     db_dir.unlink()
     sink.flush()  # the store answers now: everything pending goes out
     sink.close()
     client = MlflowClient(sweep.tracking_uri)
-    child = client.get_run(rec.extra["mlflow_run_id"])
+    child = client.get_run(runs["t1"])
     assert child.info.status == "FINISHED"
     assert child.data.params == {"train.lr": "0.1"} and child.data.metrics == {"val/loss": 1.0}
     assert client.get_run(sink.parent_run_id).info.status == "FINISHED"
@@ -356,11 +366,11 @@ def test_a_stopped_sweep_leaves_its_parent_run_killed_though_every_trial_ended(
     parent run stays KILLED (resumable) rather than FINISHED; its child is FINISHED."""
     sweep = make_sweep(tmp_path, f"sqlite:///{tmp_path}/mlflow.db")
     sink, rec = MLflowSink(tracking_uri=sweep.tracking_uri), record()
-    drive(sink, sweep, rec)
+    runs = drive(sink, sweep, rec)
     sink.stopping()
     sink.close()
     client = MlflowClient(sweep.tracking_uri)
-    assert client.get_run(rec.extra["mlflow_run_id"]).info.status == "FINISHED"
+    assert client.get_run(runs["t1"]).info.status == "FINISHED"
     assert client.get_run(sink.parent_run_id).info.status == "KILLED"
 
 
@@ -372,13 +382,13 @@ def test_mlflow_sink_resumes_the_parent_run_of_the_run_dir(tmp_path: Path) -> No
     first.close()  # interrupted: t1 never ended
     second = MLflowSink(tracking_uri=sweep.tracking_uri)
     rec = record("t1")
-    drive(second, sweep, rec)
+    runs = drive(second, sweep, rec)
     second.close()
     assert second.parent_run_id == first.parent_run_id
     client = MlflowClient(sweep.tracking_uri)
-    runs = client.search_runs([client.get_experiment_by_name("sinks-test").experiment_id])
-    assert len(runs) == 2  # the parent and t1's one child, reused
-    assert client.get_run(rec.extra["mlflow_run_id"]).info.status == "FINISHED"
+    mlflow_runs = client.search_runs([client.get_experiment_by_name("sinks-test").experiment_id])
+    assert len(mlflow_runs) == 2  # the parent and t1's one child, reused
+    assert client.get_run(runs["t1"]).info.status == "FINISHED"
 
 
 def test_mlflow_hooks_return_while_the_server_has_not_answered(
@@ -394,6 +404,7 @@ def test_mlflow_hooks_return_while_the_server_has_not_answered(
             server.settimeout(30)
             sweep = make_sweep(tmp_path, f"http://127.0.0.1:{server.getsockname()[1]}")
             sink, rec = MLflowSink(tracking_uri=sweep.tracking_uri), record()
+            runs = links(sink)
             sink.open(sweep)
             conn, _ = server.accept()  # the writer thread is inside its first request now
             with conn:
@@ -410,21 +421,32 @@ def test_mlflow_hooks_return_while_the_server_has_not_answered(
                     conn.recv(1, socket.MSG_PEEK)
         sink.close()  # the server is gone: the writer fails, warns, keeps the trial pending
     assert any("MLflowSink" in str(w.message) for w in caught)
-    assert sink.pending == 1 and "mlflow_run_id" not in rec.extra
+    assert sink.pending == 1 and runs == {}
 
 
-def test_parquet_row_catches_up_with_a_run_id_set_after_it_was_written(tmp_path: Path) -> None:
+def test_parquet_rows_get_a_run_id_announced_before_or_after_they_were_written(
+    tmp_path: Path,
+) -> None:
     sweep = make_sweep(tmp_path, "unused")
     sink, rec = ParquetSink(), record()
     sink.open(sweep)
+    sink.trial_linked("t0", "early")  # before its trial started
+    sink.trial_started(record("t0"))
     sink.trial_started(rec)
     rec.status, rec.end = TrialStatus.COMPLETED, 1.7e9 + 2
     sink.trial_ended(rec)
-    assert read_trials(sweep.run_dir).column("mlflow_run_id").to_pylist() == [None]
-    rec.extra["mlflow_run_id"] = "abc123"  # what the MLflow writer thread does later
+
+    def rows() -> dict[str, tuple[str | None, str]]:
+        table = read_trials(sweep.run_dir).to_pylist()
+        return {r["trial_id"]: (r["mlflow_run_id"], r["status"]) for r in table}
+
+    assert rows() == {"t0": ("early", "running"), "t1": (None, "completed")}
+    sink.trial_linked("t1", "abc123")  # what the MLflow writer thread announces later
     sink.close()
-    rows = read_trials(sweep.run_dir).to_pylist()
-    assert [(r["mlflow_run_id"], r["status"]) for r in rows] == [("abc123", "completed")]
+    assert rows() == {"t0": ("early", "running"), "t1": ("abc123", "completed")}
+    sink.trial_linked("t0", "late")  # after the close: written, and compacted again
+    assert rows() == {"t0": ("late", "running"), "t1": ("abc123", "completed")}
+    assert len(list((sweep.run_dir / "trials.parquet").iterdir())) == 1
 
 
 def test_send_batches_splits_at_mlflows_limits_and_sends_everything(tmp_path: Path) -> None:
@@ -533,7 +555,7 @@ def test_a_resume_sends_mlflow_what_a_killed_driver_left_unsent(tmp_path: Path) 
         MLflowSink(tracking_uri=sweep.tracking_uri, background=False),
         ParquetSink(),
     )
-    rec = record()
+    rec, runs = record(), links(mlflow_sink)
     for sink in (mlflow_sink, parquet):
         sink.open(sweep)
         sink.trial_started(rec)
@@ -547,7 +569,7 @@ def test_a_resume_sends_mlflow_what_a_killed_driver_left_unsent(tmp_path: Path) 
     parquet.trial_ended(rec)  # ...nor the end
     parquet.close()
     client = MlflowClient(sweep.tracking_uri)
-    run_id = rec.extra["mlflow_run_id"]
+    run_id = runs["t1"]
     assert client.get_run(run_id).info.status == "RUNNING"
     assert reconcile_mlflow(sweep) == 0
     run = client.get_run(run_id)
@@ -567,6 +589,7 @@ def test_steps_a_resumed_trial_reports_again_reach_mlflow_once(tmp_path: Path) -
         first.trial_result(rec, step, {"val/loss": loss, "model/params": 10.0}, 1.7e9 + step)
     first.flush()  # and the driver dies here: no close
     resumed = MLflowSink(tracking_uri=sweep.tracking_uri, background=False)
+    runs = links(resumed)
     resumed.open(sweep)
     resumed.trial_started(rec)
     for step, loss in [(2, 0.8), (3, 0.6), (3, 0.5)]:  # from checkpoint 1; step 3 twice
@@ -575,8 +598,29 @@ def test_steps_a_resumed_trial_reports_again_reach_mlflow_once(tmp_path: Path) -
     resumed.trial_ended(rec)
     resumed.close()
     client = MlflowClient(sweep.tracking_uri)
-    run_id = rec.extra["mlflow_run_id"]
+    run_id = runs["t1"]
     losses = [(m.step, m.value) for m in client.get_metric_history(run_id, "val/loss")]
     assert sorted(losses) == [(1, 1.0), (2, 0.8), (3, 0.5)]  # of a step sent twice, the last
     assert [m.value for m in client.get_metric_history(run_id, "model/params")] == [10.0]
     assert client.get_run(run_id).info.status == "FINISHED"
+
+
+def test_abl_sync_makes_a_new_parent_run_when_the_store_lost_the_old_one(tmp_path: Path) -> None:
+    from abl.search.sinks.mlflow import sync_run
+
+    sweep = make_sweep(tmp_path, f"sqlite:///{tmp_path}/mlflow.db")
+    saved = {"tracking_uri": sweep.tracking_uri, "parent_run_id": "0123456789abcdef"}
+    (sweep.run_dir / "mlflow.json").write_text(json.dumps(saved))
+    parquet, rec = ParquetSink(), record()
+    parquet.open(sweep)
+    parquet.trial_started(rec)
+    rec.update(1, {"val/loss": 1.0}, "val/loss", "min")
+    parquet.trial_result(rec, 1, {"val/loss": 1.0}, 1.7e9 + 1)
+    rec.status, rec.end = TrialStatus.COMPLETED, 1.7e9 + 2
+    parquet.trial_ended(rec)
+    parquet.close()
+    trials = read_trials(sweep.run_dir).to_pylist()
+    report = sync_run(sweep, trials, read_history(sweep.run_dir).to_pylist())
+    assert report.parent_created and report.runs_created == report.run_ids_filled == 1
+    parent = json.loads((sweep.run_dir / "mlflow.json").read_text())["parent_run_id"]
+    assert MlflowClient(sweep.tracking_uri).get_run(parent).info.status == "FINISHED"

@@ -24,6 +24,7 @@ import signal
 import threading
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -84,7 +85,7 @@ class TrialRecord:
     last: dict[str, float] = field(default_factory=dict)  # last value of each metric
     best: float | None = None  # best value of the sweep's ranking metric
     best_step: int | None = None  # step at which `best` was reported
-    extra: dict[str, Any] = field(default_factory=dict)  # columns added by sinks
+    mlflow_run_id: str | None = None  # its MLflow run as trials.parquet had it (a resumed trial)
     paused_s: float = 0.0  # seconds it could not run: from a killed driver's last word to a resume
     seen: float | None = None  # unix seconds of the last report (or start) a driver saw
 
@@ -111,13 +112,19 @@ class Sink:
     Hooks are called from the Tune driver loop, one at a time, in this order per trial:
     ``trial_started``, ``trial_result``..., ``trial_ended`` (with ``trial_retried`` and
     ``trial_started`` again between reports when a failed trial is retried); ``open`` before
-    any of them, ``flush`` every few seconds, ``close`` once at the end. Runtime state
+    any of them, ``flush`` every few seconds, ``close`` once at the end; ``trial_linked``
+    whenever a sink announced a trial's MLflow run, even after ``close``. Runtime state
     (clients, files, consoles) must be created in ``open``: Ray pickles its callbacks, and
     therefore the sinks, when the Tuner is built. Attributes named in ``_transient`` are
     dropped when pickled.
     """
 
     _transient: ClassVar[tuple[str, ...]] = ()
+    # Tells every sink of the sweep that a trial has an MLflow run, from any thread: set to
+    # SinkCallback.link by the callback; a sink alone has nobody to tell.
+    announce: Callable[[str, str], None] | None = None
+    disk_full: str | None = None  # what failed for lack of space: the sweep stops (see _io_failed)
+    _failing = False  # an outage was warned of; the next success ends it
 
     def open(self, sweep: SweepInfo) -> None:
         """Prepare the store for ``sweep``; called once before any trial event."""
@@ -136,6 +143,10 @@ class Sink:
 
     def trial_ended(self, rec: TrialRecord) -> None:
         """A trial ended; ``rec.status`` and ``rec.end`` are final."""
+
+    def trial_linked(self, trial_id: str, run_id: str) -> None:
+        """Trial ``trial_id`` has MLflow run ``run_id`` (announced by the MLflow sink once it
+        created or found the run): before, between or after the trial's other hooks."""
 
     def flush(self) -> None:
         """Write what is buffered; retry what failed before."""
@@ -168,10 +179,10 @@ class Sink:
         and says so in one line), without a warning.
         """
         if is_disk_full(exc):
-            if getattr(self, "disk_full", None) is None:
-                self.disk_full: str | None = f"{what}: {type(exc).__name__}: {exc}"
+            if self.disk_full is None:
+                self.disk_full = f"{what}: {type(exc).__name__}: {exc}"
             return
-        if getattr(self, "_failing", False):
+        if self._failing:
             return
         self._failing = True
         warnings.warn(
@@ -191,10 +202,10 @@ class Sink:
 class SinkCallback(Callback):
     """Translate Ray Tune's driver events into :class:`Sink` calls, in list order.
 
-    Put the MLflow sink before the Parquet sink, so that ``rec.extra["mlflow_run_id"]`` is
-    set before the trial row is written. Sinks are opened in ``setup`` and flushed every
-    ``flush_every_s`` seconds, and flushed and closed when the experiment ends (``hurry``
-    passes a second Ctrl-C on to them).
+    The order does not change what the stores get: a run id a sink announces (:meth:`link`)
+    reaches every sink before its next hook, and after the last close. Sinks are opened in
+    ``setup``, flushed every ``flush_every_s`` seconds, and flushed and closed when the
+    experiment ends (``hurry`` passes a second Ctrl-C on to them).
     ``config_of`` maps Tune's trial config to the full flat config the sinks record (defaults
     and seed filled in); it is pickled with the callback, so it must be picklable.
     """
@@ -218,6 +229,9 @@ class SinkCallback(Callback):
         self._settled: set[str] = set()  # prior trials that ended, restarted by Tune, silent
         self._records: dict[str, TrialRecord] = {}
         self._final: dict[str, str] = {}  # trial id -> its last reported "trial/status"
+        self._links: deque[tuple[str, str]] = deque()  # (trial id, run id) not yet told
+        for sink in self.sinks:
+            sink.announce = self.link
         self._opened = False
         self._closed = False
         self._last_flush = 0.0
@@ -247,7 +261,7 @@ class SinkCallback(Callback):
             self._record(trial)
             return
         rec.status, rec.end, rec.error = TrialStatus.RUNNING, None, None
-        self._each("trial_started", rec)
+        self._each(lambda sink: sink.trial_started(rec))
 
     def on_trial_result(
         self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any
@@ -260,14 +274,15 @@ class SinkCallback(Callback):
         if trial.trial_id in self._settled:  # it had more to run after all
             self._settled.discard(trial.trial_id)
             rec.status, rec.end, rec.error = TrialStatus.RUNNING, None, None
-            self._each("trial_started", rec)
+            self._each(lambda sink: sink.trial_started(rec))
         if isinstance(result.get(STATUS_KEY), str):
             self._final[trial.trial_id] = result[STATUS_KEY]
         rec.node = str(result.get("hostname") or result.get("node_ip") or rec.node)
         step = int(result.get("training_iteration") or rec.steps + 1)
         metrics = numeric_metrics(result)
         rec.update(step, metrics, self.sweep.metric, self.sweep.mode)
-        self._each("trial_result", rec, step, metrics, time.time())
+        now = time.time()
+        self._each(lambda sink: sink.trial_result(rec, step, metrics, now))
 
     def on_trial_complete(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
@@ -292,7 +307,8 @@ class SinkCallback(Callback):
             self._record(trial)
             self._stop_for_disk(f"trial {trial.trial_id}: {error.splitlines()[0]}")
             return
-        self._each("trial_retried", self._record(trial), error)
+        rec = self._record(trial)
+        self._each(lambda sink: sink.trial_retried(rec, error))
 
     def on_trial_error(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
@@ -325,8 +341,7 @@ class SinkCallback(Callback):
         self._closed = True
         self._open()
         self._flush()
-        self._each("close")
-        self._check_sinks()
+        self._each(lambda sink: sink.close())
         if self._disk_log.seen is not None and self.disk_full is None:
             self.disk_full = self._disk_log.seen
         if self.disk_full is not None and self._disk_log.seen is None:
@@ -341,12 +356,17 @@ class SinkCallback(Callback):
     def stopping(self) -> None:
         """Tell every sink that Tune took a Ctrl-C (see :meth:`Sink.stopping`)."""
         for sink in self.sinks:
-            getattr(sink, "stopping", lambda: None)()
+            sink.stopping()
 
     def hurry(self) -> None:
         """Tell every sink that the user asked again to stop (see :meth:`Sink.hurry`)."""
         for sink in self.sinks:
-            getattr(sink, "hurry", lambda: None)()
+            sink.hurry()
+
+    def link(self, trial_id: str, run_id: str) -> None:
+        """Tell every sink that trial ``trial_id`` has MLflow run ``run_id``, from any thread
+        (a deque's append is atomic); they hear of it on the driver thread, before their next hook."""
+        self._links.append((trial_id, run_id))
 
     def unfinished(self) -> int:
         """Trials of the sweep that have not ended (all of them until the sweep has run)."""
@@ -360,27 +380,33 @@ class SinkCallback(Callback):
     def _open(self) -> None:
         if not self._opened:
             self._opened = True
-            self._each("open", self.sweep)
+            self._each(lambda sink: sink.open(self.sweep))
 
     def _flush(self) -> None:
         self._last_flush = time.monotonic()
-        self._each("flush")
+        self._each(lambda sink: sink.flush())
 
-    def _each(self, hook: str, *args: Any) -> None:
-        if hook != "open":
-            self._open()
+    def _each(self, hook: Callable[[Sink], None]) -> None:
+        """Call ``hook`` on every sink in list order, telling each first of the runs linked
+        since its last call (while an earlier sink closed, say), and all of them after."""
+        self._open()
         for sink in self.sinks:
-            getattr(sink, hook)(*args)
-        if hook != "close":
-            self._check_sinks()
+            self._tell_links()
+            hook(sink)
+        self._tell_links()
+        self._check_sinks()
+
+    def _tell_links(self) -> None:
+        while self._links:  # the driver thread alone takes from it
+            trial_id, run_id = self._links.popleft()
+            for sink in self.sinks:
+                sink.trial_linked(trial_id, run_id)
 
     def _check_sinks(self) -> None:
         """Stop the sweep if a sink found the disk full (MLflow's writer thread too)."""
-        for sink in self.sinks:
-            full = getattr(sink, "disk_full", None)
-            if full:
-                self._stop_for_disk(full)
-                return
+        full = next((sink.disk_full for sink in self.sinks if sink.disk_full), None)
+        if full:
+            self._stop_for_disk(full)
 
     def _stop_for_disk(self, what: str) -> None:
         """Stop the sweep as Ctrl-C does, once: Tune saves its state, the sinks flush (what
@@ -418,7 +444,7 @@ class SinkCallback(Callback):
             rec.config = self._config(trial)
             rec.status, rec.end, rec.error = TrialStatus.RUNNING, None, None
             self._records[trial.trial_id] = rec
-            self._each("trial_started", rec)
+            self._each(lambda sink: sink.trial_started(rec))
         return rec
 
     def _config(self, trial: Trial) -> dict[str, Any]:
@@ -441,7 +467,7 @@ class SinkCallback(Callback):
         if trial.trial_id in self._settled:
             return  # restarted, reported nothing, stopped: it ended before, as recorded
         rec.status, rec.end, rec.error = status, time.time(), error
-        self._each("trial_ended", rec)
+        self._each(lambda sink: sink.trial_ended(rec))
 
 
 def numeric_metrics(result: dict[str, Any], prefix: str = "") -> dict[str, float]:

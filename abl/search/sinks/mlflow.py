@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from abl.redact import redact
-from abl.results.store import PartWriter, TrialStatus
+from abl.results.store import HISTORY_KEY, PartWriter, TrialStatus
 from abl.rundir import MLFLOW_JSON, TRIALS
 from abl.search.sinks.base import Sink, SweepInfo, TrialRecord
 
@@ -38,6 +38,8 @@ _MAX_PARAMS, _MAX_TAGS, _MAX_METRICS = 100, 100, 1000  # MLflow's log_batch limi
 _MAX_VALUES = 1000  # ...and on all three together
 _MAX_PARAM_LEN, _MAX_TAG_LEN = 6000, 5000
 _FAILED = {TrialStatus.ERRORED, TrialStatus.DIVERGED}
+_LIVE = (TrialStatus.PENDING, TrialStatus.RUNNING)
+_REPORT_KEYS = (*HISTORY_KEY, "time")  # the columns of a history row that are not metrics
 # MLflow's HTTP client retries a dead server for minutes by default (7 retries, backoff 2 s,
 # timeout 120 s), which would stall the Tune driver loop; the sink retries on its own.
 _HTTP_DEFAULTS = {
@@ -156,7 +158,7 @@ class MLflowSink(Sink):
 
     Hooks hand their work to a writer thread and return; ``close`` waits for it, and
     ``drain`` waits for what was handed over so far. ``background=False`` writes in the
-    calling thread instead.
+    calling thread instead. A trial's run id is announced once its run is created or found.
 
     >>> MLflowSink(tracking_uri="sqlite:///abl-runs/mlflow.db")  # doctest: +SKIP
     """
@@ -206,13 +208,13 @@ class MLflowSink(Sink):
     def open(self, sweep: SweepInfo) -> None:
         """Get or create the experiment and the parent run; retried on flush when it fails."""
         self._sweep, self._opened = sweep, False
+        self._parent_run_id = self._parent_run_id or self._previous_parent(sweep)
         if not (sweep.run_dir / MLFLOW_JSON).exists():  # where to sync to, even if never opened
             self._write_json(sweep)
         self._submit(self._guard, "opening the MLflow experiment", self._open)
 
     def trial_started(self, rec: TrialRecord) -> None:
         """The trial's child run, with its config as params, is created on the next flush."""
-        # The snapshot shares ``rec.extra``: the run id set there reaches the Parquet row.
         self._submit(self._started, replace(rec))
 
     def trial_result(
@@ -308,7 +310,7 @@ class MLflowSink(Sink):
         times out costs one timeout per ``retry_s``, not one per event (``close`` waits for
         the writer thread to go through them).
         """
-        if getattr(self, "_failing", False) and time.monotonic() < self._retry_at:
+        if self._failing and time.monotonic() < self._retry_at:
             return
         try:
             fn(*args)
@@ -342,8 +344,6 @@ class MLflowSink(Sink):
         sweep = self._sweep
         if self._experiment_id is None:
             self._experiment_id = self._get_experiment(client, sweep)
-        if self._parent_run_id is None:
-            self._parent_run_id = self._previous_parent(sweep)
         if self._parent_run_id is None:
             tags = {"abl.run_dir": str(sweep.run_dir), "abl.sweep": sweep.name}
             run = client.create_run(self._experiment_id, run_name=sweep.run_dir.name, tags=tags)
@@ -396,13 +396,12 @@ class MLflowSink(Sink):
         """Bring one child run up to date: create, send params and metrics, terminate if ended."""
         client = self._open()
         if child.run_id is None:
-            child.run_id = self._find_child(client, child.rec)
-            if child.run_id is None:
-                child.run_id = self._create_child(client, child.rec)
-                child.params = trial_params(child.rec)
-            else:
-                child.found = True
-            child.rec.extra["mlflow_run_id"] = child.run_id
+            run_id = self._run_of(client, child)
+            if child.found:  # it runs again
+                client.update_run(run_id, status="RUNNING")
+            child.run_id = run_id
+            if self.announce is not None:
+                self.announce(child.rec.trial_id, run_id)
         child.metrics = _not_logged(client, child)
         pending = list(child.metrics)
         try:
@@ -416,22 +415,20 @@ class MLflowSink(Sink):
                 if id(m) not in left:
                     child.had[m.key].add(m.step)
 
-    def _find_child(self, client: MlflowClient, rec: TrialRecord) -> str | None:
-        """The trial's run from before a resume (it keeps its params and metrics), if any."""
-        if not self._resumed:
-            return None
-        query = (
-            f"tags.`mlflow.parentRunId` = '{self._parent_run_id}' "
-            f"and tags.`abl.trial_id` = '{rec.trial_id}'"
-        )
-        runs = client.search_runs([self._experiment_id], query, max_results=1)
-        if not runs:
-            return None
-        client.update_run(runs[0].info.run_id, status="RUNNING")
-        return runs[0].info.run_id
-
-    def _create_child(self, client: MlflowClient, rec: TrialRecord) -> str:
-        """A new child run of the parent for ``rec``, tagged; its params are sent apart."""
+    def _run_of(self, client: MlflowClient, child: _Child) -> str:
+        """The trial's run from before a resume (``child.found``: it keeps its params and
+        metrics), else a new child run of the parent, tagged, its params pending in ``child``."""
+        rec = child.rec
+        if self._resumed:
+            query = (
+                f"tags.`mlflow.parentRunId` = '{self._parent_run_id}' "
+                f"and tags.`abl.trial_id` = '{rec.trial_id}'"
+            )
+            runs = client.search_runs([self._experiment_id], query, max_results=1)
+            if runs:
+                child.found = True
+                return runs[0].info.run_id
+        child.found, child.params = False, trial_params(rec)
         tags = {
             "mlflow.parentRunId": self._parent_run_id,
             "abl.trial_id": rec.trial_id,
@@ -448,7 +445,7 @@ class MLflowSink(Sink):
         from mlflow.entities import RunTag
 
         rec = child.rec
-        done = rec.status not in (TrialStatus.PENDING, TrialStatus.RUNNING)
+        done = rec.status not in _LIVE
         tags = [RunTag("abl.status", rec.status.value), RunTag("abl.node", rec.node)]
         if rec.error:
             tags.append(RunTag("abl.error", rec.error[:_MAX_TAG_LEN]))
@@ -462,6 +459,64 @@ class MLflowSink(Sink):
         self._sync_all()
         status = "KILLED" if getattr(self, "_interrupted", False) else "FINISHED"
         self._mlflow().set_terminated(self._parent_run_id, status=status)
+
+    # ``abl sync``'s side: the Parquet stores are the record, MLflow gets what it lacks.
+
+    def attach(self, sweep: SweepInfo, report: SyncReport) -> None:
+        """Connect to the parent run ``sweep``'s ``mlflow.json`` names, writing only what the
+        store lacks: the parent itself (as :meth:`open` makes it) if the store has no such
+        run, else its space.yaml if it is missing. Calls run here; errors propagate."""
+        from mlflow.exceptions import MlflowException
+
+        self._sweep, client = sweep, self._mlflow()
+        parent = self._previous_parent(sweep)
+        try:
+            self._experiment_id = client.get_run(parent).info.experiment_id if parent else None
+        except MlflowException:  # a different store behind the same URI, or deleted
+            parent = None
+        if parent is None:
+            self._open()  # the experiment, the parent run with its params and space.yaml
+            report.parent_created = True
+            return
+        # Only what it lacks is written, so a sync with nothing to send changes nothing (not
+        # its status, not its end time, not its artifacts).
+        self._parent_run_id, self._opened, self._resumed = parent, True, True
+        space = sweep.space_file
+        if space.is_file() and not any(a.path == space.name for a in client.list_artifacts(parent)):
+            client.log_artifact(parent, str(space))
+            report.parent_changed = True
+
+    def sync_trial(
+        self, rec: TrialRecord, reports: list[dict[str, Any]], report: SyncReport
+    ) -> str:
+        """Send the trial's run (created with its params if missing) what it lacks of
+        ``reports``, its history rows, and of its final status; returns the run's id."""
+        client = self._mlflow()
+        child = self._children[rec.trial_id] = _Child(rec)
+        child.run_id = self._run_of(client, child)
+        report.runs_created += not child.found
+        for row in reports:
+            metrics = {
+                k: float(v) for k, v in row.items() if k not in _REPORT_KEYS and v is not None
+            }
+            self._result(rec, int(row["step"]), metrics, row["time"])
+        child.metrics = _not_logged(client, child)
+        report.values_sent += len(child.metrics)
+        if rec.status not in _LIVE:
+            run = client.get_run(child.run_id)
+            tag = run.data.tags.get("abl.status")
+            child.ended = run.info.status == "RUNNING" or tag != rec.status.value
+            report.runs_terminated += child.ended
+        self._sync(child)  # terminated (and forgotten) if it ended and MLflow lacked that
+        self._children.pop(rec.trial_id, None)
+        return child.run_id
+
+    def end_parent(self, status: str, report: SyncReport) -> None:
+        """End the parent run as ``status`` (``KILLED``: resumable) unless it is already."""
+        client = self._mlflow()
+        if client.get_run(self._parent_run_id).info.status != status:
+            client.set_terminated(self._parent_run_id, status=status)
+            report.parent_changed = True
 
 
 def _not_logged(client: MlflowClient, child: _Child) -> list[Metric]:
@@ -591,34 +646,11 @@ def sync_run(
     their child run's id get it. A sync with nothing to send writes nothing. Errors propagate:
     a sync that cannot reach the store says so.
     """
-    from mlflow.entities import Metric
-    from mlflow.exceptions import MlflowException
-
     from abl.search.sinks.parquet import prior_records
 
     report = SyncReport(trials=len(trials))
     sink = MLflowSink(tracking_uri=sweep.tracking_uri)
-    sink._sweep = sweep
-    client = sink._mlflow()
-    parent = sink._previous_parent(sweep)
-    if parent is not None:
-        try:
-            sink._experiment_id = client.get_run(parent).info.experiment_id
-        except MlflowException:  # a different store behind the same URI, or deleted
-            parent = None
-    sink._parent_run_id = parent
-    report.parent_created = parent is None
-    if parent is None:
-        sink._open()  # the experiment, the parent run with its params and space.yaml
-    else:
-        # The parent exists: only what it lacks is written, so a sync with nothing to send
-        # changes nothing (not its status, not its end time, not its artifacts).
-        sink._opened = sink._resumed = True
-        if sweep.space_file.is_file() and not any(
-            a.path == sweep.space_file.name for a in client.list_artifacts(parent)
-        ):
-            client.log_artifact(parent, str(sweep.space_file))
-            report.parent_changed = True
+    sink.attach(sweep, report)
     records = prior_records(sweep.run_dir, sweep.metric, sweep.mode)
     reports: dict[str, list[dict[str, Any]]] = {}
     for row in history:
@@ -629,11 +661,7 @@ def sync_run(
         rec = records.get(row.get("trial_id") or "")
         if rec is None:
             continue
-        metric_names = {k for r in reports.get(rec.trial_id, []) for k in r} - {
-            "trial_id",
-            "step",
-            "time",
-        }
+        metric_names = {k for r in reports.get(rec.trial_id, []) for k in r} - {*_REPORT_KEYS}
         rec.config = {
             k: v
             for k, v in row.items()
@@ -642,51 +670,14 @@ def sync_run(
             and not k.startswith("best/")
             and v is not None
         }
-        run_id = _existing_child(client, sink, rec)
-        params: list[Param] = []
-        if run_id is None:
-            run_id = sink._create_child(client, rec)
-            params = trial_params(rec)
-            report.runs_created += 1
+        run_id = sink.sync_trial(rec, reports.get(rec.trial_id, []), report)
         if row.get("mlflow_run_id") != run_id:
             unrecorded.append({**row, "mlflow_run_id": run_id})
-        have: dict[str, set[int]] = {}
-        missing: list[Metric] = []
-        for r in reports.get(rec.trial_id, []):
-            for key, value in r.items():
-                if key in ("trial_id", "step", "time") or value is None:
-                    continue
-                if key not in have:
-                    have[key] = {m.step for m in client.get_metric_history(run_id, key)}
-                if (is_once(key) and have[key]) or int(r["step"]) in have[key]:
-                    continue
-                have[key].add(int(r["step"]))
-                missing.append(Metric(key, float(value), int(r["time"] * 1000), int(r["step"])))
-        report.values_sent += len(missing)
-        send_batches(client, run_id, params=params, metrics=missing)
-        if rec.status in (TrialStatus.PENDING, TrialStatus.RUNNING):
-            continue
-        finished += 1
-        run = client.get_run(run_id)
-        if run.info.status == "RUNNING" or run.data.tags.get("abl.status") != rec.status.value:
-            sink._terminate(client, _Child(rec, run_id=run_id))
-            report.runs_terminated += 1
-    status = "FINISHED" if finished == len(trials) else "KILLED"  # KILLED: resumable
-    if client.get_run(sink._parent_run_id).info.status != status:
-        client.set_terminated(sink._parent_run_id, status=status)
-        report.parent_changed = True
+        finished += rec.status not in _LIVE
+    sink.end_parent("FINISHED" if finished == len(trials) else "KILLED", report)
     if unrecorded:
         store = PartWriter(sweep.run_dir / TRIALS)
         store.append(unrecorded)
         store.compact(key="trial_id")
         report.run_ids_filled = len(unrecorded)
     return report
-
-
-def _existing_child(client: MlflowClient, sink: MLflowSink, rec: TrialRecord) -> str | None:
-    query = (
-        f"tags.`mlflow.parentRunId` = '{sink._parent_run_id}' "
-        f"and tags.`abl.trial_id` = '{rec.trial_id}'"
-    )
-    runs = client.search_runs([sink._experiment_id], query, max_results=1)
-    return runs[0].info.run_id if runs else None

@@ -2,9 +2,9 @@
 
 The reference sink: a trial row is appended when a trial starts (status ``running``) and when
 it ends (final), reports are buffered and appended on every flush, and ``close`` compacts
-both stores. A column another sink adds later (the MLflow run id, set by its writer thread)
-is caught up on the next flush by a newer row of the trial. A report can be rebuilt from these
-files alone (``abl report RUN``).
+both stores. A trial's MLflow run id, announced whenever the MLflow sink has it, goes into
+every row of the trial written after, and a newer row of a trial written before (after the
+close too). A report can be rebuilt from these files alone (``abl report RUN``).
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from abl.search.sinks.base import Sink, SweepInfo, TrialRecord, numeric_metrics
 _SEED_KEYS = ("seed", "train.seed")
 
 
-def trial_row(rec: TrialRecord, metric: str) -> dict[str, Any]:
-    """The trials row of ``rec``: fixed columns, config, last metrics, best of ``metric``."""
+def trial_row(rec: TrialRecord, metric: str, run_id: str | None = None) -> dict[str, Any]:
+    """The trials row of ``rec``: fixed columns, config, last metrics, best of ``metric``; its
+    MLflow run is ``run_id``, else the one it had."""
     row: dict[str, Any] = {
         "trial_id": rec.trial_id,
         "status": rec.status.value,
@@ -39,10 +40,9 @@ def trial_row(rec: TrialRecord, metric: str) -> dict[str, Any]:
         "node": rec.node,
         "error": rec.error,
         "steps": rec.steps,
-        "mlflow_run_id": rec.extra.get("mlflow_run_id"),
+        "mlflow_run_id": run_id or rec.mlflow_run_id,
         "seed": _seed(rec),
     }
-    row.update({k: v for k, v in rec.extra.items() if k not in row})
     row.update({k: _scalar(v) for k, v in rec.config.items()})
     row.update(rec.last)
     row[f"best/{metric}"] = rec.best
@@ -51,8 +51,8 @@ def trial_row(rec: TrialRecord, metric: str) -> dict[str, Any]:
 
 
 def _seed(rec: TrialRecord) -> int | None:
-    """The trial's seed: ``extra["seed"]``, else config ``seed`` or ``train.seed``."""
-    for value in [rec.extra.get("seed")] + [rec.config.get(k) for k in _SEED_KEYS]:
+    """The trial's seed: config ``seed`` or ``train.seed``."""
+    for value in [rec.config.get(k) for k in _SEED_KEYS]:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     return None
@@ -74,8 +74,9 @@ class ParquetSink(Sink):
         self._history: PartWriter | None = None
         self._pending_trials: list[dict[str, Any]] = []
         self._pending_history: list[dict[str, Any]] = []
-        # trial id -> its record and the ``extra`` columns its newest row was written with
-        self._written: dict[str, tuple[TrialRecord, dict[str, Any]]] = {}
+        self._written: dict[str, TrialRecord] = {}  # trial id -> its record, once it has a row
+        self._run_ids: dict[str, str] = {}  # trial id -> its MLflow run, as announced
+        self._closed = False
 
     def open(self, sweep: SweepInfo) -> None:
         """Point the writers at ``sweep.run_dir``; existing parts are kept (resume)."""
@@ -101,16 +102,23 @@ class ParquetSink(Sink):
         self._add_row(rec)
         self._write()
 
+    def trial_linked(self, trial_id: str, run_id: str) -> None:
+        """Note the trial's run id; a trial with a row gets a newer one, on the next flush (now
+        and compacted again, after the close)."""
+        self._run_ids[trial_id] = run_id
+        rec = self._written.get(trial_id)
+        if rec is not None:
+            self._add_row(rec)
+            if self._closed:
+                self.close()
+
     def flush(self) -> None:
-        """Append buffered history, rows whose ``extra`` columns arrived late, and any trial
-        rows a failed write left pending."""
-        for rec, extra in list(self._written.values()):
-            if rec.extra != extra:
-                self._add_row(rec)
+        """Append buffered history, and any trial rows not written yet."""
         self._write(history=True)
 
     def close(self) -> None:
         """Flush, then compact both stores into one part each."""
+        self._closed = True
         self.flush()
         if self._trials is None or self._history is None or self._pending_trials:
             return  # never opened, or the disk is failing: leave the parts as they are
@@ -121,8 +129,8 @@ class ParquetSink(Sink):
             self._io_failed("compacting the Parquet stores", exc, "nothing (all parts kept)")
 
     def _add_row(self, rec: TrialRecord) -> None:
-        self._pending_trials.append(trial_row(rec, self._metric))
-        self._written[rec.trial_id] = (rec, dict(rec.extra))
+        self._pending_trials.append(trial_row(rec, self._metric, self._run_ids.get(rec.trial_id)))
+        self._written[rec.trial_id] = rec
 
     def _write(self, *, history: bool = False) -> None:
         if self._trials is None or self._history is None:
@@ -168,10 +176,9 @@ def prior_records(run_dir: Path, metric: str, mode: str) -> dict[str, TrialRecor
             node=row.get("node") or "",
             error=row.get("error"),
             paused_s=float(row.get("paused_s") or 0.0),
+            mlflow_run_id=row.get("mlflow_run_id") or None,
         )
         rec.seen = rec.start
-        if row.get("mlflow_run_id"):
-            rec.extra["mlflow_run_id"] = row["mlflow_run_id"]
         records[trial_id] = rec
     history = read_history(run_dir)
     if history.num_rows == 0 or "trial_id" not in history.column_names:
