@@ -273,11 +273,12 @@ def command_failed(spec: Command, code: int, work: Path) -> CommandFailed:
     tail = _tail(work / "stderr.log", STDERR_TAIL)
     how = f"signal {-code}" if code < 0 else f"status {code}"
     last = tail.splitlines()[-1] if tail else ""
-    if last:  # the summary line is what the progress line and the report show
+    if last:  # the first line is what the progress line and the report show
         how += f" ({last.strip()[:200]})"
-    return CommandFailed(
-        f"command '{spec.command}' exited with {how}" + (f":\n{tail}" if tail else "")
-    )
+    # indented: Ray rewrites a line that starts with "Traceback " in an error it passes on
+    body = "".join(f"\n  {line}" for line in tail.splitlines())
+    ended = f"; its stderr ended:{body}" if body else " (its stderr is empty)"
+    return CommandFailed(f"command '{spec.command}' exited with {how}{ended}")
 
 
 class _Lines:

@@ -1,0 +1,181 @@
+"""A researcher's own training script as abl trials, through the CLI on a real Ray: a script that
+only prints, pruned by ASHA; one that reads a JSON config and calls ``abl.report``; one that
+crashes and one that hangs. Every trial is one row in Parquet and one child run in MLflow."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from abl.results.store import read_history, read_trials
+
+pytestmark = pytest.mark.ray
+
+PRINTS_PY = """
+import argparse, os, time
+p = argparse.ArgumentParser()
+p.add_argument("--lr", type=float)
+p.add_argument("--seed", type=int)
+args = p.parse_args()
+open("pid", "w").write(str(os.getpid()))
+loss = 1.0
+for epoch in range(1, 9):
+    loss *= 1 - args.lr
+    print(f"epoch {epoch} | val_loss {loss:.6f} | acc 0.5", flush=True)
+    time.sleep(0.3)
+"""
+
+REPORTS_PY = """
+import json, os, sys
+from abl import report
+config = json.load(open(sys.argv[sys.argv.index("--config") + 1]))
+width, seed = config["model"]["width"], config["seed"]
+for epoch in range(3):
+    report({"val/loss": 1 / width + seed / 100 + 1 / (epoch + 1),
+            "threads": int(os.environ["OMP_NUM_THREADS"])}, step=epoch)
+"""
+
+FAILS_PY = """
+import argparse, json, os, sys, time
+p = argparse.ArgumentParser()
+p.add_argument("--mode")
+mode = p.parse_args().mode
+open("pid", "w").write(str(os.getpid()))
+with open("metrics.jsonl", "a") as f:
+    f.write(json.dumps({"val_loss": 1.0}) + "\\n")
+if mode == "crash":
+    print("Traceback (most recent call last): ...", file=sys.stderr)
+    print("RuntimeError: CUDA out of memory. Tried to allocate 9.00 GiB", file=sys.stderr)
+    sys.exit(3)
+time.sleep(600)
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("command")
+    for name, text in (("prints", PRINTS_PY), ("reports", REPORTS_PY), ("fails", FAILS_PY)):
+        (root / f"{name}.py").write_text(textwrap.dedent(text))
+    return root
+
+
+def sweep(project: Path, name: str, space: str) -> subprocess.CompletedProcess[str]:
+    (project / f"{name}.yaml").write_text(textwrap.dedent(space))
+    return subprocess.run(
+        [sys.executable, "-m", "abl", "--root", "runs", "search", f"{name}.yaml", "--no-dashboard"],
+        cwd=project,
+        env={**os.environ, "RAY_ADDRESS": "local"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def one_run_per_trial(project: Path, name: str, run: Path) -> list:
+    """Parquet's trials, after checking that MLflow has exactly one child run for each."""
+    trials = read_trials(run).to_pylist()
+    client = MlflowClient(f"sqlite:///{project / 'runs' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name(name).experiment_id])
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert sorted(r.info.run_id for r in children) == sorted(t["mlflow_run_id"] for t in trials)
+    assert len({t["trial_id"] for t in trials}) == len(trials)
+    return trials
+
+
+def alive(pid_file: Path) -> bool:
+    try:
+        os.kill(int(pid_file.read_text()), 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_script_that_only_prints_is_swept_pruned_by_asha_and_its_processes_end(project):
+    proc = sweep(
+        project,
+        "prints",
+        r"""
+        name: prints
+        trainable:
+          command: python prints.py
+          style: flags=
+          metrics: {stdout: 'epoch (?P<epoch>\d+) \| val_loss (?P<val_loss>[0-9.]+)'}
+          names: {val_loss: val/loss}
+          grace_s: 1
+        grid: {lr: [0.4, 0.2, 0.1, 0.05]}
+        scheduler: {asha: {max_t: 8, grace_period: 2, reduction_factor: 2}}
+        search: {concurrency: 2}
+        """,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (run,) = (project / "runs" / "prints").iterdir()
+    trials = {t["lr"]: t for t in one_run_per_trial(project, "prints", run)}
+    assert trials[0.4]["status"] == "completed" and trials[0.4]["steps"] == 8
+    assert trials[0.4]["val/loss"] == pytest.approx(0.6**8, rel=1e-4)
+    pruned = [t for t in trials.values() if t["status"] == "pruned"]
+    assert pruned and all(t["steps"] < 8 for t in pruned), trials
+    for work in (run / "tune").glob("*/work"):
+        assert not alive(work / "pid"), f"a stopped trial's script still runs ({work})"
+        assert (work / "stdout.log").read_text().startswith("epoch 1 | val_loss")
+    history = read_history(run).to_pylist()
+    assert len(history) == sum(t["steps"] for t in trials.values())
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_a_script_reading_a_json_config_and_calling_abl_report(project):
+    proc = sweep(
+        project,
+        "reports",
+        """
+        name: reports
+        trainable: {command: python reports.py --config, style: json}
+        grid: {model.width: [4, 8]}
+        repeats: 2
+        """,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (run,) = (project / "runs" / "reports").iterdir()
+    trials = one_run_per_trial(project, "reports", run)
+    assert len(trials) == 4 and {t["status"] for t in trials} == {"completed"}
+    for t in trials:  # the values the script computes from the config it was given
+        assert t["val/loss"] == pytest.approx(1 / t["model.width"] + t["seed"] / 100 + 1 / 3)
+        assert t["threads"] == 1 and t["steps"] == 3
+    assert sorted((t["model.width"], t["seed"]) for t in trials) == [(4, 0), (4, 1), (8, 0), (8, 1)]
+
+
+def test_a_crashing_and_a_hanging_script_are_errored_with_what_they_said(project):
+    proc = sweep(
+        project,
+        "fails",
+        """
+        name: fails
+        trainable:
+          command: python fails.py
+          metrics: {jsonl: metrics.jsonl}
+          names: {val_loss: val/loss}
+          timeout_s: 4
+          grace_s: 0.5
+        grid: {mode: [crash, hang]}
+        """,
+    )
+    out = proc.stdout + proc.stderr
+    (run,) = (project / "runs" / "fails").iterdir()
+    trials = {t["mode"]: t for t in one_run_per_trial(project, "fails", run)}
+    assert {t["status"] for t in trials.values()} == {"errored"}, out
+    crash, hang = trials["crash"]["error"], trials["hang"]["error"]
+    assert crash.startswith(
+        "CommandFailed: command 'python fails.py' exited with status 3 "
+        "(RuntimeError: CUDA out of memory. Tried to allocate 9.00 GiB)"
+    ), crash
+    assert "\n  Traceback (most recent call last): ...\n" in crash  # its stderr follows
+    assert hang.startswith("TimeoutError: command 'python fails.py' ran past timeout_s=4"), hang
+    for work in (run / "tune").glob("*/work"):
+        assert not alive(work / "pid"), f"the hung script still runs ({work})"
+    lines = [x for x in out.splitlines() if x.startswith("trial ") and "errored" in x]
+    assert len(lines) == 2 and "Trials did not complete" not in out, out
