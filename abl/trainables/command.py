@@ -26,6 +26,7 @@ loads from there continues after a retry or ``--resume``. Its stdout and stderr 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import math
@@ -49,7 +50,8 @@ from abl.errors import AblError, did_you_mean, one_of
 
 POLL_S = 0.1  # how often the trial looks for new metrics and for the process's exit
 STDERR_TAIL = 20  # lines of stderr in the error of a command that failed
-SOURCES = ("report", "jsonl", "csv", "stdout")
+SOURCES = ("report", "jsonl", "csv", "stdout", "tensorboard")
+EVENT_FILES = "events.out.tfevents.*"  # what TensorBoard writers (torch, Lightning) write
 PYTHON_ENV = "ABL_PYTHON"  # the driver's interpreter, for a command that starts with python
 REPORT_LOG = "abl-report.jsonl"  # in the work dir: what the abl.report client writes
 
@@ -72,7 +74,7 @@ class Command(BaseModel):
     def _source(cls, raw: Any) -> Any:
         if raw == "report":
             return ("report", "")
-        shape = "report, {jsonl: FILE}, {csv: FILE} or {stdout: REGEX}"
+        shape = "report, {jsonl: FILE}, {csv: FILE}, {stdout: REGEX} or {tensorboard: DIR}"
         if not (isinstance(raw, dict) and len(raw) == 1):
             raise ValueError(f"metrics must be {shape}")
         ((kind, arg),) = raw.items()
@@ -183,6 +185,14 @@ class CommandTrainable:
         if shutil.which(argv[0]) is None:
             raise AblError(f"command '{self.spec.command}': no program '{argv[0]}' on PATH")
         script = next((a for a in argv[1:] if not a.startswith("-")), None)
+        if (
+            self.spec.metrics[0] == "tensorboard"
+            and importlib.util.find_spec("tensorboard") is None
+        ):
+            raise AblError(
+                "metrics: {tensorboard: DIR} reads event files with the tensorboard package, "
+                "which is not installed here (pip install tensorboard)"
+            )
         python = Path(argv[0]).name.startswith("python")
         if python and script and script.endswith(".py") and not Path(script).is_file():
             raise AblError(
@@ -251,7 +261,7 @@ class CommandTrainable:
         timeout = self.spec.timeout_s
         while True:
             ended = proc.poll() is not None
-            for row in source.rows():
+            for row in source.rows(final=ended):
                 report(row)  # raises SystemExit in this thread once Tune stopped the trial
                 reports += 1
             if ended:
@@ -287,7 +297,8 @@ class _Lines:
     def __init__(self, path: Path) -> None:
         self.path, self.pos, self.rest = path, 0, b""
 
-    def new(self) -> list[str]:
+    def new(self, final: bool = False) -> list[str]:
+        """``final``: the writer has exited, so a last line without its newline counts too."""
         try:
             with open(self.path, "rb") as f:
                 f.seek(self.pos)
@@ -296,6 +307,8 @@ class _Lines:
             return []
         self.pos += len(data)
         *lines, self.rest = (self.rest + data).split(b"\n")
+        if final and self.rest:
+            lines, self.rest = [*lines, self.rest], b""
         return [line.decode("utf-8", "replace").rstrip("\r") for line in lines]
 
 
@@ -307,15 +320,21 @@ class _Source:
         self.names, self.path, self.lines = spec.names, path, _Lines(path)
         self.header: list[str] | None = None
         self.pattern = re.compile(self.arg) if self.kind == "stdout" else None
+        self.events = _Events(path) if self.kind == "tensorboard" else None
 
     def describe(self) -> str:
         if self.kind == "stdout":
             return f"its stdout matched against {self.arg!r}"
         return f"{self.path} ({'abl.report' if self.kind == 'report' else self.kind})"
 
-    def rows(self) -> Iterator[dict[str, float]]:
-        for line in self.lines.new():
-            row = self._parse(line)
+    def rows(self, final: bool = False) -> Iterator[dict[str, float]]:
+        """The rows written since the last call (``final``: the script has exited)."""
+        parsed = (
+            self.events.new(final)
+            if self.events is not None
+            else map(self._parse, self.lines.new(final))
+        )
+        for row in parsed:
             if row:
                 yield {self.names.get(k, k): v for k, v in row.items()}
 
@@ -333,6 +352,35 @@ class _Source:
             return _numbers(_flat(json.loads(line)))
         except ValueError:  # not a JSON line: the script's own, skipped
             return {}
+
+
+class _Events:
+    """TensorBoard scalars under a folder (its event files at any depth), one row per step.
+
+    Read with TensorBoard's own reader, which takes up each file where it left off. A step is
+    a row once a later step appears (its writer has moved on) or the script has exited.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.done = root, -1  # the last step made a row
+        self.readers: dict[Path, Any] = {}
+
+    def new(self, final: bool) -> list[dict[str, float]]:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        for folder in sorted({p.parent for p in self.root.rglob(EVENT_FILES)} - set(self.readers)):
+            self.readers[folder] = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+        steps: dict[int, dict[str, float]] = {}
+        for reader in self.readers.values():
+            reader.Reload()
+            for tag in reader.Tags()["scalars"]:
+                for event in reader.Scalars(tag):
+                    if event.step > self.done:
+                        steps.setdefault(event.step, {})[tag] = float(event.value)
+        ready = sorted(steps) if final else sorted(steps)[:-1]
+        if ready:
+            self.done = ready[-1]
+        return [{"step": float(s), **steps[s]} for s in ready]
 
 
 def _source(spec: Command, work: Path) -> _Source:

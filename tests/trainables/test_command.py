@@ -112,6 +112,32 @@ def test_printed_lines_matched_by_the_space_s_regex(tmp_path: Path) -> None:
     assert second["epoch"] == 4.0 and second["val/loss"] != second["val/loss"]  # NaN: diverged
 
 
+def test_tensorboard_scalars_one_row_per_step_once_the_writer_moves_on(tmp_path: Path) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    spec = Command(command="x", metrics={"tensorboard": "tb"}, names={"val/loss_": "val/loss"})
+    source = _source(spec, tmp_path)
+    assert list(source.rows()) == []  # no event file yet
+    writer = SummaryWriter(str(tmp_path / "tb" / "version_0"))  # Lightning's layout: a subfolder
+    for step in (0, 1):
+        writer.add_scalar("val/loss_", 1 / (step + 1), step)
+        writer.add_scalar("train/loss", 2 / (step + 1), step)
+    writer.flush()
+    assert list(source.rows()) == [{"step": 0.0, "val/loss": 1.0, "train/loss": 2.0}]
+    assert list(source.rows()) == []  # step 1 may still get scalars
+    writer.add_scalar("val/loss_", 0.25, 2)
+    writer.close()
+    assert list(source.rows()) == [{"step": 1.0, "val/loss": 0.5, "train/loss": 1.0}]
+    assert list(source.rows(final=True)) == [{"step": 2.0, "val/loss": 0.25}]  # the script ended
+
+
+def test_the_last_line_without_a_newline_counts_once_the_script_ended(tmp_path: Path) -> None:
+    (tmp_path / "m.jsonl").write_text('{"val_loss": 0.5}\n{"val_loss": 0.4}')
+    source = _source(Command(command="x", metrics={"jsonl": "m.jsonl"}), tmp_path)
+    assert list(source.rows()) == [{"val_loss": 0.5}]
+    assert list(source.rows(final=True)) == [{"val_loss": 0.4}]
+
+
 def test_the_report_client_writes_lines_under_abl_and_prints_alone(
     tmp_path: Path, monkeypatch, capsys
 ) -> None:
