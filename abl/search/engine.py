@@ -92,15 +92,24 @@ def trial_config(config: dict[str, Any], trainable: Trainable) -> dict[str, Any]
 
 
 def run_function(
-    config: dict[str, Any], trainable_name: str | Command, plugins: tuple[str, ...] = ()
+    config: dict[str, Any],
+    trainable_name: str | Command,
+    plugins: tuple[str, ...] = (),
+    trials_dir: str = TUNE_DIR,
 ) -> None:
-    """The function trainable Tune runs: the space's trainable, given its trial's config."""
+    """The function trainable Tune runs: the space's trainable, given its trial's config and
+    its folder in the run directory (``trials_dir/<trial id>``, the same across retries and
+    resumes; Tune's own trial directory can be a staging copy, and a reused actor's stays that
+    of its first trial)."""
+    from ray import tune
+
     from abl.trainables.registry import import_plugins
     from abl.trainables.trainable import lookup
 
     import_plugins(plugins)
     trainable = lookup(trainable_name)
-    trainable.run(trial_config(config, trainable))
+    trial_dir = Path(trials_dir) / tune.get_context().get_trial_id()
+    trainable.run(trial_config(config, trainable), trial_dir)
 
 
 def _suggest(trial: Any, key: str, dist: Dist) -> Any:
@@ -201,7 +210,7 @@ def build_tuner(
             reduction_factor=asha.reduction_factor,
         )
     return tune.Tuner(
-        trainable(space),
+        trainable(space, run_dir),
         param_space=param_space,
         tune_config=tune.TuneConfig(
             metric=space.metric,
@@ -228,14 +237,18 @@ def build_tuner(
     )
 
 
-def trainable(space: Space) -> Any:
-    """What Tune runs for ``space``: its function trainable with the space's resources."""
+def trainable(space: Space, run_dir: Path) -> Any:
+    """What Tune runs for ``space`` in ``run_dir``: its function trainable with the space's
+    resources."""
     from ray import tune
 
     from abl.search.raycompat import with_mixins
 
     fn = tune.with_parameters(
-        run_function, trainable_name=space.trainable, plugins=tuple(space.plugins)
+        run_function,
+        trainable_name=space.trainable,
+        plugins=tuple(space.plugins),
+        trials_dir=str(run_dir / TUNE_DIR),
     )
     fn = tune.with_resources(fn, {"cpu": space.resources.cpu, "gpu": space.resources.gpu})
     return with_mixins(fn, type("TrialName", (TrialName,), {"sweep": space.name}))
@@ -347,7 +360,7 @@ def restore_tuner(
     with quiet_unstarted_trials():
         tuner = tune.Tuner.restore(
             str(run_dir / TUNE_DIR),
-            trainable=trainable(space),
+            trainable=trainable(space, run_dir),
             resume_unfinished=True,
             resume_errored=retry_errored,
         )

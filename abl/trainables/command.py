@@ -200,13 +200,12 @@ class CommandTrainable:
                 "(its relative paths are taken from where `abl search` runs)"
             )
 
-    def run(self, config: dict[str, Any]) -> None:
+    def run(self, config: dict[str, Any], trial_dir: Path) -> None:
         """Run the command for one trial, reporting each new row of its metrics to Tune."""
         import ray
         from ray import tune
 
         ctx = tune.get_context()
-        trial_dir = Path(ctx.get_trial_dir())
         work = trial_dir / "work"
         work.mkdir(parents=True, exist_ok=True)
         cpus = max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
@@ -296,11 +295,23 @@ class _Lines:
 
     def __init__(self, path: Path) -> None:
         self.path, self.pos, self.rest = path, 0, b""
+        self.restarted = False  # the file was written anew since it was last read
+
+    def skip(self) -> list[str]:
+        """Skip what the file holds now (an earlier run's rows); returns its first line."""
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        self.pos = len(data)
+        return data.decode("utf-8", "replace").splitlines()[:1]
 
     def new(self, final: bool = False) -> list[str]:
         """``final``: the writer has exited, so a last line without its newline counts too."""
         try:
             with open(self.path, "rb") as f:
+                if os.fstat(f.fileno()).st_size < self.pos:  # written anew: read from the top
+                    self.pos, self.rest, self.restarted = 0, b"", True
                 f.seek(self.pos)
                 data = f.read()
         except FileNotFoundError:
@@ -321,6 +332,10 @@ class _Source:
         self.header: list[str] | None = None
         self.pattern = re.compile(self.arg) if self.kind == "stdout" else None
         self.events = _Events(path) if self.kind == "tensorboard" else None
+        if self.events is None:  # a retry's or resume's own rows, not those of the run before
+            first = self.lines.skip()
+            if self.kind == "csv" and first:
+                self.header = next(csv.reader(first))
 
     def describe(self) -> str:
         if self.kind == "stdout":
@@ -329,6 +344,8 @@ class _Source:
 
     def rows(self, final: bool = False) -> Iterator[dict[str, float]]:
         """The rows written since the last call (``final``: the script has exited)."""
+        if self.lines.restarted:
+            self.lines.restarted, self.header = False, None
         parsed = (
             self.events.new(final)
             if self.events is not None
@@ -357,21 +374,23 @@ class _Source:
 class _Events:
     """TensorBoard scalars under a folder (its event files at any depth), one row per step.
 
-    Read with TensorBoard's own reader, which takes up each file where it left off. A step is
-    a row once a later step appears (its writer has moved on) or the script has exited.
+    Read with TensorBoard's own reader, which takes up each file where it left off; files there
+    before the script started (a retry's predecessor's) are left out: every writer starts a
+    file of its own. A step is a row once a later one appears (its writer has moved on) or the
+    script has exited.
     """
 
     def __init__(self, root: Path) -> None:
         self.root, self.done = root, -1  # the last step made a row
-        self.readers: dict[Path, Any] = {}
+        self.readers: dict[Path, Any] = dict.fromkeys(root.rglob(EVENT_FILES))  # None: skipped
 
     def new(self, final: bool) -> list[dict[str, float]]:
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-        for folder in sorted({p.parent for p in self.root.rglob(EVENT_FILES)} - set(self.readers)):
-            self.readers[folder] = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+        for path in sorted(set(self.root.rglob(EVENT_FILES)) - set(self.readers)):
+            self.readers[path] = EventAccumulator(str(path), size_guidance={"scalars": 0})
         steps: dict[int, dict[str, float]] = {}
-        for reader in self.readers.values():
+        for reader in filter(None, self.readers.values()):
             reader.Reload()
             for tag in reader.Tags()["scalars"]:
                 for event in reader.Scalars(tag):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -150,8 +151,8 @@ class TrainableSpec:
 
         preflight(configs, self)
 
-    def run(self, config: dict[str, Any]) -> None:
-        """One trial through the shared training loop."""
+    def run(self, config: dict[str, Any], trial_dir: Path) -> None:
+        """One trial through the shared training loop (its checkpoints go through Tune)."""
         from abl.trainables.loop import run_trial
 
         run_trial(config, self)

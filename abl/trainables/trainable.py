@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from abl.errors import AblError
@@ -36,8 +37,9 @@ class Trainable(Protocol):
         """Build what each distinct config builds (models on the meta device), or raise."""
         ...
 
-    def run(self, config: dict[str, Any]) -> None:
-        """Train one trial inside a Ray Tune function trainable (it calls ``tune.report``)."""
+    def run(self, config: dict[str, Any], trial_dir: Path) -> None:
+        """Train one trial inside a Ray Tune function trainable (it calls ``tune.report``);
+        ``trial_dir`` is the trial's folder in the run directory."""
         ...
 
 
@@ -60,7 +62,7 @@ class FunctionTrainable:
     def preflight(self, configs: Sequence[dict[str, Any]]) -> None:
         return None
 
-    def run(self, config: dict[str, Any]) -> None:
+    def run(self, config: dict[str, Any], trial_dir: Path) -> None:
         self.function(config)
 
 

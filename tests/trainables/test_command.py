@@ -74,8 +74,11 @@ def test_the_command_s_files_are_taken_from_where_abl_runs(tmp_path: Path, monke
     assert argv[1] == str(tmp_path / "train.py") and argv[2:] == ["--data", "missing.txt"]
 
 
-def rows(spec: Command, work: Path) -> list[dict[str, float]]:
-    return list(_source(spec, work).rows())
+def rows(spec: Command, work: Path, text: str, name: str) -> list[dict[str, float]]:
+    """The rows of ``text``, written to ``work/name`` once the source looks (as a script would)."""
+    source = _source(spec, work)
+    (work / name).write_text(text)
+    return list(source.rows())
 
 
 def test_json_lines_are_read_as_they_grow_never_half_a_line(tmp_path: Path) -> None:
@@ -91,23 +94,21 @@ def test_json_lines_are_read_as_they_grow_never_half_a_line(tmp_path: Path) -> N
 
 
 def test_csv_rows_after_the_header(tmp_path: Path) -> None:
-    (tmp_path / "r.csv").write_text("step,val_loss,note\n1,0.5,x\n2,0.4,y\n")
-    assert rows(Command(command="x", metrics={"csv": "r.csv"}), tmp_path) == [
+    text = "step,val_loss,note\n1,0.5,x\n2,0.4,y\n"
+    assert rows(Command(command="x", metrics={"csv": "r.csv"}), tmp_path, text, "r.csv") == [
         {"step": 1.0, "val_loss": 0.5},
         {"step": 2.0, "val_loss": 0.4},
     ]
 
 
 def test_printed_lines_matched_by_the_space_s_regex(tmp_path: Path) -> None:
-    (tmp_path / "stdout.log").write_text(
-        "loading\nepoch 3 | val_loss 2.01 | acc 0.41\nepoch 4 | val_loss nan | acc 0.4\n"
-    )
+    text = "loading\nepoch 3 | val_loss 2.01 | acc 0.41\nepoch 4 | val_loss nan | acc 0.4\n"
     spec = Command(
         command="x",
         metrics={"stdout": r"epoch (?P<epoch>\d+) \| val_loss (?P<val_loss>\S+)"},
         names={"val_loss": "val/loss"},
     )
-    (first, second) = rows(spec, tmp_path)
+    (first, second) = rows(spec, tmp_path, text, "stdout.log")
     assert first == {"epoch": 3.0, "val/loss": 2.01}
     assert second["epoch"] == 4.0 and second["val/loss"] != second["val/loss"]  # NaN: diverged
 
@@ -132,8 +133,8 @@ def test_tensorboard_scalars_one_row_per_step_once_the_writer_moves_on(tmp_path:
 
 
 def test_the_last_line_without_a_newline_counts_once_the_script_ended(tmp_path: Path) -> None:
-    (tmp_path / "m.jsonl").write_text('{"val_loss": 0.5}\n{"val_loss": 0.4}')
     source = _source(Command(command="x", metrics={"jsonl": "m.jsonl"}), tmp_path)
+    (tmp_path / "m.jsonl").write_text('{"val_loss": 0.5}\n{"val_loss": 0.4}')
     assert list(source.rows()) == [{"val_loss": 0.5}]
     assert list(source.rows(final=True)) == [{"val_loss": 0.4}]
 
@@ -145,10 +146,11 @@ def test_the_report_client_writes_lines_under_abl_and_prints_alone(
     report({"val/loss": 0.5}, step=1)
     assert "step 1: val/loss=0.5" in capsys.readouterr().err
     monkeypatch.setenv("ABL_REPORT_FILE", str(tmp_path / "abl-report.jsonl"))
+    source = _source(Command(command="x"), tmp_path)
     report({"val/loss": 0.25}, step=2)
     report({"val/loss": float("nan")})
-    assert rows(Command(command="x"), tmp_path)[0] == {"val/loss": 0.25, "step": 2.0}
-    assert len(rows(Command(command="x"), tmp_path)) == 2
+    (first, second) = source.rows()
+    assert first == {"val/loss": 0.25, "step": 2.0} and second["val/loss"] != second["val/loss"]
 
 
 def space_file(tmp_path: Path, trainable: str) -> str:
@@ -234,3 +236,25 @@ def test_a_stop_ends_the_command_and_its_children_even_if_they_ignore_sigterm(
 def test_a_command_trainable_is_parsed_from_the_yaml_mapping() -> None:
     spec = parse_command({"command": "python t.py", "metrics": "report"})
     assert spec.metrics == ("report", "") and spec.style == "flags" and spec.grace_s == 10
+
+
+def test_a_retry_reads_its_own_rows_not_those_the_run_before_it_left(tmp_path: Path) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    (tmp_path / "m.jsonl").write_text('{"val_loss": 9.0}\n')
+    (tmp_path / "r.csv").write_text("step,val_loss\n1,9.0\n2,8.0\n")
+    old = SummaryWriter(str(tmp_path / "tb"))
+    old.add_scalar("val_loss", 9.0, 0)
+    old.close()
+    jsonl = _source(Command(command="x", metrics={"jsonl": "m.jsonl"}), tmp_path)
+    table = _source(Command(command="x", metrics={"csv": "r.csv"}), tmp_path)
+    events = _source(Command(command="x", metrics={"tensorboard": "tb"}), tmp_path)
+    with (tmp_path / "m.jsonl").open("a") as f:  # the retry appends
+        f.write('{"val_loss": 0.5}\n')
+    (tmp_path / "r.csv").write_text("step,val_loss\n1,0.5\n")  # the retry writes the file anew
+    new = SummaryWriter(str(tmp_path / "tb"))
+    new.add_scalar("val_loss", 0.5, 0)
+    new.close()
+    assert list(jsonl.rows(final=True)) == [{"val_loss": 0.5}]
+    assert list(table.rows(final=True)) == [{"step": 1.0, "val_loss": 0.5}]
+    assert list(events.rows(final=True)) == [{"step": 0.0, "val_loss": 0.5}]
