@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from abl.results.store import read_history, read_trials
@@ -179,3 +180,37 @@ def test_a_crashing_and_a_hanging_script_are_errored_with_what_they_said(project
         assert not alive(work / "pid"), f"the hung script still runs ({work})"
     lines = [x for x in out.splitlines() if x.startswith("trial ") and "errored" in x]
     assert len(lines) == 2 and "Trials did not complete" not in out, out
+
+
+def test_the_logbook_003_hydra_app_runs_unchanged_with_its_own_override_names(tmp_path):
+    """examples/hydra_charlm: a Hydra app logging to TensorBoard, swept with ASHA and repeats;
+    each trial's folder holds its own Hydra record and event files."""
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "abl", "--root", str(tmp_path), "search",
+            "examples/hydra_charlm/space.yaml", "model.pe_type=randn,rope",
+            "training.block_size=8", "training.max_iters=30", "training.eval_interval=10",
+            "scheduler.asha.max_t=3", "--no-dashboard",
+        ],
+        cwd=repo,
+        env={**os.environ, "RAY_ADDRESS": "local"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (run,) = (tmp_path / "hydra_charlm").iterdir()
+    trials = read_trials(run).to_pylist()
+    assert len(trials) == 4 and all(t["steps"] >= 1 for t in trials), trials
+    assert {(t["model.pe_type"], t["seed"]) for t in trials} == {
+        (pe, seed) for pe in ("randn", "rope") for seed in (0, 1)
+    }
+    for t in trials:
+        work = run / "tune" / t["trial_id"] / "work"
+        overrides = yaml.safe_load((work / ".hydra" / "overrides.yaml").read_text())
+        assert f"model.pe_type={t['model.pe_type']}" in overrides
+        assert f"training.seed={t['seed']}" in overrides and "training.block_size=8" in overrides
+        assert list((work / "tb").glob("events.out.tfevents.*")), work
+        if t["status"] == "completed":
+            assert t["steps"] == 3 and 0 < t["val/loss"] < 5
