@@ -28,6 +28,7 @@ FIGURES: dict[str, str] = {
     "search_efficiency": "bench.search_efficiency",
     "resume": "bench.resume",
     "latency": "bench.latency",
+    "command_cost": "bench.command_cost",
 }
 DEFAULT_REPEATS = 3  # repeats of a figure whose module sets no REPEATS
 

@@ -49,7 +49,9 @@ from abl._client import REPORT_FILE
 from abl.errors import AblError, did_you_mean, one_of
 
 POLL_S = 0.1  # how often the trial looks for new metrics and for the process's exit
+FIRST_POLL_S = 0.005  # ... at first, and after each new row (a short script ends soon)
 STDERR_TAIL = 20  # lines of stderr in the error of a command that failed
+CHECKED_CONFIGS = 200  # trial configs a Hydra app's compose checks (each takes milliseconds)
 SOURCES = ("report", "jsonl", "csv", "stdout", "tensorboard")
 EVENT_FILES = "events.out.tfevents.*"  # what TensorBoard writers (torch, Lightning) write
 PYTHON_ENV = "ABL_PYTHON"  # the driver's interpreter, for a command that starts with python
@@ -68,6 +70,7 @@ class Command(BaseModel):
     seed: str | None = "seed"  # the key the script reads its seed from; None: $ABL_SEED only
     timeout_s: float | None = Field(default=None, gt=0)  # per trial; None: no limit
     grace_s: float = Field(default=10.0, ge=0)  # from SIGTERM to SIGKILL
+    config: str | None = None  # style hydra: the app's primary config file, to check overrides
 
     @field_validator("metrics", mode="before")
     @classmethod
@@ -199,6 +202,46 @@ class CommandTrainable:
                 f"command '{self.spec.command}': no file {script} in {Path.cwd()} "
                 "(its relative paths are taken from where `abl search` runs)"
             )
+        if self.spec.config is not None:
+            self._check_hydra(configs)
+
+    def _check_hydra(self, configs: Sequence[dict[str, Any]]) -> None:
+        """Every override a trial gets, against the Hydra app's own config (Hydra's compose
+        API): a key it lacks, or a value of another type than its default, is one error."""
+        from hydra import compose, initialize_config_dir
+        from hydra.errors import HydraException
+        from omegaconf import OmegaConf
+
+        path = Path(str(self.spec.config))
+        if self.spec.style != "hydra" or not path.is_file():
+            raise AblError(
+                f"trainable.config names a Hydra app's config file (style: hydra); got "
+                f"{self.spec.config!r} with style {self.spec.style} (trainable.config)"
+            )
+        seen: dict[str, Any] = {}
+        for config in configs:
+            args = self.spec.argv(config, Path.cwd())
+            seen.update(a.split("=", 1) for a in args if "=" in a and not a.startswith("hydra."))
+        with initialize_config_dir(config_dir=str(path.parent.resolve()), version_base=None):
+            try:
+                app = _flat(OmegaConf.to_container(compose(path.stem), resolve=False), sep=".")
+                seed = self.spec.seed
+                if seed is not None and seed in seen and seed not in app:
+                    seeds = [k for k in app if k.rsplit(".", 1)[-1] == "seed"]
+                    raise AblError(
+                        f"the trials' seeds go to {seed}, which the Hydra app's config ({path}) "
+                        f"lacks; set trainable.seed to the key it reads its seed from"
+                        f"{f' ({seeds[0]}?)' if seeds else ''}, or to null for $ABL_SEED only "
+                        "(trainable.seed)"
+                    )
+                for key, value in seen.items():
+                    _check_override(key, value, app, path)
+                for config in configs[:CHECKED_CONFIGS]:  # group choices (model=...) compose
+                    args = self.spec.argv(config, Path.cwd())[len(shlex.split(self.spec.command)) :]
+                    compose(path.stem, overrides=[a for a in args if not a.startswith("hydra.")])
+            except HydraException as exc:
+                said = " ".join(str(exc).split()).split(" Config search path")[0]
+                raise AblError(f"the Hydra app's config ({path}) refuses a trial: {said}") from None
 
     def run(self, config: dict[str, Any], trial_dir: Path) -> None:
         """Run the command for one trial, reporting each new row of its metrics to Tune."""
@@ -256,20 +299,49 @@ class CommandTrainable:
     def _follow(
         self, proc: subprocess.Popen[bytes], source: Any, report: Any, started: float
     ) -> int:
-        reports = 0
+        reports, wait = 0, FIRST_POLL_S
         timeout = self.spec.timeout_s
         while True:
             ended = proc.poll() is not None
             for row in source.rows(final=ended):
                 report(row)  # raises SystemExit in this thread once Tune stopped the trial
-                reports += 1
+                reports, wait = reports + 1, FIRST_POLL_S
             if ended:
                 return reports
             if timeout is not None and time.monotonic() - started > timeout:
                 raise TimeoutError(
                     f"command '{self.spec.command}' ran past timeout_s={timeout:g} and was stopped"
                 )
-            time.sleep(POLL_S)
+            time.sleep(wait)
+            wait = min(POLL_S, wait * 2)  # soon after news, then every POLL_S
+
+
+def _check_override(key: str, text: str, app: dict[str, Any], path: Path) -> None:
+    """``key=text`` against the app's flat config ``app`` (a group choice passes: compose checks it)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if key.startswith("+") or key.startswith("~"):
+        return
+    if key not in app:
+        if any(k.startswith(f"{key}.") for k in app) or "." not in key:
+            return  # a group or a whole section: compose says whether it exists
+        raise AblError(
+            f"{key} is not a key of the Hydra app's config ({path}; a new key is +{key})"
+            f"{did_you_mean(key, list(app))} (trial config, {key})"
+        )
+    (override,) = OverridesParser.create().parse_overrides([f"{key}={text}"])
+    value, default = override.value(), app[key]
+    if default is None or value is None or isinstance(default, str):
+        return  # untyped, or text (which any value may be)
+    want = float if isinstance(default, float) else type(default)
+    ok = isinstance(value, want) and not (isinstance(value, bool) and want is not bool)
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if not ok:
+        raise AblError(
+            f"{key} is {want.__name__} in the Hydra app's config ({path}); got {value!r} "
+            f"(trial config, {key})"
+        )
 
 
 class CommandFailed(RuntimeError):
@@ -439,13 +511,13 @@ def _numbers(row: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _flat(obj: Any, prefix: str = "") -> dict[str, Any]:
+def _flat(obj: Any, prefix: str = "", sep: str = "/") -> dict[str, Any]:
     if not isinstance(obj, dict):
         return {}
     out: dict[str, Any] = {}
     for key, value in obj.items():
         if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}/"))
+            out.update(_flat(value, f"{prefix}{key}{sep}", sep))
         else:
             out[f"{prefix}{key}"] = value
     return out

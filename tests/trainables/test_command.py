@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -165,7 +166,7 @@ def space_file(tmp_path: Path, trainable: str) -> str:
         (
             "{comand: python t.py}",
             "unknown key 'comand' in a command trainable; it takes command, style, metrics, "
-            "names, seed, timeout_s, grace_s; did you mean 'command'? (trainable.comand, ",
+            "names, seed, timeout_s, grace_s, config; did you mean 'command'? (trainable.comand, ",
         ),
         (
             "{command: python t.py, style: hydro}",
@@ -258,3 +259,46 @@ def test_a_retry_reads_its_own_rows_not_those_the_run_before_it_left(tmp_path: P
     assert list(jsonl.rows(final=True)) == [{"val_loss": 0.5}]
     assert list(table.rows(final=True)) == [{"step": 1.0, "val_loss": 0.5}]
     assert list(events.rows(final=True)) == [{"step": 0.0, "val_loss": 0.5}]
+
+
+REPO = Path(__file__).resolve().parents[2]
+HYDRA_APP = "{command: python examples/hydra_charlm/train.py, style: hydra, config: examples/hydra_charlm/conf/config.yaml}"
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        (
+            "{training.block_siz: [8]}",
+            "training.block_siz is not a key of the Hydra app's config "
+            "(examples/hydra_charlm/conf/config.yaml; a new key is +training.block_siz); "
+            "did you mean 'training.block_size'?",
+        ),
+        ("{training.block_size: [8, abc]}", "training.block_size is int in the Hydra app's"),
+        ("{model.n_embd: [2.5]}", "model.n_embd is int in the Hydra app's config"),
+        ("{model: [bigram_v9]}", "refuses a trial: In 'config': Could not find 'model/bigram_v9'"),
+    ],
+)
+def test_a_hydra_app_s_own_config_checks_every_override_before_anything_runs(
+    tmp_path: Path, monkeypatch, grid: str, message: str
+) -> None:
+    monkeypatch.chdir(REPO)
+    space = tmp_path / "s.yaml"
+    space.write_text(f"name: s\ntrainable: {HYDRA_APP}\ngrid: {grid}\n")
+    with pytest.raises(AblError, match=re.escape(message)):
+        load_space(str(space))
+
+
+def test_overrides_the_hydra_app_takes_pass_its_check(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(REPO)
+    space = tmp_path / "s.yaml"
+    grid = "{model.pe_type: [randn, rope], training.learning_rate: [1, 0.01], +extra.k: [1]}"
+    space.write_text(f"name: s\ntrainable: {HYDRA_APP}\ngrid: {grid}\nrepeats: 2\n")
+    with pytest.raises(
+        AblError,
+        match=re.escape("set trainable.seed to the key it reads its seed from (training.seed?)"),
+    ):
+        load_space(str(space))
+    with_seed = HYDRA_APP.replace("}", ", seed: training.seed}")
+    space.write_text(f"name: s\ntrainable: {with_seed}\ngrid: {grid}\nrepeats: 2\n")
+    assert load_space(str(space)).trainable.config == "examples/hydra_charlm/conf/config.yaml"
