@@ -71,6 +71,7 @@ class Command(BaseModel):
     timeout_s: float | None = Field(default=None, gt=0)  # per trial; None: no limit
     grace_s: float = Field(default=10.0, ge=0)  # from SIGTERM to SIGKILL
     config: str | None = None  # style hydra: the app's primary config file, to check overrides
+    check_flags: bool = False  # styles flags/flags=: check flag names against the script's --help
 
     @field_validator("metrics", mode="before")
     @classmethod
@@ -204,6 +205,36 @@ class CommandTrainable:
             )
         if self.spec.config is not None:
             self._check_hydra(configs)
+        if self.spec.check_flags:
+            self._check_flags(configs, argv)
+
+    def _check_flags(self, configs: Sequence[dict[str, Any]], argv: list[str]) -> None:
+        """Every flag a trial gets is one that the script's ``--help`` lists (argparse's)."""
+        if self.spec.style not in ("flags", "flags="):
+            raise AblError(
+                f"trainable.check_flags reads a script's --help for styles flags and flags=; "
+                f"got style {self.spec.style} (trainable.check_flags)"
+            )
+        try:
+            shown = subprocess.run(
+                [*_from_launch_dir(argv), "--help"], capture_output=True, text=True, timeout=120
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise AblError(f"command '{self.spec.command} --help' did not run: {exc}") from None
+        known = sorted(set(re.findall(r"(?<![\w-])(--[A-Za-z0-9][\w.-]*)", shown.stdout)))
+        if shown.returncode != 0 or not known:
+            raise AblError(
+                f"command '{self.spec.command} --help' listed no flags (exit status "
+                f"{shown.returncode}); leave trainable.check_flags out for this script"
+            )
+        for config in configs:
+            for word in self.spec.argv(config, Path.cwd())[len(argv) :]:
+                flag = word.split("=", 1)[0]
+                if flag.startswith("--") and flag not in known:
+                    raise AblError(
+                        f"{flag} is not a flag of '{self.spec.command}' (its --help lists "
+                        f"{one_of(known)}){did_you_mean(flag, known)} (trial config, {flag[2:]})"
+                    )
 
     def _check_hydra(self, configs: Sequence[dict[str, Any]]) -> None:
         """Every override a trial gets, against the Hydra app's own config (Hydra's compose

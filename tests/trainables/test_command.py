@@ -166,7 +166,7 @@ def space_file(tmp_path: Path, trainable: str) -> str:
         (
             "{comand: python t.py}",
             "unknown key 'comand' in a command trainable; it takes command, style, metrics, "
-            "names, seed, timeout_s, grace_s, config; did you mean 'command'? (trainable.comand, ",
+            "names, seed, timeout_s, grace_s, config, check_flags; did you mean 'command'? (trainable.comand, ",
         ),
         (
             "{command: python t.py, style: hydro}",
@@ -302,3 +302,22 @@ def test_overrides_the_hydra_app_takes_pass_its_check(tmp_path: Path, monkeypatc
     with_seed = HYDRA_APP.replace("}", ", seed: training.seed}")
     space.write_text(f"name: s\ntrainable: {with_seed}\ngrid: {grid}\nrepeats: 2\n")
     assert load_space(str(space)).trainable.config == "examples/hydra_charlm/conf/config.yaml"
+
+
+def test_flags_checked_against_the_script_s_own_help(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.py").write_text(
+        "import argparse\np = argparse.ArgumentParser()\n"
+        "p.add_argument('--lr', type=float)\np.add_argument('--n-layer', type=int)\n"
+        "p.add_argument('--causal', action='store_true')\np.parse_args()\n"
+    )
+    trainable = "{command: python t.py, style: flags=, check_flags: true}"
+    (tmp_path / "bad.yaml").write_text(f"name: bad\ntrainable: {trainable}\ngrid: {{lrr: [1]}}\n")
+    with pytest.raises(AblError) as caught:
+        load_space(str(tmp_path / "bad.yaml"))
+    assert str(caught.value).startswith("--lrr is not a flag of 'python t.py' (its --help lists ")
+    assert "did you mean '--lr'?" in str(caught.value)
+    (tmp_path / "ok.yaml").write_text(
+        f"name: ok\ntrainable: {trainable}\ngrid: {{lr: [0.1], n-layer: [2], causal: [true, false]}}\n"
+    )
+    assert load_space(str(tmp_path / "ok.yaml")).trainable.check_flags
