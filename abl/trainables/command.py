@@ -46,7 +46,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from abl._client import REPORT_FILE
-from abl.errors import AblError, did_you_mean, one_of
+from abl.errors import AblError, did_you_mean, one_of, validation_message
 
 POLL_S = 0.1  # how often the trial looks for new metrics and for the process's exit
 FIRST_POLL_S = 0.005  # ... at first, and after each new row (a short script ends soon)
@@ -78,19 +78,19 @@ class Command(BaseModel):
     def _source(cls, raw: Any) -> Any:
         if raw == "report":
             return ("report", "")
-        shape = "report, {jsonl: FILE}, {csv: FILE}, {stdout: REGEX} or {tensorboard: DIR}"
+        shape = "must be report, {jsonl: FILE}, {csv: FILE}, {stdout: REGEX} or {tensorboard: DIR}"
         if not (isinstance(raw, dict) and len(raw) == 1):
-            raise ValueError(f"metrics must be {shape}")
+            raise ValueError(shape)
         ((kind, arg),) = raw.items()
         if kind not in SOURCES[1:] or not isinstance(arg, str) or not arg:
-            raise ValueError(f"metrics must be {shape}")
+            raise ValueError(shape)
         if kind == "stdout":
             try:
                 groups = re.compile(arg).groupindex
             except re.error as exc:
-                raise ValueError(f"the stdout regex does not compile ({exc})") from None
+                raise ValueError(f"needs a stdout regex that compiles ({exc})") from None
             if not groups:
-                raise ValueError("the stdout regex must name its metrics: (?P<val_loss>[0-9.]+)")
+                raise ValueError("needs a stdout regex that names its metrics: (?P<val_loss>\\S+)")
         return (kind, arg)
 
     @field_serializer("metrics")
@@ -142,29 +142,20 @@ def parse_command(raw: dict[str, Any]) -> Command:
     try:
         return Command.model_validate(raw)
     except ValidationError as exc:
-        err = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")  # a typo first
-        key = ".".join(str(p) for p in err["loc"])
-        keys = list(Command.model_fields)
-        if err["type"] == "extra_forbidden":
-            raise AblError(
-                f"unknown key '{key}' in a command trainable; it takes {one_of(keys)}"
-                f"{did_you_mean(key, keys)} (trainable.{key})"
-            ) from None
-        if err["type"] == "missing":
-            raise AblError(
-                "a command trainable needs command, the command line to run "
-                "(trainable: {command: python train.py})"
-            ) from None
-        choices = (err.get("ctx") or {}).get("expected")
-        if err["type"] == "literal_error" and choices:
-            given = str(err["input"])
-            allowed = [c.strip(" '") for c in choices.replace(" or ", ", ").split(",")]
-            raise AblError(
-                f"trainable.{key} must be one of {one_of(allowed)}; got {given!r}"
-                f"{did_you_mean(given, allowed)} (trainable.{key})"
-            ) from None
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        raise AblError(f"trainable.{key}: {msg}; got {err['input']!r} (trainable.{key})") from None
+        typo_first = _TypoFirst(exc)  # an unknown key says more than the missing one it misspells
+        raise AblError(
+            validation_message(typo_first, Command, where="command trainable", prefix="trainable")
+        ) from None
+
+
+class _TypoFirst:
+    """A ValidationError's errors with unknown keys first (what ``validation_message`` reads)."""
+
+    def __init__(self, exc: Any) -> None:
+        self._errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+
+    def errors(self) -> list[Any]:
+        return self._errors
 
 
 class CommandTrainable:

@@ -165,8 +165,9 @@ def space_file(tmp_path: Path, trainable: str) -> str:
     [
         (
             "{comand: python t.py}",
-            "unknown key 'comand' in a command trainable; it takes command, style, metrics, "
-            "names, seed, timeout_s, grace_s, config, check_flags; did you mean 'command'? (trainable.comand, ",
+            "unknown key 'trainable.comand'; allowed here: command, style, metrics, names, seed, "
+            "timeout_s, grace_s, config, check_flags; did you mean 'trainable.command'? "
+            "(command trainable, trainable.comand, ",
         ),
         (
             "{command: python t.py, style: hydro}",
@@ -175,10 +176,13 @@ def space_file(tmp_path: Path, trainable: str) -> str:
         ),
         (
             "{command: python t.py, metrics: {stdout: 'val (.*)'}}",
-            "the stdout regex must name its metrics",
+            "trainable.metrics needs a stdout regex that names its metrics",
         ),
-        ("{command: python t.py, metrics: {tb: logs}}", "metrics must be report, {jsonl: FILE}"),
-        ("{command: python t.py, timeout_s: 0}", "trainable.timeout_s: Input should be greater"),
+        (
+            "{command: python t.py, metrics: {tb: logs}}",
+            "trainable.metrics must be report, {jsonl: FILE}",
+        ),
+        ("{command: python t.py, timeout_s: 0}", "trainable.timeout_s must be > 0; got 0"),
         ("{command: python nowhere.py}", "command 'python nowhere.py': no file nowhere.py in"),
         ("{command: no-such-program --x}", "no program 'no-such-program' on PATH"),
     ],
