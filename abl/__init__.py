@@ -3,7 +3,7 @@
 Importing ``abl`` is cheap: torch, ray and mlflow load only in the modules that use them.
 """
 
-from abl._client import report
+from abl.client import report
 
 __all__ = ["report"]
 __version__ = "0.1.0"

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from abl.errors import AblError, did_you_mean, one_of
 from abl.results.store import _COMPACTED, _parts, read_trials
 from abl.rundir import HISTORY, MLFLOW_JSON, SPACE_FILE
-from abl.space import _yaml
+from abl.space import yamlfile
 from abl.space.schema import Space, parse_space
 from abl.trainables.metrics import metric_mode
 
@@ -116,7 +116,7 @@ def load_run(run_dir: Path) -> RunData:
     space_file = run_dir / SPACE_FILE
     if not space_file.is_file():
         raise AblError(f"a run directory holds {SPACE_FILE}; none in {run_dir}")
-    space = parse_space(_yaml.load_file(space_file), source=str(space_file))
+    space = parse_space(yamlfile.load_file(space_file), source=str(space_file))
     trials = read_trials(run_dir).to_pandas()
     if "trial_id" not in trials.columns:  # no trial has started yet
         trials = pd.DataFrame({"trial_id": pd.Series(dtype=str), "status": pd.Series(dtype=str)})

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from abl.errors import AblError, brief, did_you_mean, one_of
 from abl.rundir import new_run_dir, runs_of
 from abl.search.engine import SweepOptions, default_tracking_uri
-from abl.space import _yaml
+from abl.space import yamlfile
 from abl.space.load import load_space
 from abl.space.schema import Space
 
@@ -92,7 +92,7 @@ def load_nightly(path: Path) -> NightlyConfig:
     """
     if not path.is_file():
         raise AblError(f"nightly config not found: {path}")
-    raw = _yaml.load_file(path)
+    raw = yamlfile.load_file(path)
     if not isinstance(raw, dict):
         raise AblError(
             f"a nightly config must be a mapping of keys to values; got {type(raw).__name__} ({path})"

@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING
 
 from abl.errors import AblError
-from abl.space import _yaml
+from abl.space import yamlfile
 from abl.space.overrides import apply_overrides
 from abl.space.schema import Space, find_space_file, parse_space
 from abl.space.variants import check_models, check_space
@@ -40,7 +40,7 @@ def load_space(
     1
     """
     path = find_space_file(name_or_path)
-    raw = _yaml.load_file(path)
+    raw = yamlfile.load_file(path)
     if not isinstance(raw, dict):
         raise AblError(
             f"a space file must be a mapping of keys to values; got {type(raw).__name__} ({path})"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from abl.errors import AblError
-from abl.space import _yaml
+from abl.space import yamlfile
 
 # Space settings: an override whose first dotted part is one of these sets the space, not a trial.
 SETTINGS = (
@@ -78,7 +78,7 @@ def split_top(text: str) -> list[str]:
 def _scalar(text: str, where: str) -> Any:
     if not text:
         raise AblError(f"an override needs a value after '='; got an empty one ({where})")
-    value = _yaml.loads(text, source=where)
+    value = yamlfile.loads(text, source=where)
     return value
 
 

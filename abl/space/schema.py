@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from abl.errors import AblError, brief, did_you_mean, one_of, validation_message
-from abl.space import _yaml
+from abl.space import yamlfile
 from abl.trainables.command import Command, parse_command
 
 Scalar = bool | int | float | str | None
@@ -203,7 +203,7 @@ class Space(_Strict):
         for block, raw in zip(self.when, data.get("when", []), strict=False):
             if block.sample:
                 raw["sample"] = {k: d.to_yaml() for k, d in block.sample.items()}
-        return _yaml.dumps(data)
+        return yamlfile.dumps(data)
 
     def sweep_keys(self) -> list[str]:
         """Trial parameters that vary across trials, in file order."""

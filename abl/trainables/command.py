@@ -45,7 +45,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
-from abl._client import REPORT_FILE
+from abl.client import REPORT_FILE
 from abl.errors import AblError, did_you_mean, one_of, validation_message
 
 POLL_S = 0.1  # how often the trial looks for new metrics and for the process's exit
