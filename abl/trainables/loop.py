@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -26,8 +26,15 @@ from abl.trainables.models import MODELS
 from abl.trainables.tasks import TASKS
 from abl.trainables.train_config import TrainConfig
 
-if TYPE_CHECKING:
-    from abl.trainables.spec import TrainableSpec
+
+class Spec(Protocol):
+    """What the loop needs of a trainable (:class:`abl.trainables.spec.TrainableSpec` has it):
+    its task, and the full trial config for a given one."""
+
+    task: str
+
+    def resolve(self, given: dict[str, Any], where: str) -> dict[str, Any]: ...
+
 
 Report = Callable[[dict[str, Any], str | None], None]  # (metrics, checkpoint dir or None)
 CHECKPOINT_FILE = "state.pt"
@@ -130,10 +137,10 @@ class Run:
         self.epoch = state["epoch"] + 1
 
 
-def preflight(configs: list[dict[str, Any]], spec: TrainableSpec) -> None:
+def preflight(configs: list[dict[str, Any]], spec: Spec) -> None:
     """Every check a trial would make before training, for every config, without training.
 
-    Every value against its field's type and range (:meth:`TrainableSpec.resolve`), the task
+    Every value against its field's type and range (:meth:`abl.trainables.spec.TrainableSpec.resolve`), the task
     built once per distinct ``data.*`` (files read, lengths checked, rules between knobs) and
     the model once per distinct ``model.*`` on torch's meta device (shapes such as heads
     dividing the width, no memory). Only a user's mistake (AblError) stops the sweep here;
@@ -171,7 +178,7 @@ def _or_none(make: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return None
 
 
-def build_run(config: dict[str, Any], spec: TrainableSpec, device: str = "cpu") -> Run:
+def build_run(config: dict[str, Any], spec: Spec, device: str = "cpu") -> Run:
     """Seed everything, then build the task, model, optimizer and schedule of a trial."""
     full = spec.resolve(config, "trial config")
     parts = nested(full)
@@ -193,7 +200,7 @@ def build_run(config: dict[str, Any], spec: TrainableSpec, device: str = "cpu") 
 def train(
     config: dict[str, Any],
     *,
-    trainable: TrainableSpec,
+    trainable: Spec,
     report: Report | None = None,
     restore: dict[str, Any] | None = None,
     device: str = "cpu",
@@ -338,7 +345,7 @@ def assigned_device(gpu_ids: list[Any]) -> str:
     return f"cuda:{index}" if 0 <= index < torch.cuda.device_count() else "cpu"
 
 
-def run_trial(config: dict[str, Any], trainable: TrainableSpec) -> None:
+def run_trial(config: dict[str, Any], trainable: Spec) -> None:
     """Ray Tune function trainable: threads and device from Ray's assignment, checkpoints to Tune."""
     import ray
     from ray import tune
