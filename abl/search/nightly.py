@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from abl.errors import AblError, brief, did_you_mean, one_of
+from abl.errors import AblError, validation_message
 from abl.rundir import new_run_dir, runs_of
 from abl.search.engine import SweepOptions, default_tracking_uri
 from abl.space import yamlfile
@@ -100,7 +100,7 @@ def load_nightly(path: Path) -> NightlyConfig:
     try:
         config = NightlyConfig.model_validate({**raw, "source": str(path)})
     except ValidationError as exc:
-        raise AblError(_first_error(exc, str(path), NightlyConfig)) from None
+        raise AblError(validation_message(exc, NightlyConfig, where=str(path))) from None
     rules_of(config, None)
     for i in range(len(config.spaces)):
         rules_of(config, i)
@@ -119,33 +119,7 @@ def rules_of(config: NightlyConfig, index: int | None) -> Rules:
     try:
         return Rules.model_validate(raw)
     except ValidationError as exc:
-        raise AblError(_first_error(exc, config.source, Rules, prefix)) from None
-
-
-def _first_error(
-    exc: ValidationError, source: str, model: type[BaseModel], prefix: str = ""
-) -> str:
-    err = exc.errors()[0]
-    loc = ".".join([*(prefix.split(".") if prefix else []), *map(str, err["loc"])])
-    if err["type"] == "extra_forbidden":
-        key = str(err["loc"][-1])
-        allowed = _allowed_keys(model, err["loc"][:-1])
-        return f"unknown key '{key}'; allowed here: {one_of(allowed)}{did_you_mean(key, allowed)} ({source}, {loc})"
-    if err["type"] == "missing":
-        return f"missing required key '{loc}' ({source})"
-    msg = err["msg"].replace("Input should be", "must be").replace("Value error, ", "")
-    return f"{loc} {msg}; got {brief(err.get('input'))} ({source}, {loc})"
-
-
-def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    for part in loc:
-        info = model.model_fields.get(str(part))
-        if info is None:
-            continue
-        for ann in (info.annotation, *typing.get_args(info.annotation)):
-            if isinstance(ann, type) and issubclass(ann, BaseModel):
-                model = ann
-    return [name for name in model.model_fields if name != "source"]
+        raise AblError(validation_message(exc, Rules, where=config.source, prefix=prefix)) from None
 
 
 def plan_nightly(config: NightlyConfig, root: Path) -> list[PlannedSpace]:
