@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_valid
 
 from abl.client import REPORT_FILE
 from abl.errors import AblError, did_you_mean, one_of, validation_message
+from abl.trainables.metrics import STEP_KEY
 
 POLL_S = 0.1  # how often the trial looks for new metrics and for the process's exit
 FIRST_POLL_S = 0.005  # ... at first, and after each new row (a short script ends soon)
@@ -72,6 +73,7 @@ class Command(BaseModel):
     grace_s: float = Field(default=10.0, ge=0)  # from SIGTERM to SIGKILL
     config: str | None = None  # style hydra: the app's primary config file, to check overrides
     check_flags: bool = False  # styles flags/flags=: check flag names against the script's --help
+    step: str | None = "step"  # the metric that numbers the script's rows; None: abl counts them
 
     @field_validator("metrics", mode="before")
     @classmethod
@@ -291,7 +293,6 @@ class CommandTrainable:
             REPORT_FILE: str(work / REPORT_LOG),
             "PYTHONUNBUFFERED": "1",
         }
-        (work / REPORT_LOG).unlink(missing_ok=True)  # a retry's rows are its own
         source = _source(self.spec, work)
         argv = self.spec.argv(config, work)
         started = time.monotonic()
@@ -326,6 +327,11 @@ class CommandTrainable:
         while True:
             ended = proc.poll() is not None
             for row in source.rows(final=ended):
+                if self.spec.step in row:  # the script's own step: a continued run gives it again
+                    own = (
+                        row.pop(self.spec.step) if self.spec.step == "step" else row[self.spec.step]
+                    )
+                    row = {**row, STEP_KEY: own}  # ("step" itself would clash with abl's step)
                 report(row)  # raises SystemExit in this thread once Tune stopped the trial
                 reports, wait = reports + 1, FIRST_POLL_S
             if ended:
@@ -392,13 +398,17 @@ class _Lines:
         self.restarted = False  # the file was written anew since it was last read
 
     def skip(self) -> list[str]:
-        """Skip what the file holds now (an earlier run's rows); returns its first line."""
+        """Skip the complete lines the file holds now (an earlier run's); returns them."""
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
             return []
-        self.pos = len(data)
-        return data.decode("utf-8", "replace").splitlines()[:1]
+        self.pos = data.rfind(b"\n") + 1
+        return data[: self.pos].decode("utf-8", "replace").splitlines()
+
+    def rewind(self) -> None:
+        """Read the file from its top again."""
+        self.pos, self.rest = 0, b""
 
     def new(self, final: bool = False) -> list[str]:
         """``final``: the writer has exited, so a last line without its newline counts too."""
@@ -426,10 +436,13 @@ class _Source:
         self.header: list[str] | None = None
         self.pattern = re.compile(self.arg) if self.kind == "stdout" else None
         self.events = _Events(path) if self.kind == "tensorboard" else None
-        if self.events is None:  # a retry's or resume's own rows, not those of the run before
-            first = self.lines.skip()
-            if self.kind == "csv" and first:
-                self.header = next(csv.reader(first))
+        if self.events is None:
+            # What an earlier run of the trial wrote (before a retry or --resume) is read again
+            # if each row carries the script's own step (abl keeps a step once), else skipped.
+            before = [row for row in map(self._parse, self.lines.skip()) if row]
+            if before and spec.step is not None and all(spec.step in row for row in before):
+                self.lines.rewind()
+                self.header = None
 
     def describe(self) -> str:
         if self.kind == "stdout":

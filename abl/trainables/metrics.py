@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 Mode = Literal["min", "max"]
+# A report's own step, when its trainable numbers its reports itself (a command trial's epoch,
+# say): abl's step for that report, which a restarted trial then gives again; else abl counts.
+STEP_KEY = "trial/step"
 
 
 @dataclass(frozen=True)

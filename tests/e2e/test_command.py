@@ -5,6 +5,7 @@ crashes and one that hangs. Every trial is one row in Parquet and one child run 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -42,6 +43,21 @@ for epoch in range(3):
             "threads": int(os.environ["OMP_NUM_THREADS"])}, step=epoch)
 """
 
+RESUMES_PY = """
+import json, os, pathlib, time
+from abl import report
+checkpoint = pathlib.Path(os.environ["ABL_CHECKPOINT_DIR"])
+checkpoint.mkdir(parents=True, exist_ok=True)
+state = checkpoint / "state.json"
+start = json.loads(state.read_text())["epoch"] if state.exists() else 0
+with open("starts.log", "a") as f:
+    f.write(f"{start}\\n")
+for epoch in range(start + 1, 9):
+    time.sleep(0.4)
+    report({"val/loss": 1.0 / epoch}, step=epoch)
+    state.write_text(json.dumps({"epoch": epoch}))
+"""
+
 FAILS_PY = """
 import argparse, json, os, sys, time
 p = argparse.ArgumentParser()
@@ -61,7 +77,8 @@ time.sleep(600)
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("command")
-    for name, text in (("prints", PRINTS_PY), ("reports", REPORTS_PY), ("fails", FAILS_PY)):
+    scripts = (("prints", PRINTS_PY), ("reports", REPORTS_PY), ("fails", FAILS_PY))
+    for name, text in (*scripts, ("resumes", RESUMES_PY)):
         (root / f"{name}.py").write_text(textwrap.dedent(text))
     return root
 
@@ -146,7 +163,7 @@ def test_a_script_reading_a_json_config_and_calling_abl_report(project):
     assert len(trials) == 4 and {t["status"] for t in trials} == {"completed"}
     for t in trials:  # the values the script computes from the config it was given
         assert t["val/loss"] == pytest.approx(1 / t["model.width"] + t["seed"] / 100 + 1 / 3)
-        assert t["threads"] == 1 and t["steps"] == 3
+        assert t["threads"] == 1 and t["steps"] == 2  # the script's own steps: 0, 1, 2
     assert sorted((t["model.width"], t["seed"]) for t in trials) == [(4, 0), (4, 1), (8, 0), (8, 1)]
 
 
@@ -212,5 +229,50 @@ def test_the_logbook_003_hydra_app_runs_unchanged_with_its_own_override_names(tm
         assert f"model.pe_type={t['model.pe_type']}" in overrides
         assert f"training.seed={t['seed']}" in overrides and "training.block_size=8" in overrides
         assert list((work / "tb").glob("events.out.tfevents.*")), work
-        if t["status"] == "completed":
-            assert t["steps"] == 3 and 0 < t["val/loss"] < 5
+        if t["status"] == "completed":  # TensorBoard's steps: the app's iterations
+            assert t["steps"] == 30 and 0 < t["val/loss"] < 5
+
+
+def test_a_killed_driver_s_command_trial_continues_from_the_script_s_checkpoint(tmp_path):
+    """SIGKILL the driver while a script that checkpoints to $ABL_CHECKPOINT_DIR is half-way;
+    ``--resume`` runs it again, it continues from its checkpoint, and every step is recorded
+    once, in Parquet and in MLflow."""
+    from tests.e2e.faults import Sweep, wait_until
+
+    (tmp_path / "resumes.py").write_text(textwrap.dedent(RESUMES_PY))
+    (tmp_path / "cmd.yaml").write_text(
+        "name: cmd\ntrainable: {command: python resumes.py}\ngrid: {x: [1, 2]}\n"
+        "search: {concurrency: 1}\n"
+    )
+    sweep = Sweep(tmp_path, "search", "cmd.yaml")
+    runs = tmp_path / "runs" / "cmd"
+
+    def half_way() -> bool:
+        logs = list(runs.glob("*/tune/*/work/abl-report.jsonl"))
+        return bool(logs) and len(logs[0].read_text().splitlines()) >= 3
+
+    wait_until("a trial half-way", half_way, sweep=sweep)
+    os.kill(sweep.proc.pid, signal.SIGKILL)
+    sweep.wait()
+    (run,) = runs.iterdir()
+    resumed = subprocess.run(
+        [sys.executable, "-m", "abl", "--root", "runs", "search", "--resume", f"runs/cmd/{run.name}",
+         "--no-dashboard"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    trials = one_run_per_trial(tmp_path, "cmd", run)
+    assert {t["status"] for t in trials} == {"completed"} and {t["steps"] for t in trials} == {8}
+    starts = [
+        [int(x) for x in (run / "tune" / t["trial_id"] / "work" / "starts.log").read_text().split()]
+        for t in trials
+    ]
+    assert any(len(s) == 2 and s[0] == 0 and s[1] >= 3 for s in starts), starts  # continued
+    history = read_history(run).to_pylist()
+    for t in trials:
+        rows = sorted((r["step"], r["val/loss"]) for r in history if r["trial_id"] == t["trial_id"])
+        assert rows == [(e, pytest.approx(1.0 / e)) for e in range(1, 9)], rows
+    client = MlflowClient(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}")
+    for t in trials:
+        logged = client.get_metric_history(t["mlflow_run_id"], "val/loss")
+        assert sorted(m.step for m in logged) == list(range(1, 9))

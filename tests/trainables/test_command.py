@@ -166,7 +166,7 @@ def space_file(tmp_path: Path, trainable: str) -> str:
         (
             "{comand: python t.py}",
             "unknown key 'trainable.comand'; allowed here: command, style, metrics, names, seed, "
-            "timeout_s, grace_s, config, check_flags; did you mean 'trainable.command'? "
+            "timeout_s, grace_s, config, check_flags, step; did you mean 'trainable.command'? "
             "(command trainable, trainable.comand, ",
         ),
         (
@@ -325,3 +325,17 @@ def test_flags_checked_against_the_script_s_own_help(tmp_path: Path, monkeypatch
         f"name: ok\ntrainable: {trainable}\ngrid: {{lr: [0.1], n-layer: [2], causal: [true, false]}}\n"
     )
     assert load_space(str(tmp_path / "ok.yaml")).trainable.check_flags
+
+
+def test_rows_of_an_earlier_run_that_carry_their_steps_are_read_again(tmp_path: Path) -> None:
+    """After a driver kill, the steps Tune never received are in the script's file: read from
+    the top (abl keeps each step once), they are not lost; rows without a step are skipped."""
+    (tmp_path / "m.jsonl").write_text(
+        '{"step": 1, "val_loss": 0.5}\n{"step": 2, "val_loss": 0.4}\n'
+    )
+    source = _source(Command(command="x", metrics={"jsonl": "m.jsonl"}), tmp_path)
+    with (tmp_path / "m.jsonl").open("a") as f:
+        f.write('{"step": 3, "val_loss": 0.3}\n')
+    assert [r["step"] for r in source.rows()] == [1.0, 2.0, 3.0]
+    counted = _source(Command(command="x", metrics={"jsonl": "m.jsonl"}, step=None), tmp_path)
+    assert list(counted.rows()) == []

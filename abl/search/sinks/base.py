@@ -36,6 +36,7 @@ from abl.errors import AblWarning, error_line
 from abl.redact import redact_text
 from abl.results.store import TrialStatus
 from abl.search.disk import DiskFullLog, StateKeeper, is_disk_full
+from abl.trainables.metrics import STEP_KEY
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
@@ -278,7 +279,7 @@ class SinkCallback(Callback):
         if isinstance(result.get(STATUS_KEY), str):
             self._final[trial.trial_id] = result[STATUS_KEY]
         rec.node = str(result.get("hostname") or result.get("node_ip") or rec.node)
-        step = int(result.get("training_iteration") or rec.steps + 1)
+        step = report_step(result, rec.steps + 1)
         metrics = numeric_metrics(result)
         rec.update(step, metrics, self.sweep.metric, self.sweep.mode)
         now = time.time()
@@ -470,11 +471,20 @@ class SinkCallback(Callback):
         self._each(lambda sink: sink.trial_ended(rec))
 
 
+def report_step(result: dict[str, Any], count: int) -> int:
+    """The step of one report: the trainable's own (:data:`STEP_KEY`), else Tune's count of the
+    trial's reports (``training_iteration``), else ``count``."""
+    own = result.get(STEP_KEY)
+    if isinstance(own, numbers.Real) and not isinstance(own, bool) and math.isfinite(own):
+        return int(own)
+    return int(result.get("training_iteration") or count)
+
+
 def numeric_metrics(result: dict[str, Any], prefix: str = "") -> dict[str, float]:
     """The numeric metrics of a Tune result as floats; nested dicts join keys with ``/``."""
     out: dict[str, float] = {}
     for key, value in result.items():
-        if not prefix and key in RAY_KEYS:
+        if not prefix and (key in RAY_KEYS or key == STEP_KEY):
             continue
         if isinstance(value, dict):
             out.update(numeric_metrics(value, f"{prefix}{key}/"))

@@ -22,7 +22,7 @@ from abl.results.store import (
     read_history,
     read_trials,
 )
-from abl.search.sinks.base import Sink, SweepInfo, TrialRecord, numeric_metrics
+from abl.search.sinks.base import Sink, SweepInfo, TrialRecord, numeric_metrics, report_step
 
 _SEED_KEYS = ("seed", "train.seed")
 
@@ -225,7 +225,7 @@ def recover_reports(run_dir: Path, tune_dir: Path) -> int:
                 result = json.loads(line)
             except ValueError:  # the line being written when the driver died
                 continue
-            step = int(result.get("training_iteration") or 0)
+            step = report_step(result, 0)
             if step and (trial_id, step) not in seen:
                 seen.add((trial_id, step))
                 time = float(result.get("timestamp") or 0.0)
