@@ -259,6 +259,13 @@ def _execute(
         )
         for repair in repair_checkpoints(run_dir, errored=retry):
             _say(console, repair.line())
+        again = [
+            k
+            for k, r in prior.items()
+            if r.status in _LIVE or (retry and r.status == TrialStatus.ERRORED)
+        ]
+        for line in target.restart_lines(run_dir / TUNE_DIR, sorted(again)):
+            _say(console, line)
         tuner = restore_tuner(
             space, run_dir, [callback], retry_errored=retry, max_failures=options.max_failures
         )

@@ -176,6 +176,22 @@ class CommandTrainable:
     def metrics(self) -> tuple[str, ...] | None:
         return None  # the first report tells
 
+    def restart_lines(self, trials_dir: Path, trial_ids: Sequence[str]) -> list[str]:
+        """For trials that run again (``--resume``): whether each one's script left a
+        checkpoint in ``$ABL_CHECKPOINT_DIR`` to continue from, or starts over."""
+        lines = []
+        for trial_id in trial_ids:
+            folder = trials_dir / trial_id / "checkpoint"
+            if folder.is_dir() and any(folder.iterdir()):
+                lines.append(
+                    f"trial {trial_id} runs its script again; it left a checkpoint in {folder}"
+                )
+            else:
+                lines.append(
+                    f"trial {trial_id} starts over: its script saved nothing in $ABL_CHECKPOINT_DIR"
+                )
+        return lines
+
     def preflight(self, configs: Sequence[dict[str, Any]]) -> None:
         """The program exists, and so does the script a Python command names."""
         argv = _python(shlex.split(self.spec.command))

@@ -151,6 +151,10 @@ class TrainableSpec:
 
         preflight(configs, self)
 
+    def restart_lines(self, trials_dir: Path, trial_ids: Sequence[str]) -> list[str]:
+        """None: Tune restores a trial of the shared loop from its own checkpoints."""
+        return []
+
     def run(self, config: dict[str, Any], trial_dir: Path) -> None:
         """One trial through the shared training loop (its checkpoints go through Tune)."""
         from abl.trainables.loop import run_trial

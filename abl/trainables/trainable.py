@@ -42,6 +42,11 @@ class Trainable(Protocol):
         ``trial_dir`` is the trial's folder in the run directory."""
         ...
 
+    def restart_lines(self, trials_dir: Path, trial_ids: Sequence[str]) -> list[str]:
+        """What to tell the user of trials that run again on ``--resume`` (none: Tune restores
+        them from their checkpoints)."""
+        ...
+
 
 @dataclass(frozen=True)
 class FunctionTrainable:
@@ -64,6 +69,9 @@ class FunctionTrainable:
 
     def run(self, config: dict[str, Any], trial_dir: Path) -> None:
         self.function(config)
+
+    def restart_lines(self, trials_dir: Path, trial_ids: Sequence[str]) -> list[str]:
+        return []
 
 
 def lookup(name: str | Command) -> Trainable:

@@ -5,6 +5,7 @@ crashes and one that hangs. Every trial is one row in Parquet and one child run 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -261,6 +262,9 @@ def test_a_killed_driver_s_command_trial_continues_from_the_script_s_checkpoint(
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert re.search(
+        r"^trial \w+ runs its script again; it left a checkpoint in ", resumed.stdout, re.M
+    )
     trials = one_run_per_trial(tmp_path, "cmd", run)
     assert {t["status"] for t in trials} == {"completed"} and {t["steps"] for t in trials} == {8}
     starts = [
