@@ -96,6 +96,7 @@ def run_function(
     trainable_name: str | Command,
     plugins: tuple[str, ...] = (),
     trials_dir: str = TUNE_DIR,
+    metric: str = "val/loss",
 ) -> None:
     """The function trainable Tune runs: the space's trainable, given its trial's config and
     its folder in the run directory (``trials_dir/<trial id>``, the same across retries and
@@ -104,12 +105,12 @@ def run_function(
     from ray import tune
 
     from abl.trainables.registry import import_plugins
-    from abl.trainables.trainable import lookup
+    from abl.trainables.trainable import TrialContext, lookup
 
     import_plugins(plugins)
     trainable = lookup(trainable_name)
-    trial_dir = Path(trials_dir) / tune.get_context().get_trial_id()
-    trainable.run(trial_config(config, trainable), trial_dir)
+    trial = TrialContext(Path(trials_dir) / tune.get_context().get_trial_id(), metric)
+    trainable.run(trial_config(config, trainable), trial)
 
 
 def _suggest(trial: Any, key: str, dist: Dist) -> Any:
@@ -249,6 +250,7 @@ def trainable(space: Space, run_dir: Path) -> Any:
         trainable_name=space.trainable,
         plugins=tuple(space.plugins),
         trials_dir=str(run_dir / TUNE_DIR),
+        metric=space.metric,
     )
     fn = tune.with_resources(fn, {"cpu": space.resources.cpu, "gpu": space.resources.gpu})
     return with_mixins(fn, type("TrialName", (TrialName,), {"sweep": space.name}))

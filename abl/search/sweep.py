@@ -193,8 +193,17 @@ def _preload_report() -> None:
 
 
 def _background(fn: Callable[..., object], *args: Any) -> None:
-    """``fn(*args)`` on a daemon thread nobody waits for (what it loads is used if ready)."""
-    threading.Thread(target=fn, args=args, name=f"abl-{fn.__name__}", daemon=True).start()
+    """``fn(*args)`` on a daemon thread nobody waits for (what it loads is used if ready).
+
+    Its failures are its own: one that the sweep's end interrupts (imports after the
+    interpreter began to exit raise "can't register atexit after shutdown") is no traceback
+    for the user; whatever it would have loaded is loaded again where it is used."""
+
+    def quietly() -> None:
+        with contextlib.suppress(BaseException):
+            fn(*args)
+
+    threading.Thread(target=quietly, name=f"abl-{fn.__name__}", daemon=True).start()
 
 
 def _ensure_store(tracking_uri: str) -> None:

@@ -283,8 +283,10 @@ class CommandTrainable:
                 said = " ".join(str(exc).split()).split(" Config search path")[0]
                 raise AblError(f"the Hydra app's config ({path}) refuses a trial: {said}") from None
 
-    def run(self, config: dict[str, Any], trial_dir: Path) -> None:
-        """Run the command for one trial, reporting each new row of its metrics to Tune."""
+    def run(self, config: dict[str, Any], trial: Any) -> None:
+        """Run the command for one trial, reporting each new row of its metrics to Tune
+        (``trial``: a :class:`~abl.trainables.trainable.TrialContext`)."""
+        trial_dir = trial.dir
         import ray
         from ray import tune
 
@@ -324,21 +326,28 @@ class CommandTrainable:
                 preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
         try:
-            reports = self._follow(proc, source, tune.report, started)
+            reports, seen = self._follow(proc, source, tune.report, started, trial.metric)
         finally:
             _stop(proc, self.spec.grace_s)
         if proc.returncode != 0:
             raise command_failed(self.spec, proc.returncode, work)
         if reports == 0:
+            had = f"its rows had {one_of(sorted(seen))}" if seen else "it wrote no row"
             raise AblError(
-                f"command '{self.spec.command}' finished without a metric from "
-                f"{source.describe()}; its output is in {work}"
+                f"command '{self.spec.command}' finished without reporting {trial.metric} "
+                f"(the sweep's metric) in {source.describe()}: {had}; its output is in {work}"
             )
 
     def _follow(
-        self, proc: subprocess.Popen[bytes], source: Any, report: Any, started: float
-    ) -> int:
+        self, proc: subprocess.Popen[bytes], source: Any, report: Any, started: float, metric: str
+    ) -> tuple[int, set[str]]:
+        """Report each new row that has the sweep's ``metric`` until the script exits; returns
+        the reports made and every key seen. Ray Tune wants the metric in every report, so
+        rows without it (a TensorBoard step of training scalars only, say) are held, their
+        latest values going into the next row that has it."""
         reports, wait = 0, FIRST_POLL_S
+        held: dict[str, float] = {}
+        seen: set[str] = set()
         timeout = self.spec.timeout_s
         while True:
             ended = proc.poll() is not None
@@ -348,10 +357,14 @@ class CommandTrainable:
                         row.pop(self.spec.step) if self.spec.step == "step" else row[self.spec.step]
                     )
                     row = {**row, STEP_KEY: own}  # ("step" itself would clash with abl's step)
-                report(row)  # raises SystemExit in this thread once Tune stopped the trial
-                reports, wait = reports + 1, FIRST_POLL_S
+                seen.update(row)
+                if metric not in row:
+                    held.update(row)
+                    continue
+                report({**held, **row})  # raises SystemExit once Tune stopped the trial
+                held, reports, wait = {}, reports + 1, FIRST_POLL_S
             if ended:
-                return reports
+                return reports, seen
             if timeout is not None and time.monotonic() - started > timeout:
                 raise TimeoutError(
                     f"command '{self.spec.command}' ran past timeout_s={timeout:g} and was stopped"

@@ -155,7 +155,7 @@ class TrainableSpec:
         """None: Tune restores a trial of the shared loop from its own checkpoints."""
         return []
 
-    def run(self, config: dict[str, Any], trial_dir: Path) -> None:
+    def run(self, config: dict[str, Any], trial: Any) -> None:
         """One trial through the shared training loop (its checkpoints go through Tune)."""
         from abl.trainables.loop import run_trial
 

@@ -16,6 +16,15 @@ from abl.errors import AblError
 from abl.trainables.command import Command, CommandTrainable
 
 
+@dataclass(frozen=True)
+class TrialContext:
+    """Where a trial runs: its folder in the run directory (the same across retries and
+    resumes) and the sweep's metric, which Ray Tune wants in a trial's first report."""
+
+    dir: Path
+    metric: str
+
+
 class Trainable(Protocol):
     """A trainable of a space: how its trial configs are completed, checked and run."""
 
@@ -37,9 +46,8 @@ class Trainable(Protocol):
         """Build what each distinct config builds (models on the meta device), or raise."""
         ...
 
-    def run(self, config: dict[str, Any], trial_dir: Path) -> None:
-        """Train one trial inside a Ray Tune function trainable (it calls ``tune.report``);
-        ``trial_dir`` is the trial's folder in the run directory."""
+    def run(self, config: dict[str, Any], trial: TrialContext) -> None:
+        """Train one trial inside a Ray Tune function trainable (it calls ``tune.report``)."""
         ...
 
     def restart_lines(self, trials_dir: Path, trial_ids: Sequence[str]) -> list[str]:
@@ -67,7 +75,7 @@ class FunctionTrainable:
     def preflight(self, configs: Sequence[dict[str, Any]]) -> None:
         return None
 
-    def run(self, config: dict[str, Any], trial_dir: Path) -> None:
+    def run(self, config: dict[str, Any], trial: TrialContext) -> None:
         self.function(config)
 
     def restart_lines(self, trials_dir: Path, trial_ids: Sequence[str]) -> list[str]:

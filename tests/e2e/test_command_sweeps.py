@@ -59,6 +59,44 @@ for epoch in range(start + 1, 9):
     state.write_text(json.dumps({"epoch": epoch}))
 """
 
+LIGHTNING_PY = """
+import argparse
+import lightning as L
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+p = argparse.ArgumentParser()
+p.add_argument("--lr", type=float)
+args = p.parse_args()
+L.seed_everything(0)
+x = torch.randn(256, 4)
+y = x @ torch.tensor([1.0, -2.0, 0.5, 3.0]) + 0.1 * torch.randn(256)
+
+
+class Regressor(L.LightningModule):
+    def __init__(self, lr):
+        super().__init__()
+        self.lr, self.net = lr, nn.Linear(4, 1)
+
+    def training_step(self, batch, _):
+        loss = nn.functional.mse_loss(self.net(batch[0]).squeeze(-1), batch[1])
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch, _):
+        self.log("val_loss", nn.functional.mse_loss(self.net(batch[0]).squeeze(-1), batch[1]))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.lr)
+
+
+data = DataLoader(TensorDataset(x, y), batch_size=64)
+trainer = L.Trainer(max_epochs=3, enable_checkpointing=False, enable_progress_bar=False,
+                    enable_model_summary=False, log_every_n_steps=1, accelerator="cpu")
+trainer.fit(Regressor(args.lr), data, data)
+"""
+
 FAILS_PY = """
 import argparse, json, os, sys, time
 p = argparse.ArgumentParser()
@@ -79,7 +117,7 @@ time.sleep(600)
 def project(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("command")
     scripts = (("prints", PRINTS_PY), ("reports", REPORTS_PY), ("fails", FAILS_PY))
-    for name, text in (*scripts, ("resumes", RESUMES_PY)):
+    for name, text in (*scripts, ("resumes", RESUMES_PY), ("lit", LIGHTNING_PY)):
         (root / f"{name}.py").write_text(textwrap.dedent(text))
     return root
 
@@ -280,3 +318,30 @@ def test_a_killed_driver_s_command_trial_continues_from_the_script_s_checkpoint(
     for t in trials:
         logged = client.get_metric_history(t["mlflow_run_id"], "val/loss")
         assert sorted(m.step for m in logged) == list(range(1, 9))
+
+
+def test_a_pytorch_lightning_module_with_its_default_tensorboard_logger(project):
+    """Lightning writes lightning_logs/version_0/events...; its training steps log train_loss
+    alone, so each report is a step with val_loss, the latest train_loss in it."""
+    proc = sweep(
+        project,
+        "lit",
+        """
+        name: lit
+        trainable:
+          command: python lit.py
+          metrics: {tensorboard: lightning_logs}
+          names: {val_loss: val/loss, train_loss: train/loss}
+        grid: {lr: [0.01, 0.1]}
+        """,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (run,) = (project / "runs" / "lit").iterdir()
+    trials = {t["lr"]: t for t in one_run_per_trial(project, "lit", run)}
+    assert {t["status"] for t in trials.values()} == {"completed"}
+    assert trials[0.1]["val/loss"] < trials[0.01]["val/loss"] < 30  # the larger step learns faster
+    history = read_history(run).to_pylist()
+    rows = sorted((r["step"], r) for r in history if r["trial_id"] == trials[0.1]["trial_id"])
+    # Lightning validates after each epoch of 4 batches, at global steps 3, 7, 11
+    assert [step for step, _ in rows] == [3, 7, 11] == [3, 7, trials[0.1]["steps"]]
+    assert all(r["train/loss"] > 0 and r["epoch"] in (0, 1, 2) for _, r in rows)
