@@ -121,11 +121,11 @@ def test_dry_run_runs_nothing_and_names_the_baseline(tmp_path):
     [
         (
             "spaces: [{space: quickstart, overides: []}]",
-            ["unknown key 'overides'", "did you mean 'overrides'", "spaces.0.overides"],
+            ["unknown key 'spaces.0.overides'", "did you mean 'spaces.0.overrides'"],
         ),
         (
             "rules: {regression_pc: 5}\nspaces: [{space: quickstart}]",
-            ["unknown key 'regression_pc'", "allowed here: metric, regression_pct"],
+            ["unknown key 'rules.regression_pc'", "allowed here: metric, regression_pct"],
         ),
         (
             "spaces: [{space: quickstart, rules: {importance_method: anvoa}}]",
