@@ -445,17 +445,28 @@ HURRYING = "finishing writes: the sweep stops once its results so far are saved"
 
 class _StopNotice(logging.Filter):
     """Tune's warning on the first Ctrl-C: abl says it in its own line instead (``-v`` keeps
-    Tune's too)."""
+    Tune's too). Tune's handler can run twice: a second Ctrl-C that lands while the first is
+    still being handled (its warning being logged) runs the handler Tune has not yet swapped
+    back for abl's; that one is a second Ctrl-C (``again``), as abl's handler would take it."""
 
     def __init__(
-        self, say: Callable[[str], None], verbose: bool, guard: _Guard, callback: Any
+        self,
+        say: Callable[[str], None],
+        verbose: bool,
+        guard: _Guard,
+        callback: Any,
+        again: Callable[[], None],
     ) -> None:
         super().__init__()
         self.say, self.verbose, self.guard, self.callback = say, verbose, guard, callback
+        self.again = again
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not str(record.msg).startswith("Stop signal received"):
             return True
+        if self.guard.stopped:
+            self.again()
+            return self.verbose
         self.guard.stopped = True
         self.callback.stopping()
         self.say(STOPPING)
@@ -503,16 +514,19 @@ def _stops_gracefully(callback: Any, console: Any, *, verbose: bool = False) -> 
         else:
             print(line, file=sys.stderr, flush=True)
 
-    def again(signum: int, frame: Any) -> None:
+    def hurry() -> None:
         nonlocal told
-        if not callback.opened or not (guard.fitting or guard.interrupted):
-            signal.default_int_handler(signum, frame)  # nothing of the sweep's to save
         callback.hurry()
         if not told:
             told = True
             say(HURRYING)
 
-    notice = _StopNotice(say, verbose, guard, callback)
+    def again(signum: int, frame: Any) -> None:
+        if not callback.opened or not (guard.fitting or guard.interrupted):
+            signal.default_int_handler(signum, frame)  # nothing of the sweep's to save
+        hurry()
+
+    notice = _StopNotice(say, verbose, guard, callback, hurry)
     tune_log = logging.getLogger("ray.tune.tune")
     tune_log.addFilter(notice)
     previous_int = signal.signal(signal.SIGINT, again)

@@ -73,3 +73,17 @@ def test_ctrl_c_while_a_completed_sweep_builds_its_report_is_a_keyboard_interrup
         ctrl_c()
     assert not guard.stopped and callback.hurried == callback.told_stopping == 0
     assert signal.getsignal(signal.SIGINT) is before  # put back as it was found
+
+
+def test_tune_s_handler_run_twice_is_a_second_ctrl_c(capsys) -> None:
+    """A second Ctrl-C that lands while Tune still handles the first runs Tune's handler again
+    (it has not yet put abl's back): one stopping line, then the sinks hurry, said once."""
+    callback = Callback()
+    with _stops_gracefully(callback, None) as guard:
+        tune_takes_the_first_ctrl_c()
+        tune_takes_the_first_ctrl_c()
+        ctrl_c()
+        guard.fit_returned(interrupted=True)
+    assert callback.told_stopping == 1 and callback.hurried == 2
+    err = capsys.readouterr().err
+    assert err.count(STOPPING) == 1 and err.count(HURRYING) == 1, err
