@@ -29,6 +29,7 @@ FIGURES: dict[str, str] = {
     "resume": "bench.resume",
     "latency": "bench.latency",
     "command_cost": "bench.command_cost",
+    "adaptive_seeds": "bench.adaptive_seeds",
 }
 DEFAULT_REPEATS = 3  # repeats of a figure whose module sets no REPEATS
 
