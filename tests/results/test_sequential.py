@@ -1,0 +1,172 @@
+"""Adaptive seeds (abl.results.sequential): decisions, stopping, replay, validity under the null."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from abl.errors import AblError
+from abl.results._boundary import critical, tail
+from abl.results.sequential import Assessment, SeedPlan, assess, procedure
+
+PLAN = SeedPlan(2, 10)
+PAIR = [{"arm": "x"}, {"arm": "y"}]
+GRID = [{"pe": pe, "norm": n} for pe in ("rope", "sinpe") for n in ("none", "rms")]
+
+
+def drive(
+    configs: list[dict], y: np.ndarray, plan: SeedPlan, mode: str = "min", *, pruned=()
+) -> tuple[Assessment, list[dict[int, float]], list[Assessment]]:
+    """Run rounds as the searcher does; every assessment seen along the way."""
+    values = [{s: float(y[i, s]) for s in range(plan.min)} for i in range(len(configs))]
+    seen = []
+    while True:
+        now = assess(configs, values, plan, mode, pruned=pruned)
+        seen.append(now)
+        if now.done:
+            return now, values, seen
+        for c in now.configs:
+            for s in range(len(values[c.index]), now.need if c.open else 0):
+                values[c.index][s] = float(y[c.index, s])
+
+
+def noise(k: int, seed: int, sd: float = 1.0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0.0, sd, (k, 10))
+
+
+def test_boundary_matches_jennison_turnbull_obrien_fleming_constants() -> None:
+    # Table 2.3 of Jennison & Turnbull (2000), alpha = 0.05 two-sided, K equally spaced looks
+    for looks, c in [(1, 1.960), (2, 1.977), (3, 2.004), (4, 2.024), (5, 2.040)]:
+        assert critical(tuple((i + 1) / looks for i in range(looks)), 0.05) == pytest.approx(
+            c, abs=2e-3
+        )
+    one = tail((1.0,))
+    assert float(one(np.array(3.0))) == pytest.approx(math.erfc(3 / math.sqrt(2)), rel=1e-3)
+
+
+def test_a_large_difference_decides_early_and_stops_the_worse() -> None:
+    y = noise(2, 0, 0.01) + np.array([[0.0], [1.0]])
+    last, values, _ = drive(PAIR, y, PLAN)
+    c, axis = last.comparisons  # against the leader, and the one axis's pair
+    assert (axis.axis, axis.verdict, axis.look) == ("arm", "a", c.look)
+    assert last.leader == 0 and c.verdict == "a" and c.look is not None
+    assert c.a == "arm=x" and c.diff < 0
+    assert len(values[1]) < PLAN.max and last.done
+    worse = last.configs[1]
+    assert not worse.open and worse.why.startswith("worse than the leader (arm=x) at")
+
+
+def test_mode_max_prefers_the_larger() -> None:
+    y = noise(2, 0, 0.01) + np.array([[0.0], [1.0]])
+    last, _, _ = drive(PAIR, y, PLAN, "max")
+    assert last.leader == 1 and last.comparisons[0].verdict == "a"
+
+
+def test_no_difference_without_margin_runs_to_max_and_stays_open() -> None:
+    last, values, seen = drive(PAIR, noise(2, 1), PLAN)
+    assert [len(v) for v in values] == [10, 10]
+    assert last.looks == PLAN.looks and last.done
+    assert last.comparisons[0].verdict == "open" and last.comparisons[0].look is None
+    assert {c.why for c in last.configs} == {"leader", "reached max (10 seeds)"}
+    assert [a.looks for a in seen] == list(range(1, PLAN.looks + 1))
+
+
+def test_a_margin_makes_a_true_tie_equivalent() -> None:
+    plan = SeedPlan(2, 10, margin=0.5)
+    last, values, _ = drive(PAIR, noise(2, 2, 0.01), plan)
+    c = last.comparisons[0]
+    assert c.verdict == "equivalent" and c.look is not None
+    assert sum(map(len, values)) < 20
+    assert last.configs[1].why.startswith("equivalent to the leader")
+
+
+def test_replay_of_a_prefix_equals_what_each_round_saw() -> None:
+    y = noise(4, 3, 0.3) + np.array([[0.0], [0.5], [1.0], [3.0]])
+    _, values, seen = drive(GRID, y, PLAN)
+    for now in seen[:-1]:
+        # the data each config had when `now` was computed: what it had at that look
+        counts = {c.index: c.seeds for c in now.configs}
+        prefix = [{s: v for s, v in vals.items() if s < counts[i]} for i, vals in enumerate(values)]
+        assert assess(GRID, prefix, PLAN, "min") == now
+
+
+def test_decided_stays_decided_as_seeds_are_added() -> None:
+    y = noise(4, 4, 0.3) + np.array([[0.0], [0.4], [0.8], [1.6]])
+    _, _, seen = drive(GRID, y, SeedPlan(2, 10))
+    # more seeds for everyone, whatever the searcher wanted: decisions must not move
+    full = [{s: float(v) for s, v in enumerate(row)} for row in y]
+    late = assess(GRID, full, PLAN, "min")
+    for now in seen:
+        for c in now.comparisons:
+            if c.verdict != "open" and c.axis is not None:
+                (same,) = [d for d in late.comparisons if (d.axis, d.a, d.b) == (c.axis, c.a, c.b)]
+                assert (same.verdict, same.look) == (c.verdict, c.look)
+    ps = [[c.p for c in a.comparisons if c.axis is not None] for a in seen]
+    assert all(b <= a + 1e-12 for x, z in itertools.pairwise(ps) for a, b in zip(x, z, strict=True))
+
+
+def test_axis_comparisons_match_cells_and_pair_by_seed() -> None:
+    # pe is worth 1.0 in both cells; a big shared offset per cell and seed cancels when paired
+    rng = np.random.default_rng(5)
+    offset = rng.normal(0, 5.0, (2, 10))  # per norm cell and seed index
+    y = np.stack(
+        [
+            (1.0 if c["pe"] == "sinpe" else 0.0) + offset[("none", "rms").index(c["norm"])]
+            for c in GRID
+        ]
+    ) + rng.normal(0, 0.05, (4, 10))
+    full = [{s: float(v) for s, v in enumerate(row)} for row in y]
+    now = assess(GRID, full, PLAN, "min")
+    (pe,) = [c for c in now.comparisons if c.axis == "pe"]
+    assert (pe.a, pe.b, pe.verdict) == ("rope", "sinpe", "a")
+    assert pe.n == 2 * (PLAN.min + pe.look)  # 2 cells x the seeds at its deciding look
+    assert pe.diff == pytest.approx(-1.0, abs=0.05) and pe.members == frozenset(range(4))
+    (norm,) = [c for c in now.comparisons if c.axis == "norm"]
+    assert norm.members == frozenset(range(4)) and norm.verdict == "open" and norm.n == 20
+
+
+def test_pruned_configs_take_no_seeds_and_are_not_grounds() -> None:
+    y = noise(4, 6, 0.3)
+    last, values, _ = drive(GRID, y, PLAN, pruned={3})
+    assert len(values[3]) == 2 and last.configs[3].why == "pruned" and not last.configs[3].open
+    assert last.leader != 3
+    for c in last.comparisons:
+        if c.axis is not None:
+            assert 3 not in c.members  # its cell is out of the axis pairs
+    everything = assess(GRID, [{} for _ in GRID], PLAN, "min", pruned=range(4))
+    assert everything.done and everything.leader is None
+
+
+def test_before_min_seeds_every_config_is_open() -> None:
+    now = assess(PAIR, [{0: 1.0}, {0: 2.0, 1: 2.5}], PLAN, "min")
+    assert now.looks == 0 and not now.done and now.need == 2
+    assert [c.open for c in now.configs] == [True, False]
+
+
+def test_false_decisions_with_no_difference_stay_within_alpha() -> None:
+    # 300 null sweeps of a 2x2 grid (6 config pairs + 2 axis pairs in the family)
+    sweeps, false = 300, 0
+    for seed in range(sweeps):
+        last, _, _ = drive(GRID, noise(4, 100 + seed), PLAN)
+        false += any(c.verdict in ("a", "b") for c in last.comparisons)
+    bound = 0.05 + 2.33 * math.sqrt(0.05 * 0.95 / sweeps)  # one-sided 99% binomial margin
+    assert false / sweeps <= bound
+
+
+def test_plan_rules_and_procedure() -> None:
+    assert SeedPlan(2, 10).looks == 9 and SeedPlan(3, 3).fractions == (1.0,)
+    for bad in [
+        dict(min=1, max=5),
+        dict(min=4, max=3),
+        dict(min=2, max=5, alpha=0),
+        dict(min=2, max=5, margin=0),
+    ]:
+        with pytest.raises(AblError):
+            SeedPlan(**bad)
+    with pytest.raises(AblError, match="mode"):
+        assess(PAIR, [{}, {}], PLAN, "best")
+    text = procedure(SeedPlan(2, 10, margin=0.01))
+    assert "O'Brien-Fleming" in text and "Holm" in text and "9 looks" in text and "0.01" in text
