@@ -235,6 +235,8 @@ def assess(
         looks = look + 1
         grounds = _grounds(leader, pairs, tests, k, pruned)
         opened = {i for i in live if min(count[i], need) < plan.max and i in grounds}
+        if looks == plan.looks:  # the last look: a configuration that the leader's change
+            opened = set()  # reopened at fewer seeds has no look left to take part in
         if not opened:
             break
     need = plan.min + looks

@@ -26,6 +26,7 @@ def drive(
     while True:
         now = assess(configs, values, plan, mode, pruned=pruned)
         seen.append(now)
+        assert now.done or now.need <= plan.max  # never asks for a seed beyond max
         if now.done:
             return now, values, seen
         for c in now.configs:
