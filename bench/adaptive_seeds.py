@@ -39,6 +39,8 @@ EFFECTS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # planted differences, in sigmas
 SWEEPS, QUICK_SWEEPS = 200, 20
 ALPHA, MARGIN = 0.05, 0.01
 ADAPTIVE, FIXED = SeedPlan(2, 10, ALPHA), SeedPlan(10, 10, ALPHA)
+PAIR_EFFECTS = (2.0, 4.0, 8.0, 16.0)  # one pair of configurations alone, in sigmas
+PAIR_SWEEPS, QUICK_PAIR_SWEEPS = 50, 5
 CONFIGS = [
     {"qk_norm": q, "attn_activ": a}
     for q in ("none", "rms_norm", "fro_norm")
@@ -57,14 +59,16 @@ def means(rng: np.random.Generator, null: bool) -> np.ndarray:
     )
 
 
-def adaptive(y: np.ndarray, plan: SeedPlan) -> tuple[Assessment, int]:
+def adaptive(
+    y: np.ndarray, plan: SeedPlan, configs: list[dict[str, str]] = CONFIGS
+) -> tuple[Assessment, int]:
     """Drive assess as the searcher does: each round, every open configuration gets the seeds
     the next look needs. Returns the last assessment and the trials run."""
     values: list[dict[int, float]] = [
         {s: float(y[i, s]) for s in range(plan.min)} for i in range(len(y))
     ]
     while True:
-        now = assess(CONFIGS, values, plan, "min")
+        now = assess(configs, values, plan, "min")
         if now.done:
             return now, sum(len(v) for v in values)
         for c in now.configs:
@@ -137,6 +141,15 @@ def run(quick: bool) -> Figure:
         f"margin {MARGIN:g}: ",
         strict=False,
     )
+    pair_sweeps = QUICK_PAIR_SWEEPS if quick else PAIR_SWEEPS
+    rng = np.random.default_rng(3)
+    for effect in PAIR_EFFECTS:
+        seeds = [_pair_seeds(rng, effect) for _ in range(pair_sweeps)]
+        fig.add(
+            f"two configurations {effect:g} SD apart: mean seeds to decide",
+            statistics.mean(seeds),
+            "seeds",
+        )
     fig.notes.append(
         f"{len(CONFIGS)} configurations (qk_norm x attn_activ), seed SD {SIGMA:g} (attn_variants, "
         f"logbook 001), planted axis effects drawn from {EFFECTS} SDs; {n} sweeps with planted "
@@ -147,6 +160,13 @@ def run(quick: bool) -> Figure:
         "whose attn_activ effect is 0 or 0.5 SD runs the whole grid to max without a margin"
     )
     return fig
+
+
+def _pair_seeds(rng: np.random.Generator, effect: float) -> float:
+    """Seeds the worse of two configurations ``effect`` SDs apart runs before it stops."""
+    y = np.array([[0.0], [effect * SIGMA]]) + rng.normal(0.0, SIGMA, (2, ADAPTIVE.max))
+    _, trials = adaptive(y, ADAPTIVE, [{"arm": "a"}, {"arm": "b"}])
+    return trials / 2
 
 
 def _measures(

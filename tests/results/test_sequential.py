@@ -53,6 +53,7 @@ def test_a_large_difference_decides_early_and_stops_the_worse() -> None:
     last, values, _ = drive(PAIR, y, PLAN)
     c, axis = last.comparisons  # against the leader, and the one axis's pair
     assert (axis.axis, axis.verdict, axis.look) == ("arm", "a", c.look)
+    assert c.p_holm == pytest.approx(c.p) == axis.p_holm  # one hypothesis, counted once
     assert last.leader == 0 and c.verdict == "a" and c.look is not None
     assert c.a == "arm=x" and c.diff < 0
     assert len(values[1]) < PLAN.max and last.done
