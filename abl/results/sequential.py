@@ -310,11 +310,12 @@ def _update(
 ) -> None:
     """One look: every undecided test whose members all have ``need`` values gets its paired
     t-test, B-value and sequential p; then Holm over the family decides."""
-    todo = [
-        t for t in tests if t.verdict is Verdict.OPEN and all(count[i] >= need for i in t.members)
-    ]
+    ready = frozenset(np.flatnonzero(count >= need).tolist())
+    todo = [t for t in tests if t.verdict is Verdict.OPEN and t.members <= ready]
     if todo:
-        d = np.concatenate([(y[t.ea] - y[t.eb]).ravel() for t in todo])
+        ea = np.concatenate([t.ea for t in todo])
+        eb = np.concatenate([t.eb for t in todo])
+        d = (y[ea] - y[eb]).ravel()  # each test's units contiguous, cell by cell
         sizes = [t.ea.size * need for t in todo]
         starts = np.r_[0, np.cumsum(sizes)[:-1]]
         ok = ~np.isnan(d)
@@ -326,13 +327,12 @@ def _update(
         se = np.sqrt(var / np.maximum(n, 1))
         z, spread = _z(mean, se, n)
         frac = plan.fractions[look]
-        b = np.abs(z) * math.sqrt(frac)
-        for i, t in enumerate(todo):
-            if n[i] < 2:
-                continue
-            t.n, t.diff = int(n[i]), float(mean[i])
-            t.stat = max(t.stat, float(b[i]))
-            t.p = float(g(np.array(t.stat)))
+        seen = n >= 2
+        stat = np.where(seen, np.maximum([t.stat for t in todo], np.abs(z) * math.sqrt(frac)), 0)
+        p = g(stat)
+        for i in np.flatnonzero(seen):
+            t = todo[i]
+            t.n, t.diff, t.stat, t.p = int(n[i]), float(mean[i]), float(stat[i]), float(p[i])
         if equiv is not None:
             _equivalence(todo, n, mean, se, spread, equiv / math.sqrt(frac), plan, look)
     adjusted = holm([t.p for t in tests])
