@@ -7,9 +7,10 @@ import math
 
 import numpy as np
 import pytest
+from scipy import special
 
 from abl.errors import AblError
-from abl.results._boundary import critical, tail
+from abl.results._boundary import critical, t_tail, tail
 from abl.results.sequential import Assessment, SeedPlan, assess, procedure
 
 PLAN = SeedPlan(2, 10)
@@ -46,6 +47,20 @@ def test_boundary_matches_jennison_turnbull_obrien_fleming_constants() -> None:
         )
     one = tail((1.0,))
     assert float(one(np.array(3.0))) == pytest.approx(math.erfc(3 / math.sqrt(2)), rel=1e-3)
+
+
+def test_the_t_based_tail_is_calibrated_where_brownian_motion_is_not() -> None:
+    # fresh null draws of the statistic assess computes for one pair, 2 to 5 seeds
+    x = np.random.default_rng(99).normal(size=(100_000, 5))
+    best = np.zeros(len(x))
+    for n in range(2, 6):
+        t = x[:, :n].mean(1) / (x[:, :n].std(1, ddof=1) / math.sqrt(n))
+        z = -special.ndtri(special.stdtr(n - 1, -np.abs(t)))
+        best = np.maximum(best, z * math.sqrt(n / 5))
+    rate = float(np.mean(t_tail(2, 5, 1)(best) < 0.05))
+    assert rate == pytest.approx(0.05, abs=0.003)
+    brownian = float(np.mean(tail((0.4, 0.6, 0.8, 1.0))(best) < 0.05))
+    assert brownian > 0.055  # why the simulated tail is needed
 
 
 def test_a_large_difference_decides_early_and_stops_the_worse() -> None:
