@@ -8,6 +8,9 @@ McPherson & Rowe 1969) as a sum of first-exit probabilities, each with its own G
 so that small tails keep their relative precision (``1 - P(stay inside)`` would not). It is
 tabulated once per schedule on a grid of c and interpolated in log G: a call costs one
 ``np.interp``. With one look, G(c) = 2 (1 - Phi(c)), the fixed-sample two-sided p-value.
+
+:func:`t_tail` is the same G for B-values made from paired t-tests on few seeds, which
+Brownian motion under-states (see its docstring); :mod:`abl.results.sequential` uses it.
 """
 
 from __future__ import annotations

@@ -235,7 +235,7 @@ def assess(
     family = [t for t in tests if t.same is None]  # each hypothesis once in Holm
     live = [i for i in range(k) if i not in pruned]
     sign = 1.0 if mode == "min" else -1.0  # "a better" when sign * diff < 0
-    level = plan.alpha / len(family)  # of the repeated confidence intervals, for ties
+    level = plan.alpha / max(len(family), 1)  # of the repeated confidence intervals, for ties
     opened: set[int] = set(live)
     leader, looks = None, 0
     for look in range(plan.looks):
