@@ -178,6 +178,17 @@ def test_false_decisions_with_no_difference_stay_within_alpha() -> None:
     assert false / sweeps <= bound
 
 
+def test_false_ties_at_the_margin_stay_within_alpha() -> None:
+    # two configurations exactly one margin apart: "equivalent" is false; with one hypothesis
+    # the repeated interval has level 1 - alpha, so each side errs with at most alpha / 2
+    plan, sweeps, false = SeedPlan(2, 10, margin=3.0), 200, 0
+    for seed in range(sweeps):
+        y = noise(2, 500 + seed) + np.array([[0.0], [3.0]])
+        last, _, _ = drive(PAIR, y, plan)
+        false += last.comparisons[0].verdict == "equivalent"
+    assert false / sweeps <= 0.025 + 2.33 * math.sqrt(0.025 * 0.975 / sweeps)
+
+
 def test_plan_rules_and_procedure() -> None:
     assert SeedPlan(2, 10).looks == 9 and SeedPlan(3, 3).fractions == (1.0,)
     for bad in [
