@@ -38,6 +38,7 @@ SIGMA = 0.009  # seed SD of final val/loss, attn_variants (logbook 001)
 EFFECTS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)  # planted differences, in sigmas
 SWEEPS, QUICK_SWEEPS = 200, 20
 ALPHA, MARGIN = 0.05, 0.01
+UNEVEN_SD = (0.002, 0.07)  # seed SDs across configurations in attn_positions (logbook 001)
 TOL = 1e-12  # planted differences below this are none (float sums of equal effects)
 ADAPTIVE, FIXED = SeedPlan(2, 10, ALPHA), SeedPlan(10, 10, ALPHA)
 PAIR_EFFECTS = (2.0, 4.0, 8.0, 16.0)  # one pair of configurations alone, in sigmas
@@ -100,10 +101,14 @@ class Sweep:
     fixed_false: bool
 
 
-def sweep(rng: np.random.Generator, null: bool, plan: SeedPlan, fixed: SeedPlan) -> Sweep:
-    """Draw one sweep and run both designs on it."""
+def sweep(
+    rng: np.random.Generator, null: bool, plan: SeedPlan, fixed: SeedPlan, *, uneven: bool = False
+) -> Sweep:
+    """Draw one sweep and run both designs on it (``uneven``: each configuration its own
+    seed SD, log-uniform over UNEVEN_SD)."""
     mu = means(rng, null)
-    y = mu[:, None] + rng.normal(0.0, SIGMA, (len(CONFIGS), FIXED.max))
+    sd = np.exp(rng.uniform(*np.log(UNEVEN_SD), (len(CONFIGS), 1))) if uneven else SIGMA
+    y = mu[:, None] + sd * rng.normal(0.0, 1.0, (len(CONFIGS), FIXED.max))
     got, trials = adaptive(y, plan)
     full = [{s: float(v) for s, v in enumerate(row)} for row in y]
     ref = assess(CONFIGS, full, fixed, "min")
@@ -130,9 +135,11 @@ def _false(a: Assessment, mu: np.ndarray, plan: SeedPlan) -> bool:
     return False
 
 
-def _run(n: int, null: bool, plan: SeedPlan, fixed: SeedPlan, seed: int) -> list[Sweep]:
+def _run(
+    n: int, null: bool, plan: SeedPlan, fixed: SeedPlan, seed: int, *, uneven: bool = False
+) -> list[Sweep]:
     rng = np.random.default_rng(seed)
-    return [sweep(rng, null, plan, fixed) for _ in range(n)]
+    return [sweep(rng, null, plan, fixed, uneven=uneven) for _ in range(n)]
 
 
 def run(quick: bool) -> Figure:
@@ -153,6 +160,13 @@ def run(quick: bool) -> Figure:
         _run(n, True, with_margin, fixed_margin, 2),
         f"margin {MARGIN:g}: ",
         strict=False,
+    )
+    uneven = _run(n, True, ADAPTIVE, FIXED, 4, uneven=True)
+    fig.add(
+        f"no difference, seed SD {UNEVEN_SD[0]:g}-{UNEVEN_SD[1]:g} by configuration: sweeps "
+        "with a false decision (adaptive)",
+        statistics.mean(s.false for s in uneven),
+        "share",
     )
     pair_sweeps = QUICK_PAIR_SWEEPS if quick else PAIR_SWEEPS
     rng = np.random.default_rng(3)
