@@ -26,7 +26,7 @@ from scipy import special
 GRID_MAX = 9.0  # c beyond this: the Bonferroni bound over looks (G < 1e-18 there)
 GRID_STEP = 0.05
 PER_SD = 6  # integration nodes per SD of the smallest increment, Simpson's rule
-MAX_NODES = 801
+MAX_NODES = 401
 
 
 def _sf(x: np.ndarray) -> np.ndarray:
