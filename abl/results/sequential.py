@@ -65,16 +65,25 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from itertools import combinations
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from abl.errors import AblError
-from abl.results._boundary import t_critical, t_tail
-from abl.results._design import label, natural_key
+from abl.results._looks import (
+    Contrast,
+    Verdict,
+    axes_of,
+    axis_tests,
+    config_label,
+    flipped,
+    grounds,
+    leader_of,
+    mirror,
+    pair,
+    update,
+)
 from abl.results._pairs import holm
 
 
@@ -106,15 +115,6 @@ class SeedPlan:
     def fractions(self) -> tuple[float, ...]:
         """Information fraction of each look, (min + l) / max."""
         return tuple((self.min + look) / self.max for look in range(self.looks))
-
-
-class Verdict(str, Enum):
-    """What a comparison concluded (the value is what :class:`Comparison` carries)."""
-
-    A = "a"  # a is better
-    B = "b"  # b is better
-    EQUIVALENT = "equivalent"  # within ±margin
-    OPEN = "open"  # not decided yet
 
 
 @dataclass(frozen=True)
@@ -172,29 +172,6 @@ def procedure(plan: SeedPlan) -> str:
     ).replace(f"{1 - plan.alpha:g}/m", f"1-{plan.alpha:g}/m")
 
 
-@dataclass
-class _Test:
-    """One comparison's running state: elementary config pairs (a_i, b_i) whose differences
-    are its units."""
-
-    axis: str | None
-    a: str
-    b: str
-    ea: np.ndarray
-    eb: np.ndarray
-    stat: float = 0.0  # largest |B| seen
-    p: float = 1.0
-    n: int = 0
-    diff: float = math.nan
-    verdict: Verdict = Verdict.OPEN
-    look: int | None = None
-    members: frozenset[int] = frozenset()
-    same: _Test | None = None  # an axis pair with one cell: that pair of configurations
-
-    def __post_init__(self) -> None:
-        self.members = frozenset(int(i) for i in (*self.ea, *self.eb))
-
-
 def assess(
     configs: Sequence[Mapping[str, Any]],
     values: Sequence[Mapping[int, float]],
@@ -222,16 +199,16 @@ def assess(
             if 0 <= int(s) < plan.max and v is not None and math.isfinite(v):
                 y[i, int(s)] = float(v)
     count = np.sum(~np.isnan(y), axis=1)
-    axes = _axes(configs)
-    names = [_config_label(c, axes) for c in configs]
+    axes = axes_of(configs)
+    names = [config_label(c, axes) for c in configs]
     pairs = {
-        (i, j): _Test(None, names[i], names[j], np.array([i]), np.array([j]))
+        (i, j): Contrast(None, names[i], names[j], np.array([i]), np.array([j]))
         for i, j in combinations(range(k), 2)
     }
-    tests = [*pairs.values(), *_axis_tests(configs, axes, pruned)]
+    tests = [*pairs.values(), *axis_tests(configs, axes, pruned)]
     for t in tests[len(pairs) :]:
         if t.ea.size == 1:  # one cell: the same hypothesis as a pair of configurations
-            t.same = _pair(pairs, int(t.ea[0]), int(t.eb[0]))
+            t.same = pair(pairs, int(t.ea[0]), int(t.eb[0]))
     family = [t for t in tests if t.same is None]  # each hypothesis once in Holm
     live = [i for i in range(k) if i not in pruned]
     sign = 1.0 if mode == "min" else -1.0  # "a better" when sign * diff < 0
@@ -242,12 +219,12 @@ def assess(
         need = plan.min + look
         if any(count[i] < need for i in opened):
             break
-        _update(family, y[:, :need], count, need, plan, level, sign, look)
-        _mirror(tests)
-        leader = _leader(y[:, :need], live, pairs, sign)
+        update(family, y[:, :need], count, need, plan, level, sign, look)
+        mirror(tests)
+        leader = leader_of(y[:, :need], live, pairs, sign)
         looks = look + 1
-        grounds = _grounds(leader, pairs, tests, k, pruned)
-        opened = {i for i in live if min(count[i], need) < plan.max and i in grounds}
+        going = grounds(leader, pairs, tests, k, pruned)
+        opened = {i for i in live if min(count[i], need) < plan.max and i in going}
         if looks == plan.looks:  # the last look: a configuration that the leader's change
             opened = set()  # reopened at fewer seeds has no look left to take part in
         if not opened:
@@ -261,176 +238,12 @@ def assess(
     return Assessment(leader, comparisons, statuses, looks, not any(s.open for s in statuses), need)
 
 
-def _axes(configs: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Keys whose value varies among the configurations, in first-seen order."""
-    keys = list(dict.fromkeys(k for c in configs for k in c))
-    return [key for key in keys if len({label(c.get(key)) for c in configs}) > 1]
-
-
-def _config_label(config: Mapping[str, Any], axes: list[str]) -> str:
-    keys = axes or list(config)
-    return ", ".join(f"{key}={label(config.get(key))}" for key in keys)
-
-
-def _axis_tests(
-    configs: Sequence[Mapping[str, Any]], axes: list[str], pruned: frozenset[int]
-) -> list[_Test]:
-    """Every pair of values of every axis, over the cells (other axes' values) where both ran
-    unpruned; one elementary pair per matched cell."""
-    out = []
-    for axis in axes:
-        others = [o for o in axes if o != axis]
-        by_value: dict[str, dict[tuple[str, ...], int]] = {}
-        for i, c in enumerate(configs):
-            if i not in pruned:
-                cell = tuple(label(c.get(o)) for o in others)
-                by_value.setdefault(label(c.get(axis)), {}).setdefault(cell, i)
-        values = sorted(by_value, key=lambda v: natural_key(_number(v)))
-        for va, vb in combinations(values, 2):
-            common = [c for c in by_value[va] if c in by_value[vb]]
-            if common:
-                ea = np.array([by_value[va][c] for c in common])
-                eb = np.array([by_value[vb][c] for c in common])
-                out.append(_Test(axis, va, vb, ea, eb))
-    return out
-
-
-def _number(text: str) -> Any:
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
-def _update(
-    tests: list[_Test],
-    y: np.ndarray,
-    count: np.ndarray,
-    need: int,
-    plan: SeedPlan,
-    level: float,
-    sign: float,
-    look: int,
-) -> None:
-    """One look: every undecided test whose members all have ``need`` values gets its paired
-    t-test, B-value and sequential p (the null tail of a test over c cells per seed:
-    :func:`abl.results._boundary.t_tail`); then Holm over the family decides."""
-    ready = frozenset(np.flatnonzero(count >= need).tolist())
-    todo = [t for t in tests if t.verdict is Verdict.OPEN and t.members <= ready]
-    if todo:
-        ea = np.concatenate([t.ea for t in todo])
-        eb = np.concatenate([t.eb for t in todo])
-        d = (y[ea] - y[eb]).ravel()  # each test's units contiguous, cell by cell
-        sizes = [t.ea.size * need for t in todo]
-        starts = np.r_[0, np.cumsum(sizes)[:-1]]
-        ok = ~np.isnan(d)
-        n = np.add.reduceat(ok.astype(float), starts)
-        d0 = np.where(ok, d, 0.0)
-        mean = np.add.reduceat(d0, starts) / np.maximum(n, 1)
-        dev = np.where(ok, d - np.repeat(mean, sizes), 0.0)
-        var = np.add.reduceat(dev**2, starts) / np.maximum(n - 1, 1)
-        se = np.sqrt(var / np.maximum(n, 1))
-        z, spread = _z(mean, se, n)
-        frac = plan.fractions[look]
-        seen = n >= 2
-        stat = np.where(seen, np.maximum([t.stat for t in todo], np.abs(z) * math.sqrt(frac)), 0)
-        cells = np.array([t.ea.size for t in todo])
-        p = np.ones(len(todo))
-        for c in np.unique(cells):
-            p[cells == c] = t_tail(plan.min, plan.max, int(c))(stat[cells == c])
-        for i in np.flatnonzero(seen):
-            t = todo[i]
-            t.n, t.diff, t.stat, t.p = int(n[i]), float(mean[i]), float(stat[i]), float(p[i])
-        if plan.margin is not None:
-            bound = {c: t_critical(plan.min, plan.max, int(c), level) for c in np.unique(cells)}
-            z_crit = np.array([bound[c] for c in cells]) / math.sqrt(frac)
-            _equivalence(todo, n, mean, se, spread, z_crit, plan, look)
-    adjusted = holm([t.p for t in tests])
-    for t, h in zip(tests, adjusted, strict=True):
-        if t.verdict is Verdict.OPEN and h < plan.alpha and t.n >= 2:
-            t.verdict = Verdict.A if sign * t.diff < 0 else Verdict.B
-            t.look = look
-
-
-def _z(mean: np.ndarray, se: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The paired t-test's two-sided p as a z of the same sign; a difference without spread
-    is z = ±inf (0 when there is no difference either)."""
-    spread = se > 1e-12 * np.maximum(np.abs(mean), 1e-300)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(spread, mean / np.where(spread, se, 1.0), 0.0)
-        p = 2 * special.stdtr(np.maximum(n - 1, 1), -np.abs(t))
-        z = np.where(spread, -special.ndtri(p / 2), np.where(mean != 0, np.inf, 0.0))
-    return np.sign(mean) * np.abs(z), spread
-
-
-def _equivalence(
-    todo: list[_Test],
-    n: np.ndarray,
-    mean: np.ndarray,
-    se: np.ndarray,
-    spread: np.ndarray,
-    z_crit: np.ndarray,
-    plan: SeedPlan,
-    look: int,
-) -> None:
-    """A tie where the repeated confidence interval, mean ± t_crit se, lies within ±margin;
-    t_crit has the tail of the boundary's z at this look."""
-    t_crit = special.stdtrit(np.maximum(n - 1, 1), special.ndtr(z_crit))
-    half = np.where(spread, t_crit * se, 0.0)
-    inside = (np.abs(mean) + half < plan.margin) & (n >= 2)
-    for i, t in enumerate(todo):
-        if inside[i]:
-            t.verdict, t.look = Verdict.EQUIVALENT, look
-
-
-def _leader(
-    y: np.ndarray, live: list[int], pairs: dict[tuple[int, int], _Test], sign: float
-) -> int | None:
-    """The best mean among live configurations that no decision has put below another."""
-    worse = {
-        j if t.verdict is Verdict.A else i
-        for (i, j), t in pairs.items()
-        if t.verdict in (Verdict.A, Verdict.B)
-    }
-    candidates = [i for i in live if i not in worse and not np.all(np.isnan(y[i]))] or [
-        i for i in live if not np.all(np.isnan(y[i]))
-    ]
-    if not candidates:
-        return None
-    means = [sign * float(np.nanmean(y[i])) for i in candidates]
-    return candidates[int(np.argmin(means))]
-
-
-def _pair(pairs: dict[tuple[int, int], _Test], i: int, j: int) -> _Test:
-    return pairs[(min(i, j), max(i, j))]
-
-
-def _grounds(
-    leader: int | None,
-    pairs: dict[tuple[int, int], _Test],
-    tests: list[_Test],
-    k: int,
-    pruned: frozenset[int],
-) -> set[int]:
-    """The configurations that take part in an open comparison that is grounds to continue:
-    the leader's open pairs with unpruned configurations, and the open axis pairs."""
-    out: set[int] = set()
-    if leader is not None:
-        for j in range(k):
-            if j != leader and j not in pruned and _pair(pairs, leader, j).verdict is Verdict.OPEN:
-                out |= {j, leader}
-    for t in tests:
-        if t.axis is not None and t.verdict is Verdict.OPEN:
-            out |= t.members
-    return out
-
-
 def _status(
     i: int,
     seeds: int,
     is_open: bool,
     leader: int | None,
-    pairs: dict[tuple[int, int], _Test],
+    pairs: dict[tuple[int, int], Contrast],
     pruned: frozenset[int],
     plan: SeedPlan,
     names: list[str],
@@ -443,7 +256,7 @@ def _status(
         return ConfigStatus(i, seeds, seeds < plan.min, f"needs {plan.min} seeds")
     if i == leader:
         return ConfigStatus(i, seeds, is_open, "leader")
-    t = _pair(pairs, i, leader) if leader is not None else None
+    t = pair(pairs, i, leader) if leader is not None else None
     if is_open:
         why = (
             "undecided against the leader"
@@ -464,24 +277,10 @@ def _status(
     return ConfigStatus(i, seeds, False, "every comparison decided")
 
 
-def _mirror(tests: list[_Test]) -> None:
-    """Give each one-cell axis pair the state of the pair of configurations it is."""
-    for t in tests:
-        if t.same is not None:
-            flip = int(t.same.ea[0]) != int(t.ea[0])
-            t.stat, t.p, t.n, t.look = t.same.stat, t.same.p, t.same.n, t.same.look
-            t.diff = -t.same.diff if flip else t.same.diff
-            t.verdict = _flipped(t.same.verdict) if flip else t.same.verdict
-
-
-def _flipped(v: Verdict) -> Verdict:
-    return {Verdict.A: Verdict.B, Verdict.B: Verdict.A}.get(v, v)
-
-
 def _report(
-    tests: list[_Test],
-    family: list[_Test],
-    pairs: dict[tuple[int, int], _Test],
+    tests: list[Contrast],
+    family: list[Contrast],
+    pairs: dict[tuple[int, int], Contrast],
     leader: int | None,
     k: int,
     looks: int,
@@ -495,9 +294,9 @@ def _report(
     if leader is not None:
         for j in range(k):
             if j != leader:
-                t = _pair(pairs, leader, j)
+                t = pair(pairs, leader, j)
                 flip = t.ea[0] != leader
-                verdict = _flipped(t.verdict) if flip else t.verdict
+                verdict = flipped(t.verdict) if flip else t.verdict
                 a, b = (t.b, t.a) if flip else (t.a, t.b)
                 diff = -t.diff if flip else t.diff
                 out.append(_comparison(t, a, b, diff, verdict, adjusted))
@@ -508,7 +307,7 @@ def _report(
 
 
 def _comparison(
-    t: _Test, a: str, b: str, diff: float, verdict: Verdict, adjusted: dict[int, float]
+    t: Contrast, a: str, b: str, diff: float, verdict: Verdict, adjusted: dict[int, float]
 ) -> Comparison:
     return Comparison(
         t.axis, a, b, t.n, diff, t.p, float(adjusted[id(t)]), verdict.value, t.look, t.members
