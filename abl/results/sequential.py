@@ -32,11 +32,12 @@ itself, which under normal seed noise is pivotal (:func:`abl.results._boundary.t
 plan and number of matched cells; 4.8% in the same check), with the Brownian tail rescaled
 beyond its simulated range. Looks a comparison skipped only lower b, so G(b) >= G(max over
 all planned looks), which is uniform under no difference: the p-value stays valid whatever
-decided which looks were seen. Holm's step-down over the family (group-sequential Holm: Ye, Li, Jiang, Zhang & Zhou 2013;
-Tamhane, Mehta & Liu 2010) decides: p-values that only shrink keep Holm's adjusted ones
-shrinking, so a decision, once made, is kept (it is frozen at its look). A tie is a decision
-too when a margin is given: the repeated confidence interval (Jennison & Turnbull 1989) of
-level 1 - alpha/m on the same boundary lies inside (-margin, margin).
+decided which looks were seen. Holm's step-down over the family (group-sequential Holm:
+Ye, Li, Jiang, Zhang & Zhou 2013; Tamhane, Mehta & Liu 2010) decides: p-values that only
+shrink keep Holm's adjusted ones shrinking, so a decision, once made, is kept (it is frozen at
+its look). A tie is a decision too when a margin is given: the repeated confidence interval
+(Jennison & Turnbull 1989) of level 1 - alpha/m on the same simulated boundary
+(:func:`abl.results._boundary.t_critical`) lies inside (-margin, margin).
 
 **The family, and why the leader costs something.** The leader is picked from the data, so
 "every configuration against the leader" is not a fixed family: its most extreme pair is the
