@@ -20,7 +20,7 @@ from abl.errors import AblError
 from abl.redact import redact
 from abl.search import SweepOptions
 from abl.search.dashboard import planned_line
-from abl.space import count_trials, expand, load_space
+from abl.space import count_trials, expand, load_space, trial_range
 
 
 @click.command("search")
@@ -98,7 +98,7 @@ def command(
     from abl.search.sweep import resume_sweep, run_sweep
 
     console.print(
-        f"[bold]{loaded.name}[/]: {n} trials of '{loaded.trainable}' "
+        f"[bold]{loaded.name}[/]: {_trials(loaded)} of '{loaded.trainable}' "
         f"({_how(loaded)}), ranked by {loaded.metric} ({loaded.mode})"
         + (f"; resuming {_rel(run_dir)}" if run_dir else "")
     )
@@ -247,14 +247,36 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
+def _trials(space) -> str:
+    """``40 trials``, or with adaptive seeds ``16 to 40 trials``."""
+    fewest, most = trial_range(space)
+    return f"{most} trials" if fewest == most else f"{fewest} to {most} trials"
+
+
+def _seeds(space) -> str:
+    """Seeds per configuration (or confirmation seeds per arm), in a few words."""
+    adaptive = space.adaptive
+    if adaptive is None:
+        return f"repeats {space.seeds}"
+    margin = f", ties within {adaptive.margin:g}" if adaptive.margin is not None else ""
+    return (
+        f"{adaptive.min} to {adaptive.max} seeds each, more only while a comparison is open "
+        f"at alpha {adaptive.alpha:g}{margin}"
+    )
+
+
 def _how(space) -> str:
     """How the space searches, in a few words."""
     if space.tune is None:
-        return f"{space.search.algorithm} search"
+        seeds = f", {_seeds(space)}" if space.adaptive is not None else ""
+        return f"{space.search.algorithm} search{seeds}"
     tune = space.tune
+    confirm = f"{space.confirm} confirmation seeds"
+    if space.adaptive is not None:
+        confirm = f"confirmation: {_seeds(space)}"
     return (
         f"tuned ablation: per arm {tune.trials} {tune.algorithm} trials over "
-        f"{', '.join(tune.params)}, then {space.confirm} confirmation seeds"
+        f"{', '.join(tune.params)}, then {confirm}"
     )
 
 
@@ -263,8 +285,8 @@ def _dry_run(console: Console, space, n: int, show: int) -> None:
 
     trainable = trainable_of(space)
     console.print(
-        f"[bold]{space.name}[/]: {n} trials of '{space.trainable}' "
-        f"({_how(space)}{'' if space.tune else f', repeats {space.repeats}'}), "
+        f"[bold]{space.name}[/]: {_trials(space)} of '{space.trainable}' "
+        f"({_how(space)}{'' if space.tune or space.adaptive else f', {_seeds(space)}'}), "
         f"ranked by {space.metric} ({space.mode}); nothing was run"
     )
     if space.tune is not None:

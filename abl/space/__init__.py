@@ -7,7 +7,7 @@ space back); it imports neither, nor ray, torch or mlflow.
 from abl.space.load import load_space
 from abl.space.overrides import Override, apply_overrides, parse_override
 from abl.space.schema import Dist, Space, When, find_space_file, parse_space
-from abl.space.variants import count_trials, expand
+from abl.space.variants import count_trials, expand, trial_range
 
 __all__ = [
     "Dist",
@@ -21,4 +21,5 @@ __all__ = [
     "load_space",
     "parse_override",
     "parse_space",
+    "trial_range",
 ]

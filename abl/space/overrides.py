@@ -37,6 +37,7 @@ SETTINGS = (
 )
 PARAM_SECTIONS = ("fixed", "grid", "sample")  # where a space gives trial parameters
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_FLOW_KEY = re.compile(r"([{,]\s*[A-Za-z_][\w.]*):(?=\S)")
 _CALL = re.compile(r"^(range|choice)\((.*)\)$", re.S)
 
 
@@ -78,8 +79,10 @@ def split_top(text: str) -> list[str]:
 def _scalar(text: str, where: str) -> Any:
     if not text:
         raise AblError(f"an override needs a value after '='; got an empty one ({where})")
-    value = yamlfile.loads(text, source=where)
-    return value
+    if text.startswith("{"):
+        # Hydra writes a dict as {min:2,max:10}; YAML needs a space after a key's colon.
+        text = _FLOW_KEY.sub(r"\1: ", text)
+    return yamlfile.loads(text, source=where)
 
 
 def _range(args: list[Any], where: str) -> list[int]:

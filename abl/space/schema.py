@@ -13,7 +13,15 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from abl.errors import AblError, brief, did_you_mean, one_of, validation_message
 from abl.space import yamlfile
@@ -127,6 +135,29 @@ ARM_KEY = "tune.arm"  # the arm's index, in grid order
 MARK_KEYS = (PHASE_KEY, ARM_KEY)
 
 
+class AdaptiveRepeats(_Strict):
+    """``repeats: {min, max, alpha, margin}`` (or ``confirm:`` of a tuned ablation): every
+    configuration runs ``min`` seeds, then, round by round, one more seed goes only to the
+    configurations whose comparisons are still open, up to ``max``
+    (:mod:`abl.results.sequential` decides, at ``alpha`` with the looks accounted for)."""
+
+    min: Annotated[int, Field(ge=2)] = 2
+    max: Annotated[int, Field(ge=2)]
+    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    margin: Annotated[float, Field(gt=0)] | None = None  # a tie within it is a decision too
+
+    @field_validator("max")
+    @classmethod
+    def _at_least_min(cls, value: int, info: ValidationInfo) -> int:
+        least = info.data.get("min", 2)
+        if value < least:
+            raise ValueError(f"must be at least min ({least})")
+        return value
+
+
+Seeds = Annotated[int, Field(ge=1)] | AdaptiveRepeats
+
+
 class SearchSettings(_Strict):
     algorithm: Literal["grid", "random", "tpe"] = "grid"
     samples: Annotated[int, Field(ge=1)] = 1  # random: draws of `sample:`; tpe: trials per repeat
@@ -163,8 +194,9 @@ class Space(_Strict):
     sample: dict[str, Dist] = {}
     when: list[When] = []
     tune: TuneSettings | None = None
-    confirm: Annotated[int, Field(ge=0)] = 0  # tuned ablations: seeds re-running each arm's best
-    repeats: Annotated[int, Field(ge=1)] = 1
+    # tuned ablations: seeds re-running each arm's best (or adaptive: {min, max, alpha, margin})
+    confirm: Annotated[int, Field(ge=0)] | AdaptiveRepeats = 0
+    repeats: Seeds = 1  # seeds per configuration (or adaptive: {min, max, alpha, margin})
     search: SearchSettings = SearchSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     resources: Resources = Resources()
@@ -205,6 +237,24 @@ class Space(_Strict):
                 raw["sample"] = {k: d.to_yaml() for k, d in block.sample.items()}
         return yamlfile.dumps(data)
 
+    @property
+    def seeds(self) -> int:
+        """Seeds per configuration: ``repeats``, or an adaptive ``repeats``' maximum."""
+        return self.repeats if isinstance(self.repeats, int) else self.repeats.max
+
+    @property
+    def confirm_seeds(self) -> int:
+        """Confirmation seeds per arm of a tuned ablation: ``confirm`` or its maximum."""
+        return self.confirm if isinstance(self.confirm, int) else self.confirm.max
+
+    @property
+    def adaptive(self) -> AdaptiveRepeats | None:
+        """The adaptive seed plan of ``repeats`` (or of a tuned ablation's ``confirm``)."""
+        for value in (self.repeats, self.confirm):
+            if isinstance(value, AdaptiveRepeats):
+                return value
+        return None
+
     def sweep_keys(self) -> list[str]:
         """Trial parameters that vary across trials, in file order."""
         keys = [*self.grid, *self.sample]
@@ -212,7 +262,7 @@ class Space(_Strict):
             keys += [k for k in (*block.grid, *block.sample) if k not in keys]
         if self.tune is not None:
             keys += list(self.tune.params)
-        if self.repeats > 1 or self.confirm > 0:
+        if self.seeds > 1 or self.confirm_seeds > 0:
             keys.append("seed")
         return list(dict.fromkeys(keys))
 
@@ -229,6 +279,7 @@ def parse_space(raw: Any, *, source: str) -> Space:
             block["sample"] = {
                 k: Dist.parse(v, f"when.sample.{k}") for k, v in block["sample"].items()
             }
+    raw = {**raw, **_seed_settings(raw, source)}
     try:
         space = Space.model_validate({**raw, "source": source})
     except ValidationError as exc:
@@ -240,9 +291,38 @@ def parse_space(raw: Any, *, source: str) -> Space:
     return space
 
 
+def _seed_settings(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    """``repeats`` and ``confirm``: a whole number, or an adaptive plan validated here so that
+    an error names its own key (``repeats.max``), not a branch of the union."""
+    out: dict[str, Any] = {}
+    for key, least in (("repeats", 1), ("confirm", 0)):
+        if key not in raw:
+            continue
+        value = raw[key]
+        if isinstance(value, dict):
+            try:
+                out[key] = AdaptiveRepeats.model_validate(value)
+            except ValidationError as exc:
+                message = validation_message(exc, AdaptiveRepeats, where=source, prefix=key)
+                raise AblError(message) from None
+        elif isinstance(value, bool) or not isinstance(value, int) or value < least:
+            rule = f">= {least}" if isinstance(value, int) else "a whole number"
+            raise AblError(
+                f"{key} must be {rule} (or adaptive seeds {{min: 2, max: 10, alpha: 0.05, "
+                f"margin: ...}}); got {brief(value)} ({source}, {key})"
+            )
+    return out
+
+
 def _check_search(space: Space) -> None:
     """Settings that the chosen algorithm would silently ignore are refused."""
     search = space.search
+    if search.algorithm == "tpe" and isinstance(space.repeats, AdaptiveRepeats):
+        raise AblError(
+            "adaptive repeats ({min, max}) compare a fixed set of configurations; TPE proposes "
+            "new ones as it goes, so repeats must be a number with algorithm tpe; got "
+            f"repeats: {space.repeats.model_dump(exclude_none=True)} ({space.source}, repeats)"
+        )
     if search.algorithm == "grid" and "samples" in search.model_fields_set:
         raise AblError(
             f"search.samples sets the draws of random and tpe; a grid runs every cell, so "
@@ -282,7 +362,7 @@ def _check_tune(space: Space) -> None:
             "tune: takes its distributions in tune.params; sample: must be empty with it",
         ),
         (
-            space.repeats > 1,
+            space.seeds > 1,
             "repeats",
             "tune: tunes on one seed and confirm: N re-runs each arm's best with N new seeds; "
             f"repeats must be 1 with tune:; got {space.repeats}",

@@ -48,13 +48,26 @@ def draw(dist: Dist, rng: np.random.Generator) -> Any:
 def count_trials(space: Space) -> int:
     """How many trials the space runs (a tuned ablation: arms x (tune.trials + confirm))."""
     if space.tune is not None:
-        return len(arm_configs(space)) * (space.tune.trials + space.confirm)
+        return len(arm_configs(space)) * (space.tune.trials + space.confirm_seeds)
     if space.search.algorithm == "tpe":
-        return space.search.samples * space.repeats
+        return space.search.samples * space.seeds
     # Repeats multiply, and configurations are counted up to the cap only: 8 million trials are
     # refused in a second, not enumerated first (past the cap the count is a lower bound).
     configs = itertools.islice(_configurations(space, np.random.default_rng(0)), MAX_TRIALS + 1)
-    return sum(1 for _ in configs) * space.repeats
+    return sum(1 for _ in configs) * space.seeds
+
+
+def trial_range(space: Space) -> tuple[int, int]:
+    """The fewest and the most trials the space runs: they differ with adaptive repeats
+    (``min`` seeds of every configuration, up to ``max`` each)."""
+    most = count_trials(space)
+    adaptive = space.adaptive
+    if adaptive is None:
+        return most, most
+    if space.tune is not None:
+        arms = len(arm_configs(space))
+        return arms * (space.tune.trials + adaptive.min), most
+    return most // adaptive.max * adaptive.min, most
 
 
 def _with_whens(
@@ -94,8 +107,8 @@ def _given_configs(
 ) -> Iterator[dict[str, Any]]:
     base_seed = int(space.fixed.get("seed", 0) or 0)
     for config in _configurations(space, rng, defaults):
-        for r in range(space.repeats):
-            yield {**config, "seed": base_seed + r} if space.repeats > 1 else config
+        for r in range(space.seeds):
+            yield {**config, "seed": base_seed + r} if space.seeds > 1 else config
 
 
 def arm_configs(space: Space, defaults: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -153,9 +166,9 @@ def check_space(space: Space, trainable: Trainable, *, models: bool = True) -> N
     ``models=False`` leaves out building every distinct model on the meta device
     (:func:`check_models`), which a sweep does while Ray starts.
     """
-    if space.repeats > 1 and ("seed" in space.grid or "seed" in space.sample):
+    if space.seeds > 1 and ("seed" in space.grid or "seed" in space.sample):
         raise AblError(
-            f"repeats runs seeds 0..{space.repeats - 1} itself; remove seed from grid/sample "
+            f"repeats runs seeds 0..{space.seeds - 1} itself; remove seed from grid/sample "
             f"or set repeats: 1 ({space.source}, repeats)"
         )
     if space.search.algorithm == "grid" and (space.sample or any(b.sample for b in space.when)):
@@ -166,7 +179,7 @@ def check_space(space: Space, trainable: Trainable, *, models: bool = True) -> N
     if n > MAX_TRIALS:
         raise AblError(
             f"a sweep may have at most {MAX_TRIALS} trials; this one has {n} "
-            f"(repeats {space.repeats}); narrow the grid or split it ({space.source})"
+            f"(repeats {space.seeds}); narrow the grid or split it ({space.source})"
         )
     metrics = trainable.metrics()  # None: a function or command, whose first report tells
     if metrics is not None and space.metric not in metrics:

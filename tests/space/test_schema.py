@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -177,7 +178,7 @@ def test_att_timeseries_is_the_logbook_grid():
             BASE + "search: {algorithm: bayes}",
             "search.algorithm must be one of grid, random, tpe; got 'bayes'",
         ),
-        (BASE + "repeats: 0", "repeats must be >= 1; got 0"),
+        (BASE + "repeats: 0", r"repeats must be >= 1 \(or adaptive seeds"),
     ],
     ids=lambda v: v if len(v) < 30 else None,
 )
@@ -213,7 +214,7 @@ def test_unknown_builtin_space_name_suggests_one():
     ("overrides", "expected"),
     [
         (["search.samples=40"], "samples must be left out with algorithm grid; got samples: 40"),
-        (["repeats=abc"], "repeats must be a whole number; got 'abc'"),
+        (["repeats=abc"], "repeats must be a whole number (or adaptive seeds"),
         (["+train.weight_decay=[1,2]"], "fixed.train.weight_decay takes one value"),
     ],
 )
@@ -297,3 +298,51 @@ def test_what_a_trial_would_refuse_is_refused_before_ray(overrides, expected):
 def test_every_builtin_space_passes_the_preflight():
     for path in sorted(builtin_spaces_dir().glob("*.yaml")):
         load_space(str(path))  # builds each distinct task once and each model on meta
+
+
+def test_adaptive_repeats_parse_count_and_round_trip(tmp_path):
+    from abl.space import trial_range
+
+    space = load(
+        tmp_path,
+        BASE + "grid: {model.pe_type: [none, rope]}\nrepeats: {min: 2, max: 6, margin: 0.01}",
+    )
+    assert space.adaptive is not None and space.adaptive.alpha == 0.05
+    assert space.seeds == 6 and "seed" in space.sweep_keys()
+    assert trial_range(space) == (4, 12)
+    cfgs = configs(space)  # max seeds of each configuration, in a row: the searcher's order
+    assert [(c["model.pe_type"], c["seed"]) for c in cfgs[:7]] == [
+        *(("none", s) for s in range(6)),
+        ("rope", 0),
+    ]
+    again = load(tmp_path, space.to_yaml())
+    assert again.adaptive == space.adaptive
+    hydra_style = load(
+        tmp_path, BASE + "grid: {model.pe_type: [none, rope]}", "repeats={min:3,max:4}"
+    )
+    assert (hydra_style.adaptive.min, hydra_style.adaptive.max) == (3, 4)
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("repeats={min: 2, max: 1}", "repeats.max must be >= 2; got 1"),
+        ("repeats={min: 4, max: 3}", "repeats.max must be at least min (4); got 3"),
+        ("repeats={max: 4, alpha: 2}", "repeats.alpha must be in (0, 1); got 2"),
+        ("repeats={max: 4, margn: 0.1}", "unknown key 'repeats.margn'"),
+        ("repeats=0", "repeats must be >= 1 (or adaptive seeds {min: 2, max: 10"),
+        ("repeats=two", "repeats must be a whole number (or adaptive seeds"),
+    ],
+)
+def test_adaptive_repeats_mistakes_are_one_line(tmp_path, override, expected):
+    with pytest.raises(AblError, match="^" + re.escape(expected)):
+        load(tmp_path, BASE + "grid: {model.pe_type: [none, rope]}", override)
+
+
+def test_adaptive_repeats_need_a_fixed_set_of_configurations(tmp_path):
+    text = (
+        BASE
+        + "sample: {train.lr: {loguniform: [1e-4, 1e-2]}}\nsearch: {algorithm: tpe, samples: 4}"
+    )
+    with pytest.raises(AblError, match="repeats must be a number with algorithm tpe"):
+        load(tmp_path, text, "repeats={max: 4}")
