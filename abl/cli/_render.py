@@ -93,7 +93,16 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         lines.append("verdict  " + verdict["metric_never_moved"].replace("*", "").replace("`", ""))
     if verdict.get("no_effect_detectable"):
         lines.append(f"verdict  no ablation effect detectable at this budget: {verdict.get('why')}")
-    for axis in (summary.get("comparisons") or {}).get("axes", []):
+    seeds = summary.get("seeds")
+    if seeds:
+        lines.append(
+            f"seeds    {seeds['trials']} trials of at most {seeds['most']} "
+            f"({seeds['min']} to {seeds['max']} seeds each): {seeds['decided']} comparisons "
+            f"decided, {seeds['open']} still open (report: Seeds)"
+        )
+        lines += ["  " + _decided(d) for d in seeds["decisions"]]
+    # With adaptive seeds the per-axis sentences' fixed-sample tests are not the valid ones.
+    for axis in [] if seeds else (summary.get("comparisons") or {}).get("axes", []):
         lines.append("  " + axis["sentence"].replace("`", ""))
     for group, results in summary["groups"].items():
         for result in results[:2]:
@@ -122,3 +131,19 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
             f"{changed[tuned['conclusion_changed']]} the conclusion"
         )
     return lines
+
+
+def _decided(d: dict[str, Any]) -> str:
+    """One adaptive-seeds decision of importance.json in a terminal line."""
+    where = f"{d['axis']}: " if d.get("axis") else ""
+    verdict, a, b = d["verdict"], d["a"], d["b"]
+    if verdict == "open":
+        return f"{where}{a} vs {b} still open at {d['n']} matched seeds"
+    p = d.get("p_holm")
+    how = f"Holm p={p:.2g}" if isinstance(p, float) else ""
+    if verdict == "equivalent":
+        return f"{where}{a} ~ {b}, a tie within the margin ({how})"
+    if verdict not in ("a", "b"):
+        return f"{where}{a} vs {b}: {verdict} at {d['n']} matched seeds"
+    better, worse = (a, b) if verdict == "a" else (b, a)
+    return f"{where}{better} better than {worse} ({how}, {d['n']} matched seeds)"

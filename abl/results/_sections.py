@@ -19,6 +19,8 @@ from abl.trainables.metrics import metric_info
 if TYPE_CHECKING:
     from abl.results._verdict import Verdict
     from abl.results.comparisons import Comparisons
+    from abl.results.seeds import SeedReplay
+    from abl.results.sequential import Comparison
     from abl.results.tuned import TunedAnalysis
 
 MAX_LISTED = 50  # failures listed one by one; the rest are counted
@@ -41,6 +43,7 @@ class Analysis:
     tuned: TunedAnalysis | None = None  # a tuned ablation's arms at their best (space has tune:)
     comparisons: Comparisons | None = None  # per-axis matched comparisons (grid runs)
     verdict: Verdict | None = None  # what the report states first
+    seeds: SeedReplay | None = None  # adaptive seeds replayed (repeats/confirm: {min, max})
 
 
 def plural(n: int, word: str) -> str:
@@ -69,11 +72,17 @@ def duration(seconds: float) -> str:
 def header(a: Analysis) -> list[Block]:
     """Title, what was swept and how to rerun it (the logbooks open with the command)."""
     space = a.run.space
+    adaptive = space.adaptive
+    seeds = (
+        plural(space.seeds if space.tune is None else space.confirm_seeds, "seed")
+        if adaptive is None
+        else f"{adaptive.min} to {adaptive.max} seeds (adaptive)"
+    )
     how = (
-        f"{space.search.algorithm} search, {plural(space.repeats, 'seed')} per configuration"
+        f"{space.search.algorithm} search, {seeds} per configuration"
         if space.tune is None
         else f"tuned ablation ({space.tune.algorithm} within every arm, "
-        f"{plural(space.confirm, 'confirmation seed')})"
+        f"{seeds.replace('seed', 'confirmation seed')})"
     )
     lines = [
         f"Trainable `{space.trainable}`, {how}, ranked by `{a.metric}` ({a.mode}).",
@@ -242,6 +251,76 @@ def repeats(a: Analysis) -> list[Block]:
         f"(t-interval; pruned trials excluded). {len(reps.table)} configurations."
     )
     return [Heading("Repeats"), Para(intro), Table(head, rows), Para(_overlap(reps))]
+
+
+def seeds(a: Analysis) -> list[Block]:
+    """Adaptive seeds: per configuration the seeds it ran and why it stopped, and the decisions."""
+    replay = a.seeds
+    if replay is None:
+        return []
+    from abl.results.sequential import procedure
+
+    plan, found = replay.plan, replay.assessment
+    intro = (
+        f"Adaptive seeds ({plan.min} to {plan.max} per configuration): "
+        f"{plural(replay.trials, 'trial')} ran, {replay.share:.0%} of the {replay.most} that "
+        f"a fixed `repeats: {plan.max}` runs. {procedure(plan)}"
+    )
+    shown = replay.comparisons
+    rows = [
+        [
+            *(Cell(label(values.get(k))) for k in replay.keys),
+            Cell(str(st.seeds), numeric=True),
+            Cell(_why(st.index, st.seeds, st.why, shown, plan.max)),
+        ]
+        for st, values in zip(found.configs, replay.swept, strict=True)
+    ]
+    decided = [_decision(c, plan.margin) for c in shown if c.verdict != "open"]
+    still = [c for c in shown if c.verdict == "open"]
+    notes = decided or ["No comparison was decided."]
+    if still:
+        notes.append(
+            f"{plural(len(still), 'comparison')} still open at the last look: "
+            + "; ".join(_pair_name(c) for c in still[:10])
+            + ("; ..." if len(still) > 10 else "")
+        )
+    caveat = (
+        "These decisions account for the looks. The other tests of this report (per-axis "
+        "comparisons, F-tests, importance) treat the seeds as if their number had been fixed "
+        "in advance: with seeds added where results were close, their p-values are optimistic."
+    )
+    return [
+        Heading("Seeds"),
+        Para(intro),
+        Table([*replay.keys, "seeds", "why it stopped"], rows),
+        Bullets(notes),
+        Para(caveat),
+    ]
+
+
+def _why(index: int, seeds: int, why: str, shown: list[Comparison], most: int) -> str:
+    """Why a configuration stopped; at ``max``, the comparisons that kept it running."""
+    if seeds < most or "max" in why:
+        return why
+    open_ = [_pair_name(c) for c in shown if c.verdict == "open" and index in c.members]
+    return f"reached max ({most} seeds), " + (
+        f"still open: {'; '.join(open_[:3])}" if open_ else f"first {why}"
+    )
+
+
+def _pair_name(c: Comparison) -> str:
+    return f"`{c.axis}`: {c.a} vs {c.b}" if c.axis else f"{c.a} vs {c.b}"
+
+
+def _decision(c: Comparison, margin: float | None) -> str:
+    where = f"`{c.axis}`: " if c.axis else ""
+    how = f"Holm p={sig(c.p_holm, 2)}, at look {c.look}: {plural(c.n, 'matched seed')}"
+    if c.verdict == "equivalent":
+        return f"{where}{c.a} and {c.b} tie within ±{margin:g} ({how})"
+    if c.verdict not in ("a", "b"):
+        return f"{where}{c.a} vs {c.b}: {c.verdict} ({how})"
+    better, worse = (c.a, c.b) if c.verdict == "a" else (c.b, c.a)
+    return f"{where}{better} better than {worse} by {sig(abs(c.diff))} ({how})"
 
 
 def _mean_std(row: pd.Series) -> str:

@@ -12,6 +12,7 @@ from abl.results._doc import Block, Bullets, Cell, Heading, Images, Para, Table
 from abl.results._sections import Analysis, num, plural
 from abl.results.plots import _figure, _save, slug
 from abl.results.tuned import TunedAnalysis
+from abl.space.schema import Space
 
 
 def section(a: Analysis) -> list[Block]:
@@ -24,7 +25,7 @@ def section(a: Analysis) -> list[Block]:
     intro = (
         f"Each of {plural(len(t.arms), 'arm')} tuned {', '.join(f'`{k}`' for k in tune.params)} "
         f"with {plural(tune.trials, 'trial')} of its own ({tune.algorithm}), then re-ran its "
-        f"best setting with {plural(space.confirm, 'new seed')}. Arms are ranked by the "
+        f"best setting with {_confirm(space)}. Arms are ranked by the "
         + (
             f"confirmed mean `{a.metric}`; arms not significantly apart (Welch's t-test, "
             f"Holm-corrected, p < 0.05) share a rank (`=`)."
@@ -126,3 +127,11 @@ def plot_isolation(t: TunedAnalysis, path: Path) -> Path:
 def plot_path(out: Path, metric: str) -> Path:
     """Where the isolation plot goes."""
     return out / f"tuned_{slug(metric)}.png"
+
+
+def _confirm(space: Space) -> str:
+    """``3 new seeds``, or adaptive ``2 to 6 new seeds (as the comparisons needed)``."""
+    adaptive = space.adaptive
+    if adaptive is None:
+        return plural(space.confirm_seeds, "new seed")
+    return f"{adaptive.min} to {adaptive.max} new seeds (as many as its comparisons needed)"

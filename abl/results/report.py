@@ -36,6 +36,7 @@ from abl.results.effects import Effect, marginal_effects
 from abl.results.importance import ALL, Importance, compute_importance
 from abl.results.plots import plot_curves, plot_effect, plot_heatmap, slug
 from abl.results.run import RunData, load_run
+from abl.results.seeds import seed_rounds
 
 REPORT_MD, REPORT_HTML, IMPORTANCE_JSON, PLOTS = (
     "report.md",
@@ -155,6 +156,7 @@ def analyse(
         comparisons = compare_axes(run.trials, run.space, metric, mode)
     split = split_trials(run.trials, metric)
     f_p = cell_f_test(run.trials, run.params, metric)
+    seeds = seed_rounds(run.trials, run.space) if metric == run.metric else None
     return Analysis(
         run=run,
         metric=metric,
@@ -168,6 +170,7 @@ def analyse(
         tuned=tuned,
         comparisons=comparisons,
         verdict=judge(run, split.ok, metric, comparisons, f_p),
+        seeds=seeds,
     )
 
 
@@ -260,6 +263,7 @@ def compose(a: Analysis, heat: list[tuple[str, str]]) -> list[Block]:
         + _tuned_section.section(a)
         + _sections.top_table(a)
         + _sections.repeats(a)
+        + _sections.seeds(a)
         + _findings.importance(a)
         + _findings.effects(a)
         + _findings.heatmaps(a, heat)
@@ -292,6 +296,7 @@ def importance_json(a: Analysis) -> dict[str, Any]:
         **({"tuned": a.tuned.to_json()} if a.tuned is not None else {}),
         **({"comparisons": a.comparisons.to_json()} if a.comparisons is not None else {}),
         "verdict": _verdict_json(a),
+        **({"seeds": a.seeds.to_json()} if a.seeds is not None else {}),
         "effects": [
             {
                 "param": e.param,
