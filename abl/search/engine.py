@@ -188,9 +188,17 @@ def build_tuner(
         search_alg = tuned_searcher(space, target, max_t=max_t)
         num_samples = count_trials(space)
         asha_class = TunedASHA
+    elif space.adaptive is not None:
+        from abl.search.adaptive import adaptive_searcher
+
+        variants = expand(space, target)
+        asha = space.scheduler.asha
+        max_t = (asha.max_t or _max_epochs(space, target)) if asha else None
+        search_alg = adaptive_searcher(space, variants, max_t=max_t, run_dir=run_dir)
+        num_samples = len(variants)  # at most: the searcher ends the sweep when it is decided
     elif space.search.algorithm == "tpe":
         search_alg = _tpe(space, target)
-        num_samples = space.search.samples * space.repeats
+        num_samples = space.search.samples * space.seeds
     else:
         variants = expand(space, target)
         # Tune ignores max_concurrent_trials for a generator given as search_alg: set it here.
@@ -220,7 +228,7 @@ def build_tuner(
             scheduler=scheduler,
             num_samples=num_samples,
             max_concurrent_trials=space.search.concurrency
-            if space.search.algorithm == "tpe"
+            if space.search.algorithm == "tpe" and space.adaptive is None
             else None,
             reuse_actors=True,
             trial_dirname_creator=lambda trial: trial.trial_id,
@@ -344,6 +352,29 @@ def quiet_unstarted_trials() -> Iterator[None]:
         log.setLevel(level)
 
 
+@contextlib.contextmanager
+def snapshot_period(space: Space) -> Iterator[None]:
+    """Tune snapshots its experiment state every step while ``space``'s trials are suggested
+    one by one (adaptive seeds), instead of every 10 s or more.
+
+    A grid's trials are all in Tune's first snapshot. A searcher that suggests trials as results
+    arrive adds them one by one, and a trial started after the last snapshot would be unknown
+    to a resumed sweep: its row would stay running for ever, and its seed run again under a
+    new id. Snapshotted at every step, a trial is in the snapshot before its actor starts
+    (Tune adds a trial in one step and starts it in a later one). ``TUNE_GLOBAL_CHECKPOINT_S``
+    is Tune's documented setting; a value the user set is kept.
+    """
+    key = "TUNE_GLOBAL_CHECKPOINT_S"
+    if space.adaptive is None or key in os.environ:
+        yield
+        return
+    os.environ[key] = "0"
+    try:
+        yield
+    finally:
+        os.environ.pop(key, None)
+
+
 def restore_tuner(
     space: Space,
     run_dir: Path,
@@ -388,9 +419,7 @@ def _tpe(space: Space, target: Trainable) -> Any:
         mode=space.mode,
         sampler=optuna.samplers.TPESampler(seed=space.search.seed),
     )
-    return (
-        Repeater(searcher, repeat=space.repeats, set_index=True) if space.repeats > 1 else searcher
-    )
+    return Repeater(searcher, repeat=space.seeds, set_index=True) if space.seeds > 1 else searcher
 
 
 def _max_epochs(space: Space, trainable: Trainable) -> int | None:

@@ -28,6 +28,7 @@ from abl.search.engine import (
     mark_statuses,
     quiet_unstarted_trials,
     restore_tuner,
+    snapshot_period,
     trial_config,
 )
 from abl.space.schema import MARK_KEYS, Space
@@ -248,6 +249,7 @@ def _execute(
         space_file=run_dir / SPACE_FILE,
         total_trials=count_trials(space),
         tracking_uri=tracking_uri,
+        at_most=space.adaptive is not None,
     )
     prior = prior_records(run_dir, space.metric, space.mode) if resume else {}
     rerun = (*_LIVE, TrialStatus.ERRORED) if retry else _LIVE
@@ -284,7 +286,7 @@ def _execute(
         gc.collect(1)  # the young garbage goes first; the rest stays, frozen
         gc.freeze()
     with _stops_gracefully(callback, console, verbose=options.verbose) as guard:
-        with quiet_unstarted_trials():
+        with quiet_unstarted_trials(), snapshot_period(space):
             try:
                 grid: Any = tuner.fit()
             except Exception as exc:
@@ -335,7 +337,7 @@ def _conclude(
         tracking_uri=tracking_uri,
         parent_run_id=parent,
         dashboard_url=dashboard_url,
-        trials=len(grid) or callback.sweep.total_trials or 0,
+        trials=len(grid) or callback.sweep.total_trials or 0,  # ran (or at most, when none)
         errors=errors,
         unfinished=callback.unfinished(),
         mlflow_pending=sum(getattr(s, "pending", 0) for s in sinks),

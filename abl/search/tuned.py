@@ -34,8 +34,11 @@ from optuna.distributions import (
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
+from abl.results.seeds import plan_of
+from abl.results.sequential import SeedPlan
 from abl.search._asha import MarkingASHA
-from abl.space.schema import ARM_KEY, PHASE_KEY, Dist, Phase, Space
+from abl.search.adaptive import SeedRounds
+from abl.space.schema import ARM_KEY, PHASE_KEY, Dist, Phase, Space, arm_keys
 from abl.space.variants import arm_configs
 
 MAX_STARTUP = 10  # Optuna's default number of random trials before TPE models the results
@@ -77,6 +80,7 @@ class _Live:
     trial: optuna.trial.Trial | None  # the study's trial, for tuning trials
     value: float | None = None
     steps: int = 0
+    seed: int = 0  # a confirmation trial's seed index
 
 
 class TunedSearcher(Searcher):
@@ -102,12 +106,19 @@ class TunedSearcher(Searcher):
         metric: str | None = None,
         mode: str | None = None,
         max_t: int | None = None,
+        adaptive: SeedPlan | None = None,
+        swept: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(metric=metric, mode=mode)
         self.arms = [dict(a) for a in arms]  # full given configs, one per arm
         self.dists = {k: distribution(d) for k, d in params.items()}
         self.trials = trials  # tuning trials per arm
-        self.confirm = confirm  # confirmation seeds per arm
+        self.confirm = confirm  # confirmation seeds per arm (adaptive: at most)
+        # Adaptive confirmation: seeds only while the arm's comparisons are open. ``swept`` is
+        # each arm's scientific parameters (what the comparisons tell apart).
+        self.rounds = (
+            None if adaptive is None else SeedRounds(swept or self.arms, adaptive, mode or "min")
+        )
         self.algorithm = algorithm
         self.seed = seed  # arm i's sampler gets seed + i
         self.base_seed = base_seed  # tuning runs on it; confirmation on base_seed + 1..confirm
@@ -139,10 +150,12 @@ class TunedSearcher(Searcher):
             return self._config(arm, Phase.TUNE, trial.params, self.base_seed)
         for arm in range(len(self.arms)):
             best = self.best(arm) if self.tuned(arm) else None
-            if best is not None and self.confirmed[arm] < self.confirm:
-                self.confirmed[arm] += 1
-                self.live[trial_id] = _Live(arm, Phase.CONFIRM, None)
-                seed = self.confirm_seeds()[self.confirmed[arm] - 1]
+            if best is None:
+                continue
+            index = self._next_confirmation(arm)
+            if index is not None:
+                self.live[trial_id] = _Live(arm, Phase.CONFIRM, None, seed=index)
+                seed = self.confirm_seeds()[index]
                 return self._config(arm, Phase.CONFIRM, best.params, seed)
         return Searcher.FINISHED if not self.live else None
 
@@ -161,10 +174,15 @@ class TunedSearcher(Searcher):
     ) -> None:
         """Tell the arm's study how the tuning trial ended: complete, pruned or failed."""
         live = self.live.pop(trial_id, None)
-        if live is None or live.trial is None:
+        if live is None:
             return
         if result is not None and not error:
             self._final(live, result)
+        if live.trial is None:
+            if self.rounds is not None:
+                why_not = f"seed {live.seed} failed" if error or live.value is None else None
+                self.rounds.record(live.arm, live.seed, live.value, why_not)
+            return
         state = TrialState.FAIL if error or live.value is None else TrialState.COMPLETE
         if state is TrialState.COMPLETE and self.max_t is not None and live.steps < self.max_t:
             state = TrialState.PRUNED
@@ -196,6 +214,18 @@ class TunedSearcher(Searcher):
         return min(
             tried, key=lambda t: (t.state is not TrialState.COMPLETE, -t.steps, sign * t.value)
         )
+
+    def _next_confirmation(self, arm: int) -> int | None:
+        """The seed index of the arm's next confirmation trial, if it takes one now."""
+        if self.rounds is not None:
+            index = self.rounds.next_seed(arm)
+            if index is not None:
+                self.confirmed[arm] += 1
+            return index
+        if self.confirmed[arm] >= self.confirm:
+            return None
+        self.confirmed[arm] += 1
+        return self.confirmed[arm] - 1
 
     def confirm_seeds(self) -> list[int]:
         """The confirmation seeds: never the tuning seed."""
@@ -274,15 +304,18 @@ def tuned_searcher(space: Space, trainable: Any, *, max_t: int | None) -> TunedS
     """The searcher of a tuned space; ``max_t`` is the full trial length when ASHA runs."""
     if space.tune is None:
         raise ValueError(f"{space.source} has no tune: block")
+    arms = arm_configs(space, trainable.resolve({}, space.source))
     return TunedSearcher(
-        arms=arm_configs(space, trainable.resolve({}, space.source)),
+        arms=arms,
         params=space.tune.params,
         trials=space.tune.trials,
-        confirm=space.confirm,
+        confirm=space.confirm_seeds,
         algorithm=space.tune.algorithm,
         seed=space.tune.seed,
         base_seed=int(space.fixed.get("seed", 0) or 0),
         metric=space.metric,
         mode=space.mode,
         max_t=max_t,
+        adaptive=plan_of(space),
+        swept=[{k: arm.get(k) for k in arm_keys(space)} for arm in arms],
     )

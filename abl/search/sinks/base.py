@@ -68,6 +68,9 @@ class SweepInfo:
     total_trials: int | None  # None when unknown (e.g. open-ended random search)
     tracking_uri: str  # MLflow tracking URI, e.g. "sqlite:///abl-runs/mlflow.db"
     ended_before: int = 0  # trials that ended before this session (a resumed sweep)
+    # total_trials is only the most: adaptive seeds end the sweep once its comparisons are
+    # decided, so the trials not started then are not unfinished.
+    at_most: bool = False
     best_before: tuple[float, str] | None = None  # (last metric value, trial id) of those
 
 
@@ -375,7 +378,7 @@ class SinkCallback(Callback):
         ended = sum(
             r.status not in (TrialStatus.PENDING, TrialStatus.RUNNING) for r in known.values()
         )
-        total = max(self.sweep.total_trials or 0, len(known))
+        total = len(known) if self.sweep.at_most else max(self.sweep.total_trials or 0, len(known))
         return total - ended
 
     def _open(self) -> None:

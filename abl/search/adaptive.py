@@ -1,0 +1,264 @@
+"""Adaptive seeds on Ray Tune: one more seed only where a comparison is still open.
+
+    repeats: {min: 2, max: 10, alpha: 0.05, margin: 0.01}
+
+:class:`AdaptiveSeeds` is a Tune ``Searcher`` over a fixed list of configurations (a grid or
+random space's, expanded up front). Every configuration gets ``min`` seeds; when every
+configuration still open has its seeds of the round, :func:`abl.results.sequential.assess`
+looks at the results, and only the configurations that take part in an undecided comparison
+(against the leader, or between two values of an ablation axis) get the next seed, until every
+comparison is decided or they reach ``max``. Being a Searcher, it runs under Tune's concurrency
+limit and with ASHA (a configuration whose seed was pruned, diverged or failed takes no more
+seeds), and Tune pickles it into its experiment state, so ``--resume`` continues its rounds
+without running a seed twice. The report replays the same assessment from ``trials.parquet``.
+
+:class:`SeedRounds` is the bookkeeping the Searcher and a tuned ablation's confirmation phase
+(:class:`abl.search.tuned.TunedSearcher`) share.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ray.tune.search import Searcher
+
+from abl.results.seeds import plan_of
+from abl.results.sequential import Assessment, SeedPlan, assess
+from abl.results.store import read_trials
+from abl.search.sinks.base import STATUS_KEY
+from abl.space.schema import Space
+
+
+@dataclass
+class _Live:
+    config: int  # index of the configuration
+    seed: int  # seed index (0-based) within it
+    value: float | None = None  # the last reported metric
+    steps: int = 0
+    status: str | None = None  # the trainable's own last word (trial/status)
+
+
+class SeedRounds:
+    """Which configuration takes which seed next, from the results so far.
+
+    ``swept[i]`` is configuration i's swept parameters (what the comparisons tell apart).
+    """
+
+    def __init__(self, swept: list[dict[str, Any]], plan: SeedPlan, mode: str) -> None:
+        self.swept = swept
+        self.plan = plan
+        self.mode = mode
+        self.values: list[dict[int, float]] = [{} for _ in swept]
+        self.handed = [0] * len(swept)  # seed indices handed out, per configuration
+        self.closed: dict[int, str] = {}  # configuration -> why it takes no more seeds
+        self.assessment: Assessment | None = None
+
+    def next_seed(self, config: int) -> int | None:
+        """The seed index configuration ``config`` should start now, if any."""
+        if config in self.closed or self.handed[config] >= self.target(config):
+            return None
+        seed = self.handed[config]
+        self.handed[config] += 1
+        return seed
+
+    def target(self, config: int) -> int:
+        """Seeds configuration ``config`` should have by the end of the current round."""
+        a = self.assessment
+        if a is None or a.looks == 0:
+            return self.plan.min
+        if not a.configs[config].open:
+            return self.handed[config]
+        # Usually one more seed; more when a change of leader reopened the configuration.
+        return min(self.plan.max, max(a.need, self.handed[config]))
+
+    def record(self, config: int, seed: int, value: float | None, why_not: str | None) -> None:
+        """A seed ended: its final value, or why it has none (then the configuration closes)."""
+        if value is None or why_not is not None:
+            self.closed.setdefault(config, why_not or "no value")
+        else:
+            self.values[config][seed] = value
+        self.assessment = assess(
+            self.swept, self.values, self.plan, self.mode, pruned=set(self.closed)
+        )
+
+
+class AdaptiveSeeds(Searcher):
+    """A Tune Searcher that spends seeds where the comparisons are still open.
+
+    ``variants[i][s]`` is configuration i's trial config with seed index s (``max`` of them).
+    ``max_t`` is a full trial's length when a scheduler may stop trials early (a trial that
+    stops short of it without saying it completed counts as pruned).
+    """
+
+    def __init__(
+        self,
+        *,
+        variants: list[list[dict[str, Any]]],
+        swept: list[dict[str, Any]],
+        plan: SeedPlan,
+        metric: str,
+        mode: str,
+        max_t: int | None = None,
+        max_concurrent: int | None = None,
+        run_dir: Path | None = None,
+    ) -> None:
+        super().__init__(metric=metric, mode=mode)
+        self.variants = variants
+        self.rounds = SeedRounds(swept, plan, mode)
+        self.max_t = max_t
+        # Limited here, not by Tune's ConcurrencyLimiter: a resume may end trials that the
+        # limiter's own pickled state would hold as running forever (see restore).
+        self.max_concurrent = max_concurrent
+        self.run_dir = run_dir  # whose trials.parquet a resume reconciles with
+        self.live: dict[str, _Live] = {}
+
+    def set_search_properties(
+        self, metric: str | None, mode: str | None, config: dict, **spec: Any
+    ) -> bool:
+        """Metric and mode come from the space; Tune's are the same."""
+        return True
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        """The next seed of the first configuration that wants one; None: wait for results."""
+        if self.max_concurrent and len(self.live) >= self.max_concurrent:
+            return None
+        for config in range(len(self.variants)):
+            seed = self.rounds.next_seed(config)
+            if seed is not None:
+                self.live[trial_id] = _Live(config, seed)
+                return dict(self.variants[config][seed])
+        # Nothing to start and nothing running: no result can open another seed.
+        return Searcher.FINISHED if not self.live else None
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        """Remember the trial's last value of the metric."""
+        live = self.live.get(trial_id)
+        if live is not None:
+            self._take(live, result)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        """Record the seed's final value (or why it has none) and look again."""
+        live = self.live.pop(trial_id, None)
+        if live is None:
+            return
+        if result is not None:
+            self._take(live, result)
+        self.rounds.record(live.config, live.seed, live.value, self._why_not(live, error))
+
+    def _take(self, live: _Live, result: dict) -> None:
+        steps = int(result.get("training_iteration", live.steps))
+        if steps < live.steps:
+            return
+        live.steps = steps
+        live.value = _finite(result.get(self.metric))
+        if isinstance(result.get(STATUS_KEY), str):
+            live.status = result[STATUS_KEY]
+
+    def _why_not(self, live: _Live, error: bool) -> str | None:
+        if error:
+            return f"seed {live.seed} failed"
+        if live.status not in (None, "completed"):
+            return f"seed {live.seed} {live.status}"
+        if live.status is None and self.max_t is not None and live.steps < self.max_t:
+            return f"seed {live.seed} pruned"
+        if live.value is None:
+            return f"seed {live.seed} reported no {self.metric}"
+        return None
+
+    def save(self, checkpoint_path: str) -> None:
+        """Pickle the whole state for Tune's experiment checkpoint."""
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__dict__.copy(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Continue from :meth:`save`'s file (``abl search --resume``)."""
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
+        if self.run_dir is not None:
+            self.reconcile(read_trials(self.run_dir).to_pylist())
+
+    def reconcile(self, rows: list[dict[str, Any]]) -> int:
+        """Take in what the run directory's trials say ended after Tune's last snapshot.
+
+        Tune snapshots its state (this searcher's included) every few seconds. A trial that
+        ended after the snapshot is not run again on resume (``mark_statuses`` ends it in the
+        snapshot, from the Parquet store), so Tune never reports it here: its seed is recorded
+        from its row instead, and so is a seed the searcher handed out after the snapshot and
+        whose trial has ended. Returns the seeds taken in.
+        """
+        by_seed = {
+            _seed_key(variant): (c, s)
+            for c, group in enumerate(self.variants)
+            for s, variant in enumerate(group)
+        }
+        taken = 0
+        for row in rows:
+            status = row.get("status")
+            if status in ("pending", "running"):
+                continue
+            found = by_seed.get(_seed_key(row, self.variants[0][0]))
+            if found is None:
+                continue
+            config, seed = found
+            live = self.live.pop(str(row.get("trial_id")), None)
+            if seed in self.rounds.values[config] or config in self.rounds.closed:
+                continue
+            if live is None and seed < self.rounds.handed[config]:
+                continue  # handed out again since the snapshot: its trial reports here
+            self.rounds.handed[config] = max(self.rounds.handed[config], seed + 1)
+            value = _finite(row.get(self.metric)) if status == "completed" else None
+            why_not = None if value is not None else f"seed {seed} {status}"
+            self.rounds.record(config, seed, value, why_not)
+            taken += 1
+        return taken
+
+
+def _seed_key(row: dict[str, Any], like: dict[str, Any] | None = None) -> tuple[Any, ...]:
+    """A trial's config as a hashable key (``like``: the keys of a variant, for a row)."""
+    keys = sorted(like or row)
+    return tuple((k, _plain(row.get(k))) for k in keys)
+
+
+def _plain(value: Any) -> Any:
+    value = value.item() if hasattr(value, "item") else value  # numpy scalars from Parquet
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def adaptive_searcher(
+    space: Space, variants: list[dict[str, Any]], *, max_t: int | None, run_dir: Path
+) -> AdaptiveSeeds:
+    """The searcher of a grid or random space with adaptive ``repeats``; ``variants`` are its
+    expanded trial configs, ``max`` seeds of each configuration in a row."""
+    plan = plan_of(space)
+    if plan is None:
+        raise ValueError(f"{space.source} has no adaptive repeats")
+    per = plan.max
+    groups = [variants[i : i + per] for i in range(0, len(variants), per)]
+    keys = [k for k in space.sweep_keys() if k != "seed"]
+    swept = [{k: group[0].get(k) for k in keys} for group in groups]
+    return AdaptiveSeeds(
+        variants=groups,
+        swept=swept,
+        plan=plan,
+        metric=space.metric,
+        mode=space.mode,
+        max_t=max_t,
+        max_concurrent=space.search.concurrency,
+        run_dir=run_dir,
+    )
