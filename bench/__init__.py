@@ -30,6 +30,7 @@ FIGURES: dict[str, str] = {
     "latency": "bench.latency",
     "command_cost": "bench.command_cost",
     "adaptive_seeds": "bench.adaptive_seeds",
+    "adaptive_sweep": "bench.adaptive_sweep",
 }
 DEFAULT_REPEATS = 3  # repeats of a figure whose module sets no REPEATS
 
