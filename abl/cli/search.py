@@ -131,10 +131,15 @@ def command(
         # Interrupted (Ctrl-C, SIGTERM): one more Ctrl-C must not cut these lines short, nor
         # Ray's shutdown at exit.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        if sweep.unfinished:
+        if sweep.unfinished or loaded.adaptive:
+            # Adaptive seeds: trials not started yet are not counted; a resume starts them.
+            what = (
+                f"{sweep.unfinished} of {n} trials unfinished"
+                if not loaded.adaptive
+                else f"{sweep.unfinished} started trials unfinished, more seeds may follow"
+            )
             console.print(
-                f"[yellow]interrupted: {sweep.unfinished} of {n} trials unfinished; results so "
-                f"far are in {_rel(sweep.run_dir)}[/]"
+                f"[yellow]interrupted: {what}; results so far are in {_rel(sweep.run_dir)}[/]"
             )
             console.print(
                 f"resume with: abl --root {obj.root} search --resume {_rel(sweep.run_dir)}"

@@ -249,7 +249,7 @@ def _execute(
         space_file=run_dir / SPACE_FILE,
         total_trials=count_trials(space),
         tracking_uri=tracking_uri,
-        at_most=space.adaptive is not None,
+        adaptive=space.adaptive is not None,
     )
     prior = prior_records(run_dir, space.metric, space.mode) if resume else {}
     rerun = (*_LIVE, TrialStatus.ERRORED) if retry else _LIVE

@@ -68,9 +68,10 @@ class SweepInfo:
     total_trials: int | None  # None when unknown (e.g. open-ended random search)
     tracking_uri: str  # MLflow tracking URI, e.g. "sqlite:///abl-runs/mlflow.db"
     ended_before: int = 0  # trials that ended before this session (a resumed sweep)
-    # total_trials is only the most: adaptive seeds end the sweep once its comparisons are
-    # decided, so the trials not started then are not unfinished.
-    at_most: bool = False
+    # Adaptive seeds: total_trials is only the most (the sweep ends once its comparisons are
+    # decided, and the trials not started then are not unfinished), and Tune snapshots its
+    # state at every step (see abl.search.engine.snapshot_period).
+    adaptive: bool = False
     best_before: tuple[float, str] | None = None  # (last metric value, trial id) of those
 
 
@@ -243,7 +244,9 @@ class SinkCallback(Callback):
         self.disk_full: str | None = None
         self._disk_failed: set[str] = set()  # trials that failed only because the disk is full
         self._disk_log = DiskFullLog()
-        self._state = StateKeeper(sweep.run_dir / "tune")
+        # Tune writes its snapshot on this thread before on_step_end; at every step of an
+        # adaptive sweep, so the files never sit unchanged for the usual settling time.
+        self._state = StateKeeper(sweep.run_dir / "tune", settle_s=0.0 if sweep.adaptive else 0.5)
         # Called once, with the sweep's first report (a module-level function: Tune pickles
         # its callbacks with the Tuner).
         self.at_first_result: Callable[[], object] | None = None
@@ -378,7 +381,7 @@ class SinkCallback(Callback):
         ended = sum(
             r.status not in (TrialStatus.PENDING, TrialStatus.RUNNING) for r in known.values()
         )
-        total = len(known) if self.sweep.at_most else max(self.sweep.total_trials or 0, len(known))
+        total = len(known) if self.sweep.adaptive else max(self.sweep.total_trials or 0, len(known))
         return total - ended
 
     def _open(self) -> None:

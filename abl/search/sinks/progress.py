@@ -131,7 +131,7 @@ class ProgressSink(Sink):
         """The one-line status (called from the live display's refresh thread)."""
         total = self._sweep.total_trials if self._sweep else None
         running, done = len(self._running), self._before + self._done
-        at_most = self._sweep is not None and self._sweep.at_most
+        at_most = self._sweep is not None and self._sweep.adaptive
         parts = [f"{done}/{total} done" if total else f"{done} done", f"{running} running"]
         if at_most:  # adaptive seeds: the total is an upper bound, and so is an ETA
             parts[0], total = f"{done} done (at most {total})", None
