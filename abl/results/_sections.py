@@ -262,9 +262,10 @@ def seeds(a: Analysis) -> list[Block]:
 
     plan, found = replay.plan, replay.assessment
     intro = (
-        f"Adaptive seeds ({plan.min} to {plan.max} per configuration): "
+        f"Adaptive seeds ({plan.min} to {plan.max} per "
+        f"{'arm' if replay.key == 'confirm' else 'configuration'}): "
         f"{plural(replay.trials, 'trial')} ran, {replay.share:.0%} of the {replay.most} that "
-        f"a fixed `repeats: {plan.max}` runs. {procedure(plan)}"
+        f"a fixed `{replay.key}: {plan.max}` runs. {procedure(plan)}"
     )
     shown = replay.comparisons
     rows = [

@@ -44,6 +44,7 @@ class SeedReplay:
     labels: list[str]  # per configuration, ``key=value, ...``
     trials: int  # seed trials run (a tuned ablation: confirmation trials)
     most: int  # what fixed ``repeats: max`` would have run
+    key: str = "repeats"  # the space's key: repeats, or a tuned ablation's confirm
 
     @property
     def comparisons(self) -> list[Comparison]:
@@ -145,4 +146,5 @@ def seed_rounds(trials: pd.DataFrame, space: Space) -> SeedReplay | None:
         labels=labels,
         trials=len(trials),
         most=len(order) * plan.max,
+        key="confirm" if space.tune is not None else "repeats",
     )
