@@ -52,7 +52,7 @@ class Contrast:
     t: float = 0.0  # the paired t statistic at its last update (±inf: no spread)
     se: float = math.nan  # its standard error of the mean difference
     updated: int | None = None  # the look of its last update
-    power: float = math.nan  # conditional power at its last update (see :func:`futility`)
+    power: float | None = None  # conditional power at its last update (see :func:`futility`)
 
     def __post_init__(self) -> None:
         self.members = frozenset(int(i) for i in (*self.ea, *self.eb))

@@ -149,7 +149,7 @@ def test_axis_comparisons_match_cells_and_pair_by_seed() -> None:
     assert pe.diff == pytest.approx(-1.0, abs=0.05) and pe.members == frozenset(range(4))
     (norm,) = [c for c in now.comparisons if c.axis == "norm"]
     assert norm.members == frozenset(range(4)) and norm.verdict == "futile"
-    assert norm.n == 2 * (PLAN.min + norm.look) and norm.power < PLAN.futility
+    assert norm.n == 2 * (PLAN.min + norm.look) and (norm.power or 1.0) < PLAN.futility
 
 
 def test_a_null_comparison_stops_for_futility_well_before_max() -> None:
@@ -160,7 +160,7 @@ def test_a_null_comparison_stops_for_futility_well_before_max() -> None:
         verdicts.append(c.verdict)
         seeds.append(len(values[1]))
         if c.verdict == "futile":
-            assert c.look is not None and c.power < PLAN.futility
+            assert c.look is not None and (c.power or 1.0) < PLAN.futility
             other = last.configs[1 - last.leader]
             assert last.done and not other.open
             why = other.why
