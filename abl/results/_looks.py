@@ -27,6 +27,7 @@ class Verdict(str, Enum):
     A = "a"  # a is better
     B = "b"  # b is better
     EQUIVALENT = "equivalent"  # within ±margin
+    FUTILE = "futile"  # stopped: a decision by max seeds was unlikely (conditional power)
     OPEN = "open"  # not decided yet
 
 
@@ -48,6 +49,10 @@ class Contrast:
     look: int | None = None
     members: frozenset[int] = frozenset()
     same: Contrast | None = None  # an axis pair with one cell: that pair of configurations
+    t: float = 0.0  # the paired t statistic at its last update (±inf: no spread)
+    se: float = math.nan  # its standard error of the mean difference
+    updated: int | None = None  # the look of its last update
+    power: float | None = None  # conditional power at its last update (see :func:`futility`)
 
     def __post_init__(self) -> None:
         self.members = frozenset(int(i) for i in (*self.ea, *self.eb))
@@ -130,9 +135,12 @@ def update(
         p = np.ones(len(todo))
         for c in np.unique(cells):
             p[cells == c] = t_tail(plan.min, plan.max, int(c))(stat[cells == c])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tstat = np.where(spread, mean / np.where(spread, se, 1.0), np.sign(mean) * np.inf)
         for i in np.flatnonzero(seen):
             t = todo[i]
             t.n, t.diff, t.stat, t.p = int(n[i]), float(mean[i]), float(stat[i]), float(p[i])
+            t.t, t.se, t.updated = float(np.nan_to_num(tstat[i])), float(se[i]), look
         if plan.margin is not None:
             bound = {c: t_critical(plan.min, plan.max, int(c), level) for c in np.unique(cells)}
             z_crit = np.array([bound[c] for c in cells]) / math.sqrt(frac)
@@ -173,6 +181,86 @@ def _equivalence(
     for i, t in enumerate(todo):
         if inside[i]:
             t.verdict, t.look = Verdict.EQUIVALENT, look
+
+
+def futility(family: list[Contrast], candidates: list[Contrast], plan: SeedPlan, look: int) -> None:
+    """Conditional power of every open test updated at this look; a candidate (grounds to
+    continue) below ``plan.futility`` stops as :attr:`Verdict.FUTILE`, frozen at this look.
+
+    Power is P(a decision by ``max`` seeds | the data so far, the current trend): the trend is
+    the observed mean difference with the observed SD per unit (plug-in), so that the t
+    statistic at ``max`` seeds is about N(t sqrt(N / n), 1 - n / N) (Lachin 2005). It is
+    rejected when it crosses the final look's boundary, the lowest of all looks on this
+    scale, at the Holm level of the first open hypothesis, alpha / (hypotheses not rejected);
+    the continuous-path crossing probability (reflection) bounds every look's crossing from
+    above, and that level is the most lenient one an open test faces now, so the power is
+    over- rather than under-stated. With a margin, the probability that the final repeated
+    interval lies inside it is added (a tie is a decision too).
+    """
+    if plan.futility is None or look >= plan.looks - 1:
+        return
+    rejected = sum(t.verdict in (Verdict.A, Verdict.B) for t in family)
+    holm_level = plan.alpha / max(len(family) - rejected, 1)
+    tie_level = plan.alpha / max(len(family), 1)
+    stop = {id(t) for t in candidates}
+    for t in family:
+        if t.verdict is not Verdict.OPEN or t.updated != look or t.n < 2:
+            continue
+        cells = int(t.ea.size)
+        final = cells * plan.max  # units at max seeds
+        info = min(t.n / final, 1.0)
+        if info >= 1.0:
+            continue
+        bound = t_critical(plan.min, plan.max, cells, holm_level)
+        t_star = float(special.stdtrit(final - 1, special.ndtr(bound)))
+        x, drift, rest = abs(t.t) * math.sqrt(info), abs(t.t) / math.sqrt(info), 1.0 - info
+        power = _crossing(x, drift, rest, t_star) + _crossing(-x, -drift, rest, t_star)
+        if plan.margin is not None and math.isfinite(t.se):
+            tie = t_critical(plan.min, plan.max, cells, tie_level)
+            t_tie = float(special.stdtrit(final - 1, special.ndtr(tie)))
+            sd = t.se * math.sqrt(t.n)  # per unit
+            room = plan.margin - t_tie * sd / math.sqrt(final)
+            spread = sd * math.sqrt(final - t.n) / final  # SD of the mean at max seeds
+            if room > 0:
+                power += (
+                    float(
+                        special.ndtr((room - t.diff) / spread)
+                        - special.ndtr((-room - t.diff) / spread)
+                    )
+                    if spread > 0
+                    else float(abs(t.diff) < room)
+                )
+        t.power = min(power, 1.0)
+        if id(t) in stop and t.power < plan.futility:
+            t.verdict, t.look = Verdict.FUTILE, look
+
+
+def _crossing(x: float, drift: float, duration: float, bound: float) -> float:
+    """P(x + W(s) + drift s >= bound for some s <= duration), W standard Brownian motion."""
+    if x >= bound:
+        return 1.0
+    root = math.sqrt(duration)
+    direct = float(special.ndtr((x + drift * duration - bound) / root))
+    log_mirror = 2 * drift * (bound - x) + float(
+        special.log_ndtr((x - bound - drift * duration) / root)
+    )
+    return min(1.0, direct + math.exp(min(log_mirror, 0.0)))
+
+
+def candidates(
+    leader: int | None,
+    pairs: dict[tuple[int, int], Contrast],
+    tests: list[Contrast],
+    k: int,
+    pruned: frozenset[int],
+) -> list[Contrast]:
+    """The family's tests that are grounds to continue (see :func:`grounds`): the leader's
+    pairs with unpruned configurations and the axis pairs (a one-cell one as its pair)."""
+    out = []
+    if leader is not None:
+        out = [pair(pairs, leader, j) for j in range(k) if j != leader and j not in pruned]
+    out += [t if t.same is None else t.same for t in tests if t.axis is not None]
+    return out
 
 
 def leader_of(
@@ -223,6 +311,7 @@ def mirror(tests: list[Contrast]) -> None:
         if t.same is not None:
             flip = int(t.same.ea[0]) != int(t.ea[0])
             t.stat, t.p, t.n, t.look = t.same.stat, t.same.p, t.same.n, t.same.look
+            t.power, t.updated = t.same.power, t.same.updated
             t.diff = -t.same.diff if flip else t.same.diff
             t.verdict = flipped(t.same.verdict) if flip else t.same.verdict
 

@@ -4,7 +4,7 @@ false positives (issue 18; SCIENCE.md point 6).
 A space's ``repeats: {min: 2, max: 10, alpha: 0.05, margin: 0.01}`` becomes a
 :class:`SeedPlan`. Every configuration gets ``min`` seeds; then, round by round, only the
 configurations that take part in an undecided comparison get one more, until every comparison
-is decided or they reach ``max``::
+is decided or stopped for futility, or they reach ``max``::
 
     from abl.results.sequential import SeedPlan, assess
 
@@ -54,6 +54,35 @@ nature; each has probability <= alpha/(2m), so all decisions together are wrong 
 probability <= 1.5 alpha in the worst case and <= alpha when no true difference reaches the
 margin. ``bench/adaptive_seeds.py`` and the tests measure the rate with no difference.
 
+**Futility (non-binding).** A fixed ``max``-seed design says of many comparisons "not
+distinguishable at max seeds"; reaching that answer early is a decision too. After each look's
+decisions, every open comparison that is grounds to continue (the leader's pairs, the axis
+pairs) gets its *conditional power*: the probability of a decision by ``max`` seeds under the
+current trend (Lachin 2005, "A review of methods for futility stopping based on conditional
+power", Stat. Med. 24; Jennison & Turnbull 2000, ch. 10). The trend is the observed mean
+difference and SD per unit, plugged in, so the paired t at max seeds is about
+N(t sqrt(N / n), 1 - n / N), t being the t statistic itself (the z of a 1-df t-test is
+shrunk, which would under-state a real trend). It is rejected where it crosses the final
+look's boundary (the lowest of all looks on this scale) at the level Holm gives the first
+open hypothesis, alpha / (hypotheses not yet rejected); the continuous-path crossing
+probability (reflection) bounds every remaining look's, and that level is the most lenient an
+open hypothesis faces now, so power is over- rather than under-stated. With a margin, the
+probability that the final repeated interval fits inside it is added. Below
+``SeedPlan.futility`` (default :data:`FUTILITY` = 0.1; None turns it off) the comparison
+stops as ``"futile"`` and is frozen at its look like a decision: it stays futile at every
+later look (a leader's change makes the new leader's *open* pairs grounds; a futile pair stays
+futile), its p-value stays in Holm's family at its frozen value, and it keeps no
+configuration running. Conditional power under the trend rather than predictive power: it is
+the usual rule and in closed form; predictive power (flat prior) traces the same
+agreement-for-trials frontier in the simulation, at a higher threshold (0.2 there is about
+0.1 here). *Validity*: the boundary is
+computed as if there were no futility (non-binding), and stopping only removes looks: every
+p-value stays >= the all-looks one, and Holm is monotone in its p-values, so the bound on
+false decisions above is unchanged (``bench/adaptive_seeds.py``: 0.01 of null sweeps with it,
+0.03 without). Its cost is agreement with the fixed design: a real 1-2 SD difference can be
+stopped that 10 seeds would decide, and a leader and a tied twin stopped at few seeds leave
+the leader picked from few seeds.
+
 **Replay.** :func:`assess` uses the data alone: look l uses seed indices < min + l of each
 member, and is made when every configuration still open after look l - 1 has min + l values,
 so the live searcher (every round) and the report (from trials.parquet) agree. Pruned
@@ -77,8 +106,10 @@ from abl.results._looks import (
     Verdict,
     axes_of,
     axis_tests,
+    candidates,
     config_label,
     flipped,
+    futility,
     grounds,
     leader_of,
     mirror,
@@ -86,6 +117,8 @@ from abl.results._looks import (
     update,
 )
 from abl.results._pairs import holm
+
+FUTILITY = 0.1  # default SeedPlan.futility: the conditional power below which a comparison stops
 
 
 @dataclass(frozen=True)
@@ -96,6 +129,7 @@ class SeedPlan:
     max: int  # seeds no configuration goes beyond (>= min)
     alpha: float = 0.05  # family-wise, after Holm's correction
     margin: float | None = None  # equivalence margin in the metric's units (None: no ties)
+    futility: float | None = FUTILITY  # stop a comparison below this conditional power
 
     def __post_init__(self) -> None:
         if not (isinstance(self.min, int) and self.min >= 2):
@@ -106,6 +140,8 @@ class SeedPlan:
             raise AblError(f"repeats.alpha must lie in (0, 1); got {self.alpha!r}")
         if self.margin is not None and not self.margin > 0:
             raise AblError(f"repeats.margin must be > 0 (metric units); got {self.margin!r}")
+        if self.futility is not None and not 0 <= self.futility < 1:
+            raise AblError(f"repeats.futility must lie in [0, 1) or be null; got {self.futility!r}")
 
     @property
     def looks(self) -> int:
@@ -129,9 +165,11 @@ class Comparison:
     diff: float  # mean of a - b in metric units (NaN if nothing matched)
     p: float  # the sequential p-value, before Holm
     p_holm: float
-    verdict: str  # a Verdict: "a", "b", "equivalent", "open"
-    look: int | None  # the look at which it was decided (None: open)
+    verdict: str  # a Verdict: "a", "b", "equivalent", "futile", "open"
+    look: int | None  # the look at which it was decided or stopped (None: open)
     members: frozenset[int]  # indices of the configurations that take part
+    power: float | None = None  # conditional power of a decision by max seeds, at its last
+    # look (None: not assessed: futility off, the last look, or not updated at that look)
 
 
 @dataclass(frozen=True)
@@ -164,12 +202,19 @@ def procedure(plan: SeedPlan) -> str:
         if plan.margin is not None
         else ""
     )
+    futile = (
+        f"; a comparison stops as not distinguishable (non-binding futility) once its "
+        f"conditional power of a decision by {plan.max} seeds, under the current trend, "
+        f"falls below {plan.futility:g}"
+        if plan.futility
+        else ""
+    )
     return (
         f"Group-sequential paired t-tests with up to {plan.looks} looks ({plan.min} to "
         f"{plan.max} seeds), an O'Brien-Fleming-type constant boundary on the B-value scale "
         "(its null distribution simulated for t-tests) "
         "and Holm's step-down over every pair of configurations and every axis pair "
-        f"(family-wise alpha={plan.alpha:g}){ties}."
+        f"(family-wise alpha={plan.alpha:g}){ties}{futile}."
     ).replace(f"{1 - plan.alpha:g}/m", f"1-{plan.alpha:g}/m")
 
 
@@ -223,6 +268,8 @@ def assess(
         update(family, y[:, :need], count, need, plan, level, sign, look)
         mirror(tests)
         leader = leader_of(y[:, :need], live, pairs, sign)
+        futility(family, candidates(leader, pairs, tests, k, pruned), plan, look)
+        mirror(tests)
         looks = look + 1
         going = grounds(leader, pairs, tests, k, pruned)
         opened = {i for i in live if min(count[i], need) < plan.max and i in going}
@@ -267,6 +314,14 @@ def _status(
         return ConfigStatus(i, seeds, True, why)
     if t is not None and t.verdict is not Verdict.OPEN and t.look is not None:
         at = plan.min + t.look
+        if t.verdict is Verdict.FUTILE:
+            return ConfigStatus(
+                i,
+                seeds,
+                False,
+                f"not distinguishable from the leader ({names[leader]}); stopped at {at} seeds: "
+                f"a decision by max seeds was unlikely (conditional power {t.power or 0.0:.0%})",
+            )
         if t.verdict is Verdict.EQUIVALENT:
             what = "equivalent to"
         else:
@@ -311,5 +366,15 @@ def _comparison(
     t: Contrast, a: str, b: str, diff: float, verdict: Verdict, adjusted: dict[int, float]
 ) -> Comparison:
     return Comparison(
-        t.axis, a, b, t.n, diff, t.p, float(adjusted[id(t)]), verdict.value, t.look, t.members
+        t.axis,
+        a,
+        b,
+        t.n,
+        diff,
+        t.p,
+        float(adjusted[id(t)]),
+        verdict.value,
+        t.look,
+        t.members,
+        t.power,
     )

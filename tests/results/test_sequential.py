@@ -82,10 +82,11 @@ def test_mode_max_prefers_the_larger() -> None:
     assert last.leader == 1 and last.comparisons[0].verdict == "a"
 
 
-def test_no_difference_without_margin_runs_to_max_and_stays_open() -> None:
-    last, values, seen = drive(PAIR, noise(2, 1), PLAN)
+def test_no_difference_without_margin_or_futility_runs_to_max_and_stays_open() -> None:
+    plan = SeedPlan(2, 10, futility=None)
+    last, values, seen = drive(PAIR, noise(2, 1), plan)
     assert [len(v) for v in values] == [10, 10]
-    assert last.looks == PLAN.looks and last.done
+    assert last.looks == plan.looks and last.done
     assert last.comparisons[0].verdict == "open" and last.comparisons[0].look is None
     assert {c.why for c in last.configs} == {"leader", "reached max (10 seeds)"}
     assert [a.looks for a in seen] == list(range(1, PLAN.looks + 1))
@@ -147,7 +148,36 @@ def test_axis_comparisons_match_cells_and_pair_by_seed() -> None:
     assert pe.n == 2 * (PLAN.min + pe.look)  # 2 cells x the seeds at its deciding look
     assert pe.diff == pytest.approx(-1.0, abs=0.05) and pe.members == frozenset(range(4))
     (norm,) = [c for c in now.comparisons if c.axis == "norm"]
-    assert norm.members == frozenset(range(4)) and norm.verdict == "open" and norm.n == 20
+    assert norm.members == frozenset(range(4)) and norm.verdict == "futile"
+    assert norm.n == 2 * (PLAN.min + norm.look) and (norm.power or 1.0) < PLAN.futility
+
+
+def test_a_null_comparison_stops_for_futility_well_before_max() -> None:
+    verdicts, seeds = [], []
+    for seed in range(40):
+        last, values, seen = drive(PAIR, noise(2, 900 + seed), PLAN)
+        c = last.comparisons[0]
+        verdicts.append(c.verdict)
+        seeds.append(len(values[1]))
+        if c.verdict == "futile":
+            assert c.look is not None and (c.power or 1.0) < PLAN.futility
+            other = last.configs[1 - last.leader]
+            assert last.done and not other.open
+            why = other.why
+            assert why.startswith("not distinguishable from the leader (arm=")
+            assert f"stopped at {PLAN.min + c.look} seeds" in why and "conditional power" in why
+            # stays futile at every later look
+            assert all(a.comparisons[0].verdict == "futile" for a in seen if a.looks > c.look)
+    assert verdicts.count("futile") >= 34  # the rest: false decisions (<= alpha) and open
+    assert np.mean(seeds) <= 5.0  # of 10
+
+
+def test_a_real_large_difference_is_not_stopped_for_futility() -> None:
+    # 3 seed SDs apart: 10 seeds decide it; futility must not stop it on the way
+    for seed in range(60):
+        y = noise(2, 700 + seed) + np.array([[0.0], [3.0]])
+        last, _, _ = drive(PAIR, y, PLAN)
+        assert last.comparisons[0].verdict == "a"
 
 
 def test_pruned_configs_take_no_seeds_and_are_not_grounds() -> None:
@@ -168,14 +198,19 @@ def test_before_min_seeds_every_config_is_open() -> None:
     assert [c.open for c in now.configs] == [True, False]
 
 
-def test_false_decisions_with_no_difference_stay_within_alpha() -> None:
-    # 300 null sweeps of a 2x2 grid (6 config pairs + 2 axis pairs in the family)
-    sweeps, false = 300, 0
+def test_false_decisions_with_no_difference_stay_within_alpha_with_or_without_futility() -> None:
+    # 300 null sweeps of a 2x2 grid (6 config pairs + 2 axis pairs in the family), the same
+    # draws with futility (the default) and without: non-binding, it cannot add false ones
+    sweeps, false, without = 300, 0, 0
     for seed in range(sweeps):
-        last, _, _ = drive(GRID, noise(4, 100 + seed), PLAN)
+        y = noise(4, 100 + seed)
+        last, _, _ = drive(GRID, y, PLAN)
         false += any(c.verdict in ("a", "b") for c in last.comparisons)
+        last, _, _ = drive(GRID, y, SeedPlan(2, 10, futility=None))
+        without += any(c.verdict in ("a", "b") for c in last.comparisons)
     bound = 0.05 + 2.33 * math.sqrt(0.05 * 0.95 / sweeps)  # one-sided 99% binomial margin
-    assert false / sweeps <= bound
+    assert false / sweeps <= bound and without / sweeps <= bound
+    assert false <= without + 3  # the same draws: futility adds none (beyond a leader's change)
 
 
 def test_false_ties_at_the_margin_stay_within_alpha() -> None:
@@ -196,6 +231,8 @@ def test_plan_rules_and_procedure() -> None:
         dict(min=4, max=3),
         dict(min=2, max=5, alpha=0),
         dict(min=2, max=5, margin=0),
+        dict(min=2, max=5, futility=1.0),
+        dict(min=2, max=5, futility=-0.1),
     ]:
         with pytest.raises(AblError):
             SeedPlan(**bad)
@@ -203,3 +240,5 @@ def test_plan_rules_and_procedure() -> None:
         assess(PAIR, [{}, {}], PLAN, "best")
     text = procedure(SeedPlan(2, 10, margin=0.01))
     assert "O'Brien-Fleming" in text and "Holm" in text and "9 looks" in text and "0.01" in text
+    assert "futility" in text and "conditional power" in text and f"{PLAN.futility:g}" in text
+    assert "futility" not in procedure(SeedPlan(2, 10, futility=None))
