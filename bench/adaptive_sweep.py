@@ -64,6 +64,7 @@ def run(quick: bool) -> Figure:
         fixed, fixed_s = sweep(Path(tmp), *extra)
         adaptive, adaptive_s = sweep(Path(tmp), *extra, ADAPTIVE)
         seeds_md = (adaptive.run_dir / "report.md").read_text().split("## Seeds", 1)[-1]
+        seeds_md = seeds_md.split("\n## ", 1)[0]
     a, f = means(adaptive), means(fixed)
     tau = stats.kendalltau(a.loc[f.index].to_numpy(), f.to_numpy()).statistic
     fig.add(

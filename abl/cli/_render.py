@@ -98,7 +98,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         lines.append(
             f"seeds    {seeds['trials']} trials of at most {seeds['most']} "
             f"({seeds['min']} to {seeds['max']} seeds each): {seeds['decided']} comparisons "
-            f"decided, {seeds['open']} still open (report: Seeds)"
+            f"decided, {seeds.get('futile', 0)} stopped as not distinguishable, "
+            f"{seeds['open']} still open (report: Seeds)"
         )
         lines += ["  " + _decided(d) for d in seeds["decisions"]]
     # With adaptive seeds the per-axis sentences' fixed-sample tests are not the valid ones.
@@ -138,12 +139,14 @@ def _decided(d: dict[str, Any]) -> str:
     where = f"{d['axis']}: " if d.get("axis") else ""
     verdict, a, b = d["verdict"], d["a"], d["b"]
     if verdict == "open":
-        return f"{where}{a} vs {b} still open at {d['n']} matched seeds"
+        return f"{where}{a} vs {b} still open at {d['n']} matched pairs"
     p = d.get("p_holm")
     how = f"Holm p={p:.2g}" if isinstance(p, float) else ""
     if verdict == "equivalent":
         return f"{where}{a} ~ {b}, a tie within the margin ({how})"
+    if verdict == "futile":
+        return f"{where}{a} vs {b} not distinguishable (stopped at {d['n']} matched pairs)"
     if verdict not in ("a", "b"):
-        return f"{where}{a} vs {b}: {verdict} at {d['n']} matched seeds"
+        return f"{where}{a} vs {b}: {verdict} at {d['n']} matched pairs"
     better, worse = (a, b) if verdict == "a" else (b, a)
-    return f"{where}{better} better than {worse} ({how}, {d['n']} matched seeds)"
+    return f"{where}{better} better than {worse} ({how}, {d['n']} matched pairs)"

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from abl.results._verdict import Verdict
     from abl.results.comparisons import Comparisons
     from abl.results.seeds import SeedReplay
-    from abl.results.sequential import Comparison
+    from abl.results.sequential import Comparison, SeedPlan
     from abl.results.tuned import TunedAnalysis
 
 MAX_LISTED = 50  # failures listed one by one; the rest are counted
@@ -272,7 +272,7 @@ def seeds(a: Analysis) -> list[Block]:
         [
             *(Cell(label(values.get(k))) for k in replay.keys),
             Cell(str(st.seeds), numeric=True),
-            Cell(_why(st.index, st.seeds, st.why, shown, plan.max)),
+            Cell(_why(st.index, st.seeds, st.why, shown, plan)),
         ]
         for st, values in zip(found.configs, replay.swept, strict=True)
     ]
@@ -299,14 +299,23 @@ def seeds(a: Analysis) -> list[Block]:
     ]
 
 
-def _why(index: int, seeds: int, why: str, shown: list[Comparison], most: int) -> str:
-    """Why a configuration stopped; at ``max``, the comparisons that kept it running."""
-    if seeds < most or "max" in why:
+def _why(index: int, seeds: int, why: str, shown: list[Comparison], plan: SeedPlan) -> str:
+    """Why a configuration stopped: still open at ``max``, or the look by which every one of
+    its comparisons was decided; and the seeds it ran ahead of a round that then needed none."""
+    mine = [c for c in shown if index in c.members]
+    open_ = [_pair_name(c) for c in mine if c.verdict == "open"]
+    if open_:
+        return f"reached max ({plan.max} seeds) with {'; '.join(open_[:3])} still open"
+    looks = [c.look for c in mine if c.look is not None]
+    if not looks or any(w in why for w in ("pruned", "failed", "diverged", "no value")):
         return why
-    open_ = [_pair_name(c) for c in shown if c.verdict == "open" and index in c.members]
-    return f"reached max ({most} seeds), " + (
-        f"still open: {'; '.join(open_[:3])}" if open_ else f"first {why}"
-    )
+    last = max(looks)
+    used = plan.min + last
+    which = next(c for c in mine if c.look == last)
+    text = f"every comparison decided by {used} seeds (the last: {_pair_name(which)})"
+    if seeds > used:
+        text += f"; {plural(seeds - used, 'seed')} started ahead of that look, not needed"
+    return text
 
 
 def _pair_name(c: Comparison) -> str:
@@ -315,9 +324,15 @@ def _pair_name(c: Comparison) -> str:
 
 def _decision(c: Comparison, margin: float | None) -> str:
     where = f"`{c.axis}`: " if c.axis else ""
-    how = f"Holm p={sig(c.p_holm, 2)}, at look {c.look}: {plural(c.n, 'matched seed')}"
+    how = f"Holm p={sig(c.p_holm, 2)}, at look {c.look}: {plural(c.n, 'matched pair')}"
     if c.verdict == "equivalent":
         return f"{where}{c.a} and {c.b} tie within ±{margin:g} ({how})"
+    if c.verdict == "futile":
+        power = f"conditional power {pct(c.power)}" if c.power is not None else "futility"
+        return (
+            f"{where}{c.a} vs {c.b} not distinguishable: stopped at look {c.look} "
+            f"({plural(c.n, 'matched pair')}), a decision by max seeds was unlikely ({power})"
+        )
     if c.verdict not in ("a", "b"):
         return f"{where}{c.a} vs {c.b}: {c.verdict} ({how})"
     better, worse = (c.a, c.b) if c.verdict == "a" else (c.b, c.a)

@@ -63,7 +63,9 @@ class SeedReplay:
             "margin": self.plan.margin,
             "trials": self.trials,
             "most": self.most,
-            "decided": sum(v != "open" for v in verdicts),
+            "futility": self.plan.futility,
+            "decided": sum(v not in ("open", "futile") for v in verdicts),
+            "futile": sum(v == "futile" for v in verdicts),
             "open": sum(v == "open" for v in verdicts),
             "decisions": [
                 {
@@ -96,7 +98,11 @@ def plan_of(space: Space) -> SeedPlan | None:
     if adaptive is None:
         return None
     return SeedPlan(
-        min=adaptive.min, max=adaptive.max, alpha=adaptive.alpha, margin=adaptive.margin
+        min=adaptive.min,
+        max=adaptive.max,
+        alpha=adaptive.alpha,
+        margin=adaptive.margin,
+        futility=adaptive.futility,
     )
 
 

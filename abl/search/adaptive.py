@@ -57,23 +57,25 @@ class SeedRounds:
         self.closed: dict[int, str] = {}  # configuration -> why it takes no more seeds
         self.assessment: Assessment | None = None
 
-    def next_seed(self, config: int) -> int | None:
-        """The seed index configuration ``config`` should start now, if any."""
-        if config in self.closed or self.handed[config] >= self.target(config):
+    def next_seed(self, config: int, ahead: int = 0) -> int | None:
+        """The seed index configuration ``config`` should start now, if any; ``ahead=1`` also
+        allows the seed of the round after this one (to fill a slot that would idle)."""
+        if config in self.closed or self.handed[config] >= self.target(config, ahead):
             return None
         seed = self.handed[config]
         self.handed[config] += 1
         return seed
 
-    def target(self, config: int) -> int:
-        """Seeds configuration ``config`` should have by the end of the current round."""
+    def target(self, config: int, ahead: int = 0) -> int:
+        """Seeds configuration ``config`` should have by the end of the current round (and
+        ``ahead`` rounds more, if it is open)."""
         a = self.assessment
         if a is None or a.looks == 0:
-            return self.plan.min
+            return min(self.plan.max, self.plan.min + ahead)
         if not a.configs[config].open:
             return self.handed[config]
         # Usually one more seed; more when a change of leader reopened the configuration.
-        return min(self.plan.max, max(a.need, self.handed[config]))
+        return min(self.plan.max, a.need + ahead)
 
     def record(self, config: int, seed: int, value: float | None, why_not: str | None) -> None:
         """A seed ended: its final value, or why it has none (then the configuration closes)."""
@@ -104,6 +106,7 @@ class AdaptiveSeeds(Searcher):
         mode: str,
         max_t: int | None = None,
         max_concurrent: int | None = None,
+        slots: int | None = None,
         run_dir: Path | None = None,
     ) -> None:
         super().__init__(metric=metric, mode=mode)
@@ -113,6 +116,9 @@ class AdaptiveSeeds(Searcher):
         # Limited here, not by Tune's ConcurrencyLimiter: a resume may end trials that the
         # limiter's own pickled state would hold as running forever (see restore).
         self.max_concurrent = max_concurrent
+        # Trials that run at once (the concurrency, else what the cluster's CPUs hold): a
+        # next-round seed is only started into a slot that would otherwise idle.
+        self.slots = max_concurrent or slots or 1
         self.run_dir = run_dir  # whose trials.parquet a resume reconciles with
         self.live: dict[str, _Live] = {}
 
@@ -126,11 +132,16 @@ class AdaptiveSeeds(Searcher):
         """The next seed of the first configuration that wants one; None: wait for results."""
         if self.max_concurrent and len(self.live) >= self.max_concurrent:
             return None
-        for config in range(len(self.variants)):
-            seed = self.rounds.next_seed(config)
-            if seed is not None:
-                self.live[trial_id] = _Live(config, seed)
-                return dict(self.variants[config][seed])
+        # A round's seeds first. While the round's last trials run, a slot that would idle
+        # takes an open configuration's next-round seed: it costs no time, and a look uses
+        # only the seeds it is due (the seed is wasted if the configuration closes).
+        ahead = (0, 1) if len(self.live) < self.slots else (0,)
+        for extra in ahead:
+            for config in range(len(self.variants)):
+                seed = self.rounds.next_seed(config, extra)
+                if seed is not None:
+                    self.live[trial_id] = _Live(config, seed)
+                    return dict(self.variants[config][seed])
         # Nothing to start and nothing running: no result can open another seed.
         return Searcher.FINISHED if not self.live else None
 
@@ -260,5 +271,17 @@ def adaptive_searcher(
         mode=space.mode,
         max_t=max_t,
         max_concurrent=space.search.concurrency,
+        slots=_slots(space),
         run_dir=run_dir,
     )
+
+
+def _slots(space: Space) -> int | None:
+    """How many of the space's trials the connected Ray cluster runs at once (None: no Ray)."""
+    import ray
+
+    if not ray.is_initialized():
+        return None
+    cpus = float(ray.cluster_resources().get("CPU", 0))
+    per = space.resources.cpu or 1
+    return max(1, int(cpus // per))

@@ -145,6 +145,9 @@ class AdaptiveRepeats(_Strict):
     max: Annotated[int, Field(ge=2)]
     alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
     margin: Annotated[float, Field(gt=0)] | None = None  # a tie within it is a decision too
+    # A comparison whose conditional power of a decision by max seeds falls below this stops
+    # as not distinguishable (non-binding futility); null: only decisions stop seeds.
+    futility: Annotated[float, Field(ge=0, lt=1)] | None = 0.1
 
     @field_validator("max")
     @classmethod

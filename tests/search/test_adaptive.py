@@ -53,6 +53,8 @@ def drive(s: AdaptiveSeeds, workers: int = 2, stop_after: int | None = None) -> 
                 return events
             config = s.suggest(f"t{n}")
             if config is None or config == Searcher.FINISHED:
+                if running:
+                    events.append(("idle", "", len(running)))  # a slot left empty
                 break
             running.append((f"t{n}", config))
             events.append(("start", config["arm"], config["seed"]))
@@ -89,9 +91,23 @@ def test_a_round_starts_only_when_the_last_one_ended() -> None:
     for kind, arm, seed in events:
         if kind == "end":
             ended[arm] += 1
-        elif seed >= PLAN.min:  # a seed past min: every open arm's previous round has ended
+        elif kind == "start" and seed >= PLAN.min:  # every open arm's previous round ended
             assert all(ended[a] >= seed for a in MEAN if seeds_of(events)[a] > seed)
             assert sum(ended.values()) >= len(MEAN) * PLAN.min
+
+
+def test_a_slot_that_would_idle_takes_the_next_rounds_seed_and_decides_the_same() -> None:
+    strict, eager = searcher(), searcher(slots=3)
+    strict_events, eager_events = drive(strict, workers=3), drive(eager, workers=3)
+    idle = [sum(k == "idle" for k, _, _ in e) for e in (strict_events, eager_events)]
+    assert idle[1] < idle[0]  # fewer empty slots
+    started = [(a, s) for k, a, s in eager_events if k == "start"]
+    assert len(started) == len(set(started))
+    verdicts = [
+        [(c.axis, c.a, c.b, c.verdict, c.look) for c in s.rounds.assessment.comparisons]
+        for s in (strict, eager)
+    ]
+    assert verdicts[0] == verdicts[1]  # a look uses the seeds it is due, however early they ran
 
 
 def test_concurrency_is_limited_by_the_searcher() -> None:
