@@ -308,6 +308,11 @@ def test_adaptive_repeats_parse_count_and_round_trip(tmp_path):
         BASE + "grid: {model.pe_type: [none, rope]}\nrepeats: {min: 2, max: 6, margin: 0.01}",
     )
     assert space.adaptive is not None and space.adaptive.alpha == 0.05
+    assert space.adaptive.futility == 0.1  # the default conditional-power threshold
+    off = load(
+        tmp_path, BASE + "grid: {model.pe_type: [none, rope]}", "repeats={max: 4, futility: null}"
+    )
+    assert off.adaptive.futility is None
     assert space.seeds == 6 and "seed" in space.sweep_keys()
     assert trial_range(space) == (4, 12)
     cfgs = configs(space)  # max seeds of each configuration, in a row: the searcher's order
@@ -330,6 +335,7 @@ def test_adaptive_repeats_parse_count_and_round_trip(tmp_path):
         ("repeats={min: 4, max: 3}", "repeats.max must be at least min (4); got 3"),
         ("repeats={max: 4, alpha: 2}", "repeats.alpha must be in (0, 1); got 2"),
         ("repeats={max: 4, margn: 0.1}", "unknown key 'repeats.margn'"),
+        ("repeats={max: 4, futility: 1}", "repeats.futility must be less than 1; got 1"),
         ("repeats=0", "repeats must be >= 1 (or adaptive seeds {min: 2, max: 10"),
         ("repeats=two", "repeats must be a whole number (or adaptive seeds"),
     ],
