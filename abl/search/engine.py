@@ -352,20 +352,29 @@ def quiet_unstarted_trials() -> Iterator[None]:
         log.setLevel(level)
 
 
+def adds_trials_one_by_one(space: Space) -> bool:
+    """Whether ``space``'s searcher suggests its trials as results arrive (adaptive seeds, a
+    tuned ablation, TPE), rather than all at the start (a grid or random space, up to
+    Tune's 200 pending trials)."""
+    return space.adaptive is not None or space.tune is not None or space.search.algorithm == "tpe"
+
+
 @contextlib.contextmanager
 def snapshot_period(space: Space) -> Iterator[None]:
-    """Tune snapshots its experiment state every step while ``space``'s trials are suggested
-    one by one (adaptive seeds), instead of every 10 s or more.
+    """Tune snapshots its experiment state at every step while a searcher adds ``space``'s
+    trials one by one, instead of every 10 s or more.
 
     A grid's trials are all in Tune's first snapshot. A searcher that suggests trials as results
     arrive adds them one by one, and a trial started after the last snapshot would be unknown
-    to a resumed sweep: its row would stay running for ever, and its seed run again under a
-    new id. Snapshotted at every step, a trial is in the snapshot before its actor starts
-    (Tune adds a trial in one step and starts it in a later one). ``TUNE_GLOBAL_CHECKPOINT_S``
-    is Tune's documented setting; a value the user set is kept.
+    to a resumed sweep: its row would stay running for ever, its seed would run again under a
+    new id, and a tuned ablation's searcher would wait for it for ever (a killed tuned sweep's
+    resume hung so). Snapshotted at every step, a trial is in the snapshot before its actor
+    starts (Tune adds a trial in one step and starts it in a later one), and the Parquet store,
+    flushed after the step's snapshot, is never ahead of it. ``TUNE_GLOBAL_CHECKPOINT_S`` is
+    Tune's documented setting; a value the user set is kept.
     """
     key = "TUNE_GLOBAL_CHECKPOINT_S"
-    if space.adaptive is None or key in os.environ:
+    if not adds_trials_one_by_one(space) or key in os.environ:
         yield
         return
     os.environ[key] = "0"

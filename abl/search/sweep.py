@@ -7,6 +7,7 @@ import gc
 import json
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -22,6 +23,7 @@ from abl.rundir import MLFLOW_JSON, SPACE_FILE, TUNE_DIR, new_run_dir
 from abl.search.engine import (
     Sweep,
     SweepOptions,
+    adds_trials_one_by_one,
     build_tuner,
     default_tracking_uri,
     init_ray,
@@ -250,6 +252,8 @@ def _execute(
         total_trials=count_trials(space),
         tracking_uri=tracking_uri,
         adaptive=space.adaptive is not None,
+        snapshots_every_step=adds_trials_one_by_one(space)
+        and "TUNE_GLOBAL_CHECKPOINT_S" not in os.environ,
     )
     prior = prior_records(run_dir, space.metric, space.mode) if resume else {}
     rerun = (*_LIVE, TrialStatus.ERRORED) if retry else _LIVE

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -17,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from abl.results.store import read_trials
+from abl.rundir import TRIALS
+from tests.e2e.faults import Sweep, wait_until
 
 TRAINABLE_PY = """
 import math
@@ -29,10 +32,13 @@ FLOOR = {"a": 0.0, "b": 0.2, "c": 0.3}  # each arm's loss at its best learning r
 
 
 def objective(config):
+    import time
+
     arm = config["model.qk_norm"]
     noise = random.Random(config["seed"]).gauss(0, 0.01)
     final = FLOOR[arm] + (math.log10(config["train.lr"]) - OPT[arm]) ** 2 + noise
     for step in (1, 2):
+        time.sleep(float(config.get("train.sleep", 0)))
         tune.report({"val/loss": final + 0.5 / step})
 """
 
@@ -51,14 +57,17 @@ search: {concurrency: 2}
 """
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("tuned")
+def make_project(root: Path) -> Path:
     (root / "armpkg").mkdir()
     (root / "armpkg" / "__init__.py").write_text("")
     (root / "armpkg" / "fn.py").write_text(TRAINABLE_PY)
     (root / "arms.yaml").write_text(textwrap.dedent(SPACE))
     return root
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    return make_project(tmp_path_factory.mktemp("tuned"))
 
 
 def abl(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -98,3 +107,30 @@ def test_tuning_per_arm_changes_the_conclusion(project):
     report = (run_dir / "report.md").read_text()
     assert "## Tuned ablation" in report and "**Tuning changed the conclusion**" in report
     assert (run_dir / "plots" / "tuned_val_loss.png").is_file()
+
+
+@pytest.mark.ray
+def test_a_tuned_ablation_killed_mid_sweep_resumes_to_the_end(tmp_path):
+    """The searcher adds trials one by one: a trial started after Tune's last snapshot must
+    not be unknown to the resume (its row stayed running and the resume waited for it)."""
+    project = make_project(tmp_path)
+    sweep = Sweep(
+        project, "search", "arms.yaml", "+train.sleep=0.3", env={"PYTHONPATH": str(project)}
+    )
+    root = project / "runs" / "arms"
+
+    def started() -> Path | None:
+        (run,) = [p for p in root.iterdir() if (p / TRIALS).exists()]
+        done = sum(r["status"] == "completed" for r in read_trials(run).to_pylist())
+        return run if done >= 4 else None
+
+    run_dir = wait_until("four trials done", started, sweep=sweep)
+    os.killpg(sweep.proc.pid, signal.SIGKILL)
+    sweep.wait()
+    resumed = abl(
+        project, "search", "--resume", str(run_dir.relative_to(project)), "--no-dashboard"
+    )
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    trials = read_trials(run_dir).to_pylist()
+    assert {t["status"] for t in trials} == {"completed"}
+    assert len(trials) == 3 * (8 + 3)

@@ -69,9 +69,10 @@ class SweepInfo:
     tracking_uri: str  # MLflow tracking URI, e.g. "sqlite:///abl-runs/mlflow.db"
     ended_before: int = 0  # trials that ended before this session (a resumed sweep)
     # Adaptive seeds: total_trials is only the most (the sweep ends once its comparisons are
-    # decided, and the trials not started then are not unfinished), and Tune snapshots its
-    # state at every step (see abl.search.engine.snapshot_period).
+    # decided, and the trials not started then are not unfinished).
     adaptive: bool = False
+    # Tune snapshots its state at every step (abl.search.engine.snapshot_period).
+    snapshots_every_step: bool = False
     best_before: tuple[float, str] | None = None  # (last metric value, trial id) of those
 
 
@@ -244,9 +245,10 @@ class SinkCallback(Callback):
         self.disk_full: str | None = None
         self._disk_failed: set[str] = set()  # trials that failed only because the disk is full
         self._disk_log = DiskFullLog()
-        # Tune writes its snapshot on this thread before on_step_end; at every step of an
-        # adaptive sweep, so the files never sit unchanged for the usual settling time.
-        self._state = StateKeeper(sweep.run_dir / "tune", settle_s=0.0 if sweep.adaptive else 0.5)
+        # Tune writes its snapshot on this thread before on_step_end; when at every step, the
+        # files never sit unchanged for the usual settling time.
+        settle_s = 0.0 if sweep.snapshots_every_step else 0.5
+        self._state = StateKeeper(sweep.run_dir / "tune", settle_s=settle_s)
         # Called once, with the sweep's first report (a module-level function: Tune pickles
         # its callbacks with the Tuner).
         self.at_first_result: Callable[[], object] | None = None
