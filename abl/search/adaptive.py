@@ -33,6 +33,29 @@ from abl.search.sinks.base import STATUS_KEY
 from abl.space.schema import Space
 
 
+class PickledSearcher(Searcher):
+    """A Tune Searcher whose whole state is pickled into Tune's experiment checkpoint."""
+
+    def save(self, checkpoint_path: str) -> None:
+        """Pickle the whole state for Tune's experiment checkpoint."""
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__dict__.copy(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Continue from :meth:`save`'s file (``abl search --resume``)."""
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
+
+
+def finite(value: Any) -> float | None:
+    """``value`` as a float, or None when it is not a finite number."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
 @dataclass
 class _Live:
     config: int  # index of the configuration
@@ -88,7 +111,7 @@ class SeedRounds:
         )
 
 
-class AdaptiveSeeds(Searcher):
+class AdaptiveSeeds(PickledSearcher):
     """A Tune Searcher that spends seeds where the comparisons are still open.
 
     ``variants[i][s]`` is configuration i's trial config with seed index s (``max`` of them).
@@ -167,7 +190,7 @@ class AdaptiveSeeds(Searcher):
         if steps < live.steps:
             return
         live.steps = steps
-        live.value = _finite(result.get(self.metric))
+        live.value = finite(result.get(self.metric))
         if isinstance(result.get(STATUS_KEY), str):
             live.status = result[STATUS_KEY]
 
@@ -182,15 +205,9 @@ class AdaptiveSeeds(Searcher):
             return f"seed {live.seed} reported no {self.metric}"
         return None
 
-    def save(self, checkpoint_path: str) -> None:
-        """Pickle the whole state for Tune's experiment checkpoint."""
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.__dict__.copy(), f)
-
     def restore(self, checkpoint_path: str) -> None:
-        """Continue from :meth:`save`'s file (``abl search --resume``)."""
-        with open(checkpoint_path, "rb") as f:
-            self.__dict__.update(pickle.load(f))
+        """Continue from :meth:`save`'s file, reconciled with the run directory's trials."""
+        super().restore(checkpoint_path)
         if self.run_dir is not None:
             self.reconcile(read_trials(self.run_dir).to_pylist())
 
@@ -223,7 +240,7 @@ class AdaptiveSeeds(Searcher):
             if live is None and seed < self.rounds.handed[config]:
                 continue  # handed out again since the snapshot: its trial reports here
             self.rounds.handed[config] = max(self.rounds.handed[config], seed + 1)
-            value = _finite(row.get(self.metric)) if status == "completed" else None
+            value = finite(row.get(self.metric)) if status == "completed" else None
             why_not = None if value is not None else f"seed {seed} {status}"
             self.rounds.record(config, seed, value, why_not)
             taken += 1
@@ -241,14 +258,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def adaptive_searcher(

@@ -19,8 +19,6 @@ one's cutoffs) and never prunes confirmation trials: their values are what the r
 
 from __future__ import annotations
 
-import math
-import pickle
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +35,7 @@ from ray.tune.search import Searcher
 from abl.results.seeds import plan_of
 from abl.results.sequential import SeedPlan
 from abl.search._asha import MarkingASHA
-from abl.search.adaptive import SeedRounds
+from abl.search.adaptive import PickledSearcher, SeedRounds, finite
 from abl.space.schema import ARM_KEY, PHASE_KEY, Dist, Phase, Space, arm_keys
 from abl.space.variants import arm_configs
 
@@ -83,7 +81,7 @@ class _Live:
     seed: int = 0  # a confirmation trial's seed index
 
 
-class TunedSearcher(Searcher):
+class TunedSearcher(PickledSearcher):
     """A Tune Searcher that tunes ``params`` within every arm, then confirms each arm's best.
 
     >>> searcher = TunedSearcher(arms=[{"model.qk_norm": "none"}, {"model.qk_norm": "rms_norm"}],
@@ -162,7 +160,7 @@ class TunedSearcher(Searcher):
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """Remember the last value; tuning trials report it to their study (TPE reads pruned ones)."""
         live = self.live.get(trial_id)
-        value = _finite(result.get(self.metric))
+        value = finite(result.get(self.metric))
         if live is None or value is None:
             return
         live.value, live.steps = value, int(result.get("training_iteration", live.steps + 1))
@@ -192,7 +190,7 @@ class TunedSearcher(Searcher):
 
     def _final(self, live: _Live, result: dict) -> None:
         """The result a trial stopped on (Tune passes a pruning result only here)."""
-        value = _finite(result.get(self.metric))
+        value = finite(result.get(self.metric))
         steps = int(result.get("training_iteration", live.steps))
         if value is None or steps < live.steps:
             return
@@ -231,16 +229,6 @@ class TunedSearcher(Searcher):
         """The confirmation seeds: never the tuning seed."""
         return [self.base_seed + 1 + k for k in range(self.confirm)]
 
-    def save(self, checkpoint_path: str) -> None:
-        """Pickle the whole state (studies included) for Tune's experiment checkpoint."""
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.__dict__.copy(), f)
-
-    def restore(self, checkpoint_path: str) -> None:
-        """Continue from :meth:`save`'s file (``abl search --resume``)."""
-        with open(checkpoint_path, "rb") as f:
-            self.__dict__.update(pickle.load(f))
-
     def _create_studies(self) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         direction = "minimize" if self.mode == "min" else "maximize"
@@ -273,14 +261,6 @@ class TunedSearcher(Searcher):
             PHASE_KEY: phase.value,
             ARM_KEY: arm,
         }
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 class TunedASHA(MarkingASHA):
