@@ -110,6 +110,25 @@ class Sweep:
                 proc.kill()
 
 
+def kill_driver_when(what: str, sweep: Sweep, check: Callable[[], Any]) -> tuple[Any, float]:
+    """SIGKILL the sweep's driver at a moment ``check`` holds on the run directory as it stays.
+
+    Only the driver writes the run directory's Parquet, so ``check`` is asked again while the
+    driver is stopped (SIGSTOP): what it saw cannot change before the kill, and a trial seen
+    half-way cannot end in between. Returns ``check``'s value and the time of the kill.
+    """
+    while True:
+        wait_until(what, check, sweep=sweep)
+        os.kill(sweep.proc.pid, signal.SIGSTOP)
+        value = None
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            value = check()
+        if value:
+            os.kill(sweep.proc.pid, signal.SIGKILL)
+            return value, time.time()
+        os.kill(sweep.proc.pid, signal.SIGCONT)
+
+
 def abl(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "abl", "--root", "runs", *args],
