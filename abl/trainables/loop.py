@@ -226,16 +226,10 @@ def train(
         train_loss, samples = _train_epoch(run, device)
         elapsed = time.perf_counter() - t0
         val = _evaluate(model, task, cfg.batch_size, device)
-        metrics: dict[str, Any] = {
-            "epoch": run.epoch + 1,
-            "train/loss": train_loss,
-            **val,
-            "lr": run.sched.get_last_lr()[0],
-            "perf/samples_per_s": samples / elapsed if elapsed > 0 else 0.0,
-            "perf/torch_threads": torch.get_num_threads(),
-            "model/params": n_params,
-        }
-        if not all(math.isfinite(v) for v in (train_loss, *val.values())):
+        lr = run.sched.get_last_lr()[0]
+        speed = samples / elapsed if elapsed > 0 else 0.0
+        metrics = epoch_metrics(run.epoch, train_loss, val, lr, speed, n_params)
+        if not finite(metrics):
             metrics["trial/status"] = "diverged"
             emit(metrics, None)
             return
@@ -247,13 +241,10 @@ def train(
         if run.epoch == cfg.epochs:
             metrics.update(task.final_metrics(model))
             metrics["trial/status"] = "completed"
-        due = run.epoch == cfg.epochs or time.monotonic() - saved_at >= cfg.checkpoint_every_s
-        if not (cfg.checkpoint and due):
+        if not checkpoint_due(cfg, run.epoch, saved_at):
             emit(metrics, None)
             continue
-        with tempfile.TemporaryDirectory(prefix="abl-ckpt-") as tmp:
-            torch.save(run.state(), os.path.join(tmp, CHECKPOINT_FILE))
-            emit(metrics, tmp)
+        with_checkpoint(run.state(), lambda tmp, m=metrics: emit(m, tmp))
         saved_at = time.monotonic()
 
 
@@ -309,19 +300,81 @@ def _train_epoch(run: Run, device: str) -> tuple[float, int]:
 def _evaluate(model, task, batch_size: int, device: str) -> dict[str, float]:
     """``val/loss`` over every position, and ``val/loss_last`` where targets are next steps."""
     model.eval()
-    last = task.next_step_targets
-    total, total_last, count = 0.0, 0.0, 0
+
+    def losses(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out = model(x)
+        # nothing after the window's last input is inside the window
+        last = task.loss(out[:, -1:], y[:, -1:]) if task.next_step_targets else None
+        return task.loss(out, y), last
+
+    return {k: float(v) for k, v in val_means(losses, task, batch_size, device).items()}
+
+
+def val_means(
+    losses: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]],
+    task: Any,
+    batch_size: int,
+    device: str,
+) -> dict[str, torch.Tensor]:
+    """``val/loss`` (and ``val/loss_last``) over the task's validation batches, as float64
+    tensors on ``device``: summed there, so a GPU is not waited for per batch.
+
+    ``losses(x, y)`` gives the loss of a batch over every position and at the last one (None
+    unless the task has next-step targets): one value, or one per member of a trial pack.
+    """
+    zero = torch.zeros((), dtype=torch.float64, device=device)
+    total, total_last, count = zero, zero, 0
     for x, y in task.batches("val", batch_size):
         x, y = x.to(device), y.to(device)
-        out = model(x)
-        total += task.loss(out, y).item() * x.shape[0]
-        if last:  # nothing after the window's last input is inside the window
-            total_last += task.loss(out[:, -1:], y[:, -1:]).item() * x.shape[0]
+        loss, last = losses(x, y)
+        total = total + loss.double() * x.shape[0]
+        if last is not None:
+            total_last = total_last + last.double() * x.shape[0]
         count += x.shape[0]
     val = {"val/loss": total / max(count, 1)}
-    if last:
+    if task.next_step_targets:
         val["val/loss_last"] = total_last / max(count, 1)
     return val
+
+
+def epoch_metrics(
+    epoch: int,
+    train_loss: float,
+    val: dict[str, float],
+    lr: float,
+    samples_per_s: float,
+    n_params: int,
+) -> dict[str, Any]:
+    """What every trial reports after epoch ``epoch`` (0-based) besides its task's metrics."""
+    return {
+        "epoch": epoch + 1,
+        "train/loss": train_loss,
+        **val,
+        "lr": lr,
+        "perf/samples_per_s": samples_per_s,
+        "perf/torch_threads": torch.get_num_threads(),
+        "model/params": n_params,
+    }
+
+
+def finite(metrics: dict[str, Any]) -> bool:
+    """False when the epoch's train or validation loss is not finite: the trial diverged."""
+    losses = (v for k, v in metrics.items() if k == "train/loss" or k.startswith("val/"))
+    return all(math.isfinite(v) for v in losses)
+
+
+def checkpoint_due(cfg: TrainConfig, epochs_done: int, saved_at: float) -> bool:
+    """Whether to checkpoint now: after the last epoch, or ``checkpoint_every_s`` after the last one."""
+    if not cfg.checkpoint:
+        return False
+    return epochs_done == cfg.epochs or time.monotonic() - saved_at >= cfg.checkpoint_every_s
+
+
+def with_checkpoint(state: dict[str, Any], emit: Callable[[str], None]) -> None:
+    """Save ``state`` as ``CHECKPOINT_FILE`` in a temporary directory and call ``emit`` with it."""
+    with tempfile.TemporaryDirectory(prefix="abl-ckpt-") as tmp:
+        torch.save(state, os.path.join(tmp, CHECKPOINT_FILE))
+        emit(tmp)
 
 
 def assigned_device(gpu_ids: list[Any]) -> str:
