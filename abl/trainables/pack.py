@@ -198,7 +198,13 @@ class Pack:
 
     @property
     def cfg(self) -> Any:
+        """The members' shared ``train.*`` (their per-member knobs live in the optimizer)."""
         return self.runs[0].cfg
+
+    @property
+    def n_params(self) -> int:
+        """Parameters of one member (``model/params``)."""
+        return self.flat.shape[1]
 
     def forward(self, row: Tensor, buffers: dict[str, Tensor], x: Tensor) -> Tensor:
         """One member's output: its parameter row and buffers in the template, on ``x``."""
@@ -395,38 +401,16 @@ def train_pack(
     pack = build_pack(configs, trainable, device)
     if restore is not None:
         pack.load(restore)
-    cfg = pack.cfg
-    n_params = pack.flat.shape[1]
     saved_at = time.monotonic()
-    while pack.epoch < cfg.epochs and pack.active:
+    while pack.epoch < pack.cfg.epochs and pack.active:
         t0 = time.perf_counter()
         with _batched_kernels(device):
             train_losses, samples = _train_epoch(pack)
-            elapsed = time.perf_counter() - t0
+            speed = samples / (time.perf_counter() - t0)
             vals = _evaluate(pack)
-        metrics: list[dict[str, Any] | None] = [None] * len(pack.runs)
-        going = []
-        for slot, m in enumerate(pack.active):
-            run = pack.runs[m]
-            lr = pack.opt.lrs[min(pack.step, len(pack.opt.lrs) - 1)][m]
-            speed = samples / elapsed if elapsed > 0 else 0.0
-            out = epoch_metrics(pack.epoch, train_losses[slot], vals[slot], lr, speed, n_params)
-            metrics[m] = out
-            if not finite(out):
-                out["trial/status"] = "diverged"
-                continue
-            going.append(m)
-            model = pack.member_module(slot)
-            out.update(run.task.epoch_metrics(model))
-            run.task.observe(out)
-            if pack.epoch + 1 == cfg.epochs:
-                out.update(run.task.final_metrics(model))
-                out["trial/status"] = "completed"
-        pack.epoch += 1
-        if going != pack.active:
-            pack.keep(going)
+        metrics = _close_epoch(pack, train_losses, vals, speed)
         stop: Collection[int] | None = None
-        if going and checkpoint_due(cfg, pack.epoch, saved_at):
+        if pack.active and checkpoint_due(pack.cfg, pack.epoch, saved_at):
 
             def emit(tmp: str, metrics: list[dict[str, Any] | None] = metrics) -> None:
                 nonlocal stop
@@ -438,3 +422,32 @@ def train_pack(
             stop = report(metrics, None)
         if stop:
             pack.keep([m for m in pack.active if m not in set(stop)])
+
+
+def _close_epoch(
+    pack: Pack, train_losses: list[float], vals: list[dict[str, float]], speed: float
+) -> list[dict[str, Any] | None]:
+    """Every member's metrics of the epoch just trained, as loop.train makes them; the
+    diverged members leave the pack."""
+    metrics: list[dict[str, Any] | None] = [None] * len(pack.runs)
+    going = []
+    last = pack.epoch + 1 == pack.cfg.epochs
+    for slot, m in enumerate(pack.active):
+        run = pack.runs[m]
+        lr = pack.opt.lrs[min(pack.step, len(pack.opt.lrs) - 1)][m]  # what LambdaLR reports
+        out = epoch_metrics(pack.epoch, train_losses[slot], vals[slot], lr, speed, pack.n_params)
+        metrics[m] = out
+        if not finite(out):
+            out["trial/status"] = "diverged"
+            continue
+        going.append(m)
+        model = pack.member_module(slot)
+        out.update(run.task.epoch_metrics(model))
+        run.task.observe(out)
+        if last:
+            out.update(run.task.final_metrics(model))
+            out["trial/status"] = "completed"
+    pack.epoch += 1
+    if going != pack.active:
+        pack.keep(going)
+    return metrics
