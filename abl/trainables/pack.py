@@ -9,11 +9,12 @@ clip, its task's curriculum hooks and its metrics. Members may differ only in
 
 Each member's parameters are one row of a flat ``(K, P)`` leaf, so clipping is one norm over a
 row and the optimizer is a handful of whole-tensor ops per step. The optimizer is hand-written
-(:class:`StackedAdamW`): torch's AdamW takes one learning rate per parameter group, and K groups
-of per-member views cost K x L small ops per step in Python (measured by ``python -m
-bench.pack_loop``: see its optimizer table); this one is torch's AdamW formula with the
-learning rate and decay as ``(K, 1)`` tensors. Losses are summed on the device; the host waits
-for the device once per epoch.
+(:class:`StackedAdamW`, torch's single-tensor AdamW formulas with the learning rate and decay
+as ``(K, 1)`` tensors): torch's AdamW takes one learning rate per parameter group, and K groups
+of per-member views cost K small steps in Python. Measured by ``python -m bench.pack_loop`` on
+2 CPU cores: at K = 64 one step takes 0.19 ms against 6.2 ms (forecast att) and 5.2 ms
+against 16.6 ms (bigram_att), and it is faster at every K measured. Losses are summed on the
+device; the host waits for the device once per epoch.
 
 On the CPU, attention runs through SDPA's math backend inside vmap (the fused CPU kernel has no
 batching rule and would loop over members); on a GPU the default backends are batched.
