@@ -12,7 +12,13 @@ import torch
 from abl.errors import AblError
 from abl.trainables.loop import CHECKPOINT_FILE, train
 from abl.trainables.models import MODELS
-from abl.trainables.pack import PER_MEMBER_KEYS, check_packable, pack_key, train_pack
+from abl.trainables.pack import (
+    PER_MEMBER_KEYS,
+    StackedAdamW,
+    check_packable,
+    pack_key,
+    train_pack,
+)
 from abl.trainables.spec import TRAINABLES
 from abl.trainables.tasks import TASKS
 
@@ -199,3 +205,30 @@ def test_a_restored_pack_continues_as_the_uninterrupted_one() -> None:
     rest, _ = packed("icl_linreg", configs, restore=states[1])
     assert [e[0]["epoch"] for e in rest] == [2, 3]
     assert without_perf(rest) == without_perf(full[1:])
+
+
+def test_stacked_adamw_steps_each_row_as_torch_adamw_steps_it_alone() -> None:
+    """Bitwise, with each row's own learning rate (a schedule) and weight decay."""
+    gen = torch.Generator().manual_seed(0)
+    rows, steps = 3, 4
+    start = torch.randn(rows, 50, generator=gen)
+    grads = [torch.randn(rows, 50, generator=gen) for _ in range(steps)]
+    lrs = [[1e-3 * (r + 1) * (s + 1) for r in range(rows)] for s in range(steps)]
+    wds = [0.0, 0.1, 0.01]
+    stacked = StackedAdamW(
+        lrs=lrs,
+        weight_decay=wds,
+        exp_avg=torch.zeros_like(start),
+        exp_avg_sq=torch.zeros_like(start),
+    )
+    flat = start.clone()
+    for grad in grads:
+        stacked.step(flat, grad)
+    for r in range(rows):
+        param = torch.nn.Parameter(start[r].clone())
+        opt = torch.optim.AdamW([param], lr=lrs[0][r], weight_decay=wds[r])
+        for s, grad in enumerate(grads):
+            opt.param_groups[0]["lr"] = lrs[s][r]
+            param.grad = grad[r].clone()
+            opt.step()
+        assert torch.equal(param.detach(), flat[r]), r
