@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from abl.trainables.config import ComponentConfig, build, param
     from abl.trainables.loop import train
     from abl.trainables.models.base import Model
+    from abl.trainables.pack import train_pack
     from abl.trainables.registry import Registry
     from abl.trainables.spec import TRAINABLES, TrainableSpec
     from abl.trainables.tasks.base import Task, TaskInfo
@@ -53,6 +54,7 @@ _LAZY = {
     "build": "abl.trainables.config",
     "param": "abl.trainables.config",
     "train": "abl.trainables.loop",
+    "train_pack": "abl.trainables.pack",
 }
 
 __all__ = [
@@ -69,6 +71,7 @@ __all__ = [
     "build",
     "param",
     "train",
+    "train_pack",
 ]
 
 

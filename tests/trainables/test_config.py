@@ -151,7 +151,7 @@ def test_the_package_face_is_lazy() -> None:
         "names = [getattr(t, n) for n in t.__all__]\n"
         "print(light, len(names), t.TaskInfo.__name__)\n"
     )
-    assert _python(code) == "True 13 TaskInfo"
+    assert _python(code) == "True 14 TaskInfo"
 
 
 def resolved(**given: Any) -> dict[str, Any]:
