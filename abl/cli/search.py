@@ -274,7 +274,8 @@ def _how(space) -> str:
     """How the space searches, in a few words."""
     if space.tune is None:
         seeds = f", {_seeds(space)}" if space.adaptive is not None else ""
-        return f"{space.search.algorithm} search{seeds}"
+        packed = f", trained fused in packs of up to {space.pack}" if space.pack > 1 else ""
+        return f"{space.search.algorithm} search{seeds}{packed}"
     tune = space.tune
     confirm = f"{space.confirm} confirmation seeds"
     if space.adaptive is not None:
@@ -297,6 +298,16 @@ def _dry_run(console: Console, space, n: int, show: int) -> None:
     if space.tune is not None:
         _dry_run_arms(console, space, trainable, show)
         return
+    if space.pack > 1:
+        from abl.space.variants import packs
+        from abl.trainables.pack import PER_MEMBER_KEYS
+
+        sizes = [len(p) for p in packs(expand(space, trainable), space.pack)]
+        each = f"{min(sizes)}" if min(sizes) == max(sizes) else f"{min(sizes)} to {max(sizes)}"
+        console.print(
+            f"packed: {sum(sizes)} trials in {len(sizes)} Ray trials of {each} (a pack's "
+            f"trials differ only in {', '.join(sorted(PER_MEMBER_KEYS))})"
+        )
     configs = expand(space, trainable, limit=show)
     keys = varying_keys(space)
     if space.search.algorithm == "tpe":

@@ -97,18 +97,24 @@ def run_function(
     plugins: tuple[str, ...] = (),
     trials_dir: str = TUNE_DIR,
     metric: str = "val/loss",
+    mode: str = "min",
 ) -> None:
     """The function trainable Tune runs: the space's trainable, given its trial's config and
     its folder in the run directory (``trials_dir/<trial id>``, the same across retries and
     resumes; Tune's own trial directory can be a staging copy, and a reused actor's stays that
-    of its first trial)."""
+    of its first trial); or a pack of trials (:mod:`abl.search.packs`)."""
     from ray import tune
 
+    from abl.search.packs import members_of, run_pack_trial
     from abl.trainables.registry import import_plugins
     from abl.trainables.trainable import TrialContext, lookup
 
     import_plugins(plugins)
     trainable = lookup(trainable_name)
+    members = members_of(config)
+    if members is not None:
+        run_pack_trial(members, trainable, metric, mode)
+        return
     trial = TrialContext(Path(trials_dir) / tune.get_context().get_trial_id(), metric)
     trainable.run(trial_config(config, trainable), trial)
 
@@ -201,6 +207,10 @@ def build_tuner(
         num_samples = space.search.samples * space.seeds
     else:
         variants = expand(space, target)
+        if space.pack > 1:
+            from abl.search.packs import pack_points
+
+            variants = pack_points(variants, space.pack)
         # Tune ignores max_concurrent_trials for a generator given as search_alg: set it here.
         search_alg = BasicVariantGenerator(
             points_to_evaluate=variants, max_concurrent=space.search.concurrency or 0
@@ -259,6 +269,7 @@ def trainable(space: Space, run_dir: Path) -> Any:
         plugins=tuple(space.plugins),
         trials_dir=str(run_dir / TUNE_DIR),
         metric=space.metric,
+        mode=space.mode,
     )
     fn = tune.with_resources(fn, {"cpu": space.resources.cpu, "gpu": space.resources.gpu})
     return with_mixins(fn, type("TrialName", (TrialName,), {"sweep": space.name}))

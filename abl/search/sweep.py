@@ -265,13 +265,14 @@ def _execute(
         callback.at_first_result = _preload_report
     if resume:
         from abl.search._checkpoints import repair_checkpoints
+        from abl.search.packs import tune_statuses
 
-        mark_statuses(
-            run_dir,
+        errored, unfinished, ended = tune_statuses(
             errored={k for k, r in prior.items() if r.status == TrialStatus.ERRORED},
             unfinished={k for k, r in prior.items() if r.status in _LIVE},
             ended={k for k, r in prior.items() if r.status not in (*_LIVE, TrialStatus.ERRORED)},
         )
+        mark_statuses(run_dir, errored=errored, unfinished=unfinished, ended=ended)
         for repair in repair_checkpoints(run_dir, errored=retry):
             _say(console, repair.line())
         again = [

@@ -33,6 +33,7 @@ SETTINGS = (
     "scheduler",
     "resources",
     "max_failures",
+    "pack",
     "plugins",
 )
 PARAM_SECTIONS = ("fixed", "grid", "sample")  # where a space gives trial parameters

@@ -204,6 +204,8 @@ class Space(_Strict):
     scheduler: SchedulerSettings = SchedulerSettings()
     resources: Resources = Resources()
     max_failures: Annotated[int, Field(ge=0)] = 0
+    # trials sharing an architecture train fused, up to this many in one Ray trial (abl.search.packs)
+    pack: Annotated[int, Field(ge=1)] = 1
     plugins: list[str] = []  # the user's modules to import first (their @MODELS.register runs)
     source: str = "<space>"
     # The command-line overrides load_space applied, for errors found after it (the models
@@ -291,6 +293,7 @@ def parse_space(raw: Any, *, source: str) -> Space:
         raise AblError(f"{exc} ({source})".replace(") (", ", ", 1)) from None
     _check_search(space)
     _check_tune(space)
+    _check_pack(space)
     return space
 
 
@@ -340,6 +343,25 @@ def arm_keys(space: Space) -> list[str]:
     for block in space.when:
         keys += [k for k in block.grid if k not in keys]
     return keys
+
+
+def _check_pack(space: Space) -> None:
+    """What ``pack:`` combines with (for now: a fixed set of trials, run to their end)."""
+    if space.pack == 1:
+        return
+    refused = [
+        (space.tune is not None, "tune", "a tuned ablation's searcher"),
+        (space.search.algorithm == "tpe", "search.algorithm", "TPE's proposals"),
+        (space.adaptive is not None, "repeats", "adaptive repeats"),
+        (space.scheduler.asha is not None, "scheduler", "ASHA's pruning"),
+    ]
+    for bad, key, what in refused:
+        if bad:
+            raise AblError(
+                f"pack: fuses a grid's or random search's trials, run to their end; {what} "
+                f"cannot drive packed trials yet, so pack must be 1 with it; got pack: "
+                f"{space.pack} ({space.source}, {key})"
+            )
 
 
 def _check_tune(space: Space) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -189,15 +189,51 @@ def check_space(space: Space, trainable: Trainable, *, models: bool = True) -> N
         )
     if metrics is not None:
         _check_report_metrics(space, metrics)
+    if space.pack > 1 and not hasattr(trainable, "task"):
+        raise AblError(
+            f"pack: fuses trials of abl's own training loop; trainable '{space.trainable}' "
+            f"runs its own code, so pack must be 1 with it; got pack: {space.pack} "
+            f"({space.source}, pack)"
+        )
     if models:
         check_models(space, trainable)
 
 
 def check_models(space: Space, trainable: Trainable) -> None:
     """Build every distinct task and model of the space (models on the meta device), so a
-    config that its model rejects is one error before any trial starts."""
+    config that its model rejects is one error before any trial starts; with ``pack:``, check
+    that each pack's members can train as one."""
     configs = expand(space, trainable, limit=10_000)
     try:
         trainable.preflight(configs)
     except AblError as exc:
         raise AblError(f"{exc} ({space.source})".replace(") (", ", ", 1)) from None
+    if space.pack > 1:
+        from abl.trainables.pack import check_packable
+
+        for members in packs(expand(space, trainable), space.pack):
+            try:
+                check_packable(members, trainable)  # type: ignore[arg-type]
+            except AblError as exc:
+                raise AblError(f"pack: {exc}; set pack: 1 ({space.source}, pack)") from None
+
+
+def packs(configs: Sequence[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
+    """``configs`` grouped by what may share a pack, each group cut into packs of at most
+    ``size`` whose sizes differ by one at most; packs in the order of their first member."""
+    from abl.trainables.pack import pack_key
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for config in configs:
+        groups.setdefault(pack_key(config), []).append(config)
+    out: list[list[dict[str, Any]]] = []
+    for group in groups.values():
+        n = math.ceil(len(group) / size)
+        base, extra = divmod(len(group), n)
+        start = 0
+        for i in range(n):
+            end = start + base + (i < extra)
+            out.append(group[start:end])
+            start = end
+    first = {id(c): i for i, c in enumerate(configs)}
+    return sorted(out, key=lambda p: first[id(p[0])])

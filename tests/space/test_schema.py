@@ -352,3 +352,54 @@ def test_adaptive_repeats_need_a_fixed_set_of_configurations(tmp_path):
     )
     with pytest.raises(AblError, match="repeats must be a number with algorithm tpe"):
         load(tmp_path, text, "repeats={max: 4}")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "what"),
+    [
+        (["scheduler=asha"], "scheduler", "ASHA's pruning"),
+        (["repeats={min: 2, max: 4}"], "repeats", "adaptive repeats"),
+        (["search.algorithm=tpe", "search.samples=4"], "search.algorithm", "TPE's proposals"),
+    ],
+)
+def test_pack_refuses_what_cannot_drive_packed_trials_yet(tmp_path, overrides, key, what):
+    text = BASE + "grid: {model.pe_type: [none, rope]}\nrepeats: 4\npack: 4"
+    text += "\nsample: {train.lr: {loguniform: [0.0001, 0.01]}}" if "tpe" in str(overrides) else ""
+    with pytest.raises(AblError) as info:
+        load(tmp_path, text, *overrides)
+    message = str(info.value)
+    assert "\n" not in message and what in message, message
+    assert message.startswith("pack: fuses") and f"({tmp_path / 'space.yaml'}, {key}, " in message
+
+
+def test_pack_needs_abls_own_loop_and_a_whole_number(tmp_path):
+    text = "name: t\ntrainable: tests.space.test_schema:configs\ngrid: {x: [1, 2]}\npack: 2"
+    with pytest.raises(AblError, match=r"^pack: fuses trials of abl's own training loop; "):
+        load(tmp_path, text)
+    with pytest.raises(AblError, match=r"^pack must be >= 1; got 0 \("):
+        load(tmp_path, BASE + "pack: 0")
+
+
+def test_a_model_that_cannot_be_stacked_is_refused_in_one_line(tmp_path):
+    with pytest.raises(AblError) as info:
+        load(tmp_path, BASE + "repeats: 2\npack: 2", "model.kind=lstm")
+    message = str(info.value)
+    assert message.startswith("pack: model.kind lstm cannot be packed: ") and "\n" not in message
+    assert message.endswith(f"set pack: 1 ({tmp_path / 'space.yaml'}, pack)")
+
+
+def test_pack_cuts_each_architecture_into_even_packs(tmp_path):
+    from abl.space.variants import packs
+
+    space = load(tmp_path, BASE + "grid: {model.pe_type: [none, rope]}\nrepeats: 5\npack: 4")
+    out = packs(configs(space), space.pack)
+    # 5 seeds of each PE type: packs of 3 and 2 (not 4 and 1), never mixing PE types
+    assert [len(p) for p in out] == [3, 2, 3, 2]
+    assert [{c["model.pe_type"] for c in p} for p in out] == [
+        {"none"},
+        {"none"},
+        {"rope"},
+        {"rope"},
+    ]
+    assert sorted(c["seed"] for p in out[:2] for c in p) == [0, 1, 2, 3, 4]
+    assert count_trials(space) == 10  # still ten trials downstream

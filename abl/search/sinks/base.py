@@ -235,6 +235,7 @@ class SinkCallback(Callback):
         self._settled: set[str] = set()  # prior trials that ended, restarted by Tune, silent
         self._records: dict[str, TrialRecord] = {}
         self._final: dict[str, str] = {}  # trial id -> its last reported "trial/status"
+        self._member_done: set[str] = set()  # pack members that ended before their pack did
         self._links: deque[tuple[str, str]] = deque()  # (trial id, run id) not yet told
         for sink in self.sinks:
             sink.announce = self.link
@@ -264,7 +265,12 @@ class SinkCallback(Callback):
     def on_trial_start(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
-        """A trial's actor started: a new record, or the same one restarted."""
+        """A trial's actor started: a new record, or the same one restarted (each member's,
+        for a pack)."""
+        for one in self._members(trial, live=True):
+            self._started(one)
+
+    def _started(self, trial: Any) -> None:
         rec = self._records.get(trial.trial_id)
         if rec is None or trial.trial_id in self._settled:
             self._record(trial)
@@ -275,10 +281,27 @@ class SinkCallback(Callback):
     def on_trial_result(
         self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any
     ) -> None:
-        """Forward the numeric metrics of one report."""
+        """Forward the numeric metrics of one report (a pack's: each member's, and a member
+        that said it is done, completed or diverged, ends there)."""
         if self.at_first_result is not None:
             hook, self.at_first_result = self.at_first_result, None
             hook()
+        from abl.search.packs import member_results
+
+        results = member_results(result) if self._members_of(trial) is not None else None
+        if results is None:
+            self._result(trial, result)
+            return
+        for one in self._members(trial, live=True):
+            own = results.get(one.index)
+            if own is None:
+                continue
+            self._result(one, own)
+            if isinstance(own.get(STATUS_KEY), str):
+                self._member_done.add(one.trial_id)
+                self._completed(one)
+
+    def _result(self, trial: Any, result: dict) -> None:
         rec = self._record(trial)
         if trial.trial_id in self._settled:  # it had more to run after all
             self._settled.discard(trial.trial_id)
@@ -299,8 +322,13 @@ class SinkCallback(Callback):
         """The trial stopped: completed or diverged as it said, pruned if the scheduler said.
 
         A trainable that never says (a custom function) is completed unless the scheduler
-        marked the trial (:data:`PRUNED_MARK`) when it stopped it early.
+        marked the trial (:data:`PRUNED_MARK`) when it stopped it early. A pack's members that
+        had not ended yet end with it.
         """
+        for one in self._members(trial, live=True):
+            self._completed(one)
+
+    def _completed(self, trial: Any) -> None:
         final = self._final.get(trial.trial_id)
         status = {"completed": TrialStatus.COMPLETED, "diverged": TrialStatus.DIVERGED}
         pruned = getattr(trial, PRUNED_MARK, False)
@@ -311,6 +339,10 @@ class SinkCallback(Callback):
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
         """The trainable raised and Tune will run it again from its last checkpoint."""
+        for one in self._members(trial, live=True):
+            self._recovered(one)
+
+    def _recovered(self, trial: Any) -> None:
         error = trial_error(trial)
         if is_disk_full(error):  # its checkpoint could not be written: not the trial's fault
             self._record(trial)
@@ -327,6 +359,10 @@ class SinkCallback(Callback):
         A trial that failed because the disk is full stays unfinished (its last row says
         ``running``): the sweep stops, and ``--resume`` continues it from its checkpoint.
         """
+        for one in self._members(trial, live=True):
+            self._errored(one)
+
+    def _errored(self, trial: Any) -> None:
         error = trial_error(trial)
         if is_disk_full(error):
             self._record(trial)
@@ -434,6 +470,20 @@ class SinkCallback(Callback):
         if tune_handler and threading.current_thread() is threading.main_thread():
             signal.raise_signal(signal.SIGINT)
 
+    def _members_of(self, trial: Trial) -> list[dict[str, Any]] | None:
+        from abl.search.packs import members_of
+
+        config = getattr(trial, "config", None)
+        return members_of(config) if isinstance(config, dict) else None
+
+    def _members(self, trial: Trial, *, live: bool) -> list[Any]:
+        """``[trial]``, or a pack trial's members (those that have not ended, if ``live``)."""
+        configs = self._members_of(trial)
+        if configs is None:
+            return [trial]
+        members = [PackMember(trial, i, c) for i, c in enumerate(configs)]
+        return [m for m in members if not live or m.trial_id not in self._member_done]
+
     def _record(self, trial: Trial) -> TrialRecord:
         """The trial's record; a trial first seen now is started first."""
         rec = self._records.get(trial.trial_id)
@@ -477,6 +527,22 @@ class SinkCallback(Callback):
             return  # restarted, reported nothing, stopped: it ended before, as recorded
         rec.status, rec.end, rec.error = status, time.time(), error
         self._each(lambda sink: sink.trial_ended(rec))
+
+
+class PackMember:
+    """One member of a pack trial (:mod:`abl.search.packs`), as the hooks see a trial: its own
+    id and config; anything else (node, error, the scheduler's marks) is its pack's."""
+
+    def __init__(self, pack: Trial, index: int, config: dict[str, Any]) -> None:
+        from abl.search.packs import member_id
+
+        self.pack = pack
+        self.index = index
+        self.trial_id = member_id(pack.trial_id, index)
+        self.config = config
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.pack, name)
 
 
 def report_step(result: dict[str, Any], count: int) -> int:

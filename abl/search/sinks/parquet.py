@@ -208,6 +208,7 @@ def recover_reports(run_dir: Path, tune_dir: Path) -> int:
     missing from the history are copied from there. Returns how many reports were recovered.
     """
     from abl.rundir import CHECKPOINT_LEDGER
+    from abl.search.packs import member_id, member_results
 
     history = read_history(run_dir)
     seen: set[tuple[str, int]] = set()
@@ -225,12 +226,19 @@ def recover_reports(run_dir: Path, tune_dir: Path) -> int:
                 result = json.loads(line)
             except ValueError:  # the line being written when the driver died
                 continue
-            step = report_step(result, 0)
-            if step and (trial_id, step) not in seen:
-                seen.add((trial_id, step))
-                time = float(result.get("timestamp") or 0.0)
-                rows.append(
-                    {"trial_id": trial_id, "step": step, "time": time, **numeric_metrics(result)}
-                )
+            members = member_results(result)  # a pack's report: one per member
+            each = (
+                {trial_id: result}
+                if members is None
+                else {member_id(trial_id, i): r for i, r in members.items()}
+            )
+            for one, report in each.items():
+                step = report_step(report, 0)
+                if step and (one, step) not in seen:
+                    seen.add((one, step))
+                    time = float(report.get("timestamp") or 0.0)
+                    rows.append(
+                        {"trial_id": one, "step": step, "time": time, **numeric_metrics(report)}
+                    )
     PartWriter(Path(run_dir) / HISTORY).append(rows)
     return len(rows)
