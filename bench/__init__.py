@@ -31,6 +31,7 @@ FIGURES: dict[str, str] = {
     "command_cost": "bench.command_cost",
     "adaptive_seeds": "bench.adaptive_seeds",
     "adaptive_sweep": "bench.adaptive_sweep",
+    "packs": "bench.packs",
 }
 DEFAULT_REPEATS = 3  # repeats of a figure whose module sets no REPEATS
 
