@@ -342,7 +342,7 @@ def _conclude(
         tracking_uri=tracking_uri,
         parent_run_id=parent,
         dashboard_url=dashboard_url,
-        trials=len(grid) or callback.sweep.total_trials or 0,  # ran (or at most, when none)
+        trials=_trial_count(grid) or callback.sweep.total_trials or 0,  # ran (or at most)
         errors=errors,
         unfinished=callback.unfinished(),
         mlflow_pending=sum(getattr(s, "pending", 0) for s in sinks),
@@ -364,6 +364,13 @@ def _say(console: Any, line: str) -> None:
     from rich.text import Text
 
     (console or Console()).print(Text(line), soft_wrap=True)
+
+
+def _trial_count(grid: Any) -> int:
+    """Trials Tune ran, each member of a pack counted (:mod:`abl.search.packs`)."""
+    from abl.search.packs import members_of
+
+    return sum(len(members_of(r.config or {}) or [None]) for r in grid)
 
 
 def _errors(grid: Any) -> list[str]:
