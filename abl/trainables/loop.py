@@ -275,7 +275,9 @@ def _steps_per_epoch(task: Any, cfg: TrainConfig) -> int:
 def _train_epoch(run: Run, device: str) -> tuple[float, int]:
     model, task, cfg, opt, sched = run.model, run.task, run.cfg, run.opt, run.sched
     model.train()
-    total, count, samples = 0.0, 0, 0
+    # summed on the device in double, as Python summed each loss.item(): one sync an epoch
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    count, samples = 0, 0
     for step, (x, y) in enumerate(task.batches("train", cfg.batch_size, generator=run.gen)):
         if cfg.steps_per_epoch > 0 and step >= cfg.steps_per_epoch:
             break
@@ -290,10 +292,10 @@ def _train_epoch(run: Run, device: str) -> tuple[float, int]:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         sched.step()
-        total += loss.item()
+        total += loss.detach().double()
         count += 1
         samples += x.shape[0]
-    return total / max(count, 1), samples
+    return total.item() / max(count, 1), samples
 
 
 @torch.no_grad()
