@@ -94,7 +94,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
@@ -117,6 +117,7 @@ from abl.results._looks import (
     update,
 )
 from abl.results._pairs import holm
+from abl.results._pooled import Pool
 
 FUTILITY = 0.1  # default SeedPlan.futility: the conditional power below which a comparison stops
 
@@ -130,6 +131,8 @@ class SeedPlan:
     alpha: float = 0.05  # family-wise, after Holm's correction
     margin: float | None = None  # equivalence margin in the metric's units (None: no ties)
     futility: float | None = FUTILITY  # stop a comparison below this conditional power
+    pooled: bool = True  # one seed variance for every comparison (abl.results._pooled); False:
+    # each comparison's own paired differences (the ANOVA assumption of equal seed SD dropped)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.min, int) and self.min >= 2):
@@ -192,6 +195,9 @@ class Assessment:
     looks: int  # looks made so far
     done: bool  # no configuration is open (the sweep may stop)
     need: int = 0  # seeds each open configuration needs for the next look (min + looks)
+    pairs: list[Comparison] = field(default_factory=list)  # every pair of configurations
+    # in Holm's family (``a`` the lower index), the leader's included: what the design says of
+    # a pair that it does not report, e.g. to compare two designs with different leaders
 
 
 def procedure(plan: SeedPlan) -> str:
@@ -261,11 +267,12 @@ def assess(
     level = plan.alpha / max(len(family), 1)  # of the repeated confidence intervals, for ties
     opened: set[int] = set(live)
     leader, looks = None, 0
+    pool = Pool.of(y, plan.min, pruned) if plan.pooled else None
     for look in range(plan.looks):
         need = plan.min + look
         if any(count[i] < need for i in opened):
             break
-        update(family, y[:, :need], count, need, plan, level, sign, look)
+        update(family, y[:, :need], count, need, plan, level, sign, look, pool)
         mirror(tests)
         leader = leader_of(y[:, :need], live, pairs, sign)
         futility(family, candidates(leader, pairs, tests, k, pruned), plan, look)
@@ -282,8 +289,9 @@ def assess(
         _status(i, int(count[i]), i in opened, leader, pairs, pruned, plan, names, looks)
         for i in range(k)
     ]
-    comparisons = _report(tests, family, pairs, leader, k, looks)
-    return Assessment(leader, comparisons, statuses, looks, not any(s.open for s in statuses), need)
+    comparisons, every = _report(tests, family, pairs, leader, k, looks)
+    done = not any(s.open for s in statuses)
+    return Assessment(leader, comparisons, statuses, looks, done, need, every)
 
 
 def _status(
@@ -340,10 +348,11 @@ def _report(
     leader: int | None,
     k: int,
     looks: int,
-) -> list[Comparison]:
-    """The leader's comparisons (``a`` = the leader) and the axis comparisons."""
+) -> tuple[list[Comparison], list[Comparison]]:
+    """The leader's comparisons (``a`` = the leader) and the axis comparisons; every pair of
+    configurations."""
     if looks == 0:
-        return []
+        return [], []
     adjusted = dict(zip(map(id, family), holm([t.p for t in family]), strict=True))
     adjusted.update({id(t): adjusted[id(t.same)] for t in tests if t.same is not None})
     out = []
@@ -359,7 +368,8 @@ def _report(
     out += [
         _comparison(t, t.a, t.b, t.diff, t.verdict, adjusted) for t in tests if t.axis is not None
     ]
-    return out
+    every = [_comparison(t, t.a, t.b, t.diff, t.verdict, adjusted) for t in pairs.values()]
+    return out, every
 
 
 def _comparison(
