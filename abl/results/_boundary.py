@@ -95,8 +95,15 @@ SEED = 18  # fixed, so that every process computes the same tail
 
 
 @functools.lru_cache(maxsize=64)
-def t_tail(min_seeds: int, max_seeds: int, cells: int) -> Callable[[np.ndarray], np.ndarray]:
+def t_tail(
+    min_seeds: int, max_seeds: int, cells: int, others: int | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
     """G(b) = P(max_l |B_l| >= b) for B-values made from paired *t*-tests, as assess makes them.
+
+    ``others`` None: each test's own units give its SD (below). An integer: the pooled
+    two-way residual of :mod:`abl.results._pooled`, over the test's 2 ``cells`` members at
+    every seed so far and ``others`` further configurations at their first ``min_seeds``
+    (:func:`pooled_maxima`); one cell and no others is the per-pair statistic itself.
 
     With few seeds the t-tests' z-values are less correlated from look to look than Brownian
     motion's (each look re-estimates the SD), so the Brownian :func:`tail` under-states the
@@ -110,6 +117,8 @@ def t_tail(min_seeds: int, max_seeds: int, cells: int) -> Callable[[np.ndarray],
     fractions = tuple((min_seeds + look) / max_seeds for look in range(max_seeds - min_seeds + 1))
     if len(fractions) == 1:  # one look: the t-test's own p-value, exactly
         return tail(fractions)
+    if others is not None and not (cells == 1 and others == 0):
+        return _tail_of(pooled_maxima(min_seeds, max_seeds, cells, others), fractions)
     rng = np.random.default_rng([SEED, min_seeds, max_seeds, cells])
     maxima = []
     for _ in range(DRAWS // 100_000):
@@ -125,7 +134,14 @@ def t_tail(min_seeds: int, max_seeds: int, cells: int) -> Callable[[np.ndarray],
             z = -special.ndtri(special.stdtr(n - 1, -np.abs(t)))
             best = np.maximum(best, z * math.sqrt(frac))
         maxima.append(best)
-    ordered = np.sort(np.concatenate(maxima))
+    return _tail_of(np.concatenate(maxima), fractions)
+
+
+def _tail_of(
+    maxima: np.ndarray, fractions: tuple[float, ...]
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The simulated tail of ``maxima``, the Brownian one rescaled beyond its reliable range."""
+    ordered = np.sort(maxima)
     brownian = tail(fractions)
     edge = ordered[-RELIABLE]
     scale = (RELIABLE + 1) / (len(ordered) + 1) / float(brownian(np.array(edge)))
@@ -139,10 +155,45 @@ def t_tail(min_seeds: int, max_seeds: int, cells: int) -> Callable[[np.ndarray],
     return g
 
 
+def pooled_maxima(min_seeds: int, max_seeds: int, cells: int, others: int) -> np.ndarray:
+    """Simulated null maxima of |B| for the pooled statistic (pivotal: sigma = 1, no effects).
+
+    The test's members are m = 2 ``cells`` configurations; the two-way residual over them
+    splits along orthonormal row contrasts, one of which is the test's own (u, one N(0, 1)
+    per seed: its mean is the estimate, its centred squares part of the residual) and m - 2
+    others, whose centred sums of squares grow by an independent chi2(m - 2) per added seed
+    (Helmert). The other configurations' share is one chi2(others (min - 1)), fixed over looks.
+    At n seeds: df = others (min - 1) + (m - 1)(n - 1), t = mean(u) sqrt(n) / s.
+    """
+    m = 2 * cells
+    fractions = [(min_seeds + look) / max_seeds for look in range(max_seeds - min_seeds + 1)]
+    rng = np.random.default_rng([SEED, min_seeds, max_seeds, cells, others, 1])
+    maxima = []
+    for _ in range(DRAWS // 100_000):
+        u = rng.normal(size=(100_000, max_seeds))
+        grow = rng.chisquare(m - 2, u.shape) if m > 2 else np.zeros(u.shape)
+        grow[:, 0] = 0.0  # one seed has no spread
+        fixed = rng.chisquare(others * (min_seeds - 1), len(u)) if others else 0.0
+        cs, cq, cg = np.cumsum(u, axis=1), np.cumsum(u**2, axis=1), np.cumsum(grow, axis=1)
+        best = np.zeros(len(u))
+        for look, frac in enumerate(fractions):
+            n = min_seeds + look
+            total = cs[:, n - 1]
+            rss = np.maximum(cq[:, n - 1] - total**2 / n, 0.0) + cg[:, n - 1] + fixed
+            df = others * (min_seeds - 1) + (m - 1) * (n - 1)
+            t = (total / n) * math.sqrt(n) / np.sqrt(rss / df)
+            z = -special.ndtri(special.stdtr(df, -np.abs(t)))
+            best = np.maximum(best, z * math.sqrt(frac))
+        maxima.append(best)
+    return np.concatenate(maxima)
+
+
 @functools.lru_cache(maxsize=256)
-def t_critical(min_seeds: int, max_seeds: int, cells: int, level: float) -> float:
+def t_critical(
+    min_seeds: int, max_seeds: int, cells: int, level: float, others: int | None = None
+) -> float:
     """The constant B-value boundary C with :func:`t_tail` G(C) = ``level`` (bisection)."""
-    g = t_tail(min_seeds, max_seeds, cells)
+    g = t_tail(min_seeds, max_seeds, cells, others)
     low, high = 0.0, GRID_MAX
     for _ in range(60):
         mid = (low + high) / 2

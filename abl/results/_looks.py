@@ -16,6 +16,7 @@ from scipy import special
 from abl.results._boundary import t_critical, t_tail
 from abl.results._design import label, natural_key
 from abl.results._pairs import holm
+from abl.results._pooled import Pool, pooled_variance, residual_df
 
 if TYPE_CHECKING:
     from abl.results.sequential import SeedPlan
@@ -53,6 +54,9 @@ class Contrast:
     se: float = math.nan  # its standard error of the mean difference
     updated: int | None = None  # the look of its last update
     power: float | None = None  # conditional power at its last update (see :func:`futility`)
+    df: float = 1.0  # degrees of freedom of its t statistic at its last update
+    others: int | None = None  # pooled variance: the pool's configurations outside its
+    # members (abl.results._pooled); None: its own units' variance (a member lacks a value)
 
     def __post_init__(self) -> None:
         self.members = frozenset(int(i) for i in (*self.ea, *self.eb))
@@ -108,10 +112,13 @@ def update(
     level: float,
     sign: float,
     look: int,
+    pool: Pool | None = None,
 ) -> None:
     """One look: every undecided test whose members all have ``need`` values gets its paired
-    t-test, B-value and sequential p (the null tail of a test over c cells per seed:
-    :func:`abl.results._boundary.t_tail`); then Holm over the family decides."""
+    t-test, B-value and sequential p (the null tail of a test over c cells per seed and the
+    pool's other configurations: :func:`abl.results._boundary.t_tail`); then Holm over the
+    family decides. With a ``pool``, a test whose members are in it with every value up to
+    ``need`` takes the pooled residual variance (:mod:`abl.results._pooled`)."""
     ready = frozenset(np.flatnonzero(count >= need).tolist())
     todo = [t for t in tests if t.verdict is Verdict.OPEN and t.members <= ready]
     if todo:
@@ -126,25 +133,35 @@ def update(
         mean = np.add.reduceat(d0, starts) / np.maximum(n, 1)
         dev = np.where(ok, d - np.repeat(mean, sizes), 0.0)
         var = np.add.reduceat(dev**2, starts) / np.maximum(n - 1, 1)
+        df = np.maximum(n - 1, 1)
+        others = np.full(len(todo), -1)  # -1: its own units' variance
+        if pool is not None:
+            _pool(todo, y, need, pool, var, df, others)
         se = np.sqrt(var / np.maximum(n, 1))
-        z, spread = _z(mean, se, n)
+        z, spread = _z(mean, se, df)
         frac = plan.fractions[look]
         seen = n >= 2
         stat = np.where(seen, np.maximum([t.stat for t in todo], np.abs(z) * math.sqrt(frac)), 0)
         cells = np.array([t.ea.size for t in todo])
+        keys = list(zip(cells.tolist(), others.tolist(), strict=True))
         p = np.ones(len(todo))
-        for c in np.unique(cells):
-            p[cells == c] = t_tail(plan.min, plan.max, int(c))(stat[cells == c])
+        for c, o in set(keys):
+            where = np.array([key == (c, o) for key in keys])
+            p[where] = t_tail(plan.min, plan.max, c, None if o < 0 else o)(stat[where])
         with np.errstate(divide="ignore", invalid="ignore"):
             tstat = np.where(spread, mean / np.where(spread, se, 1.0), np.sign(mean) * np.inf)
         for i in np.flatnonzero(seen):
             t = todo[i]
             t.n, t.diff, t.stat, t.p = int(n[i]), float(mean[i]), float(stat[i]), float(p[i])
             t.t, t.se, t.updated = float(np.nan_to_num(tstat[i])), float(se[i]), look
+            t.df, t.others = float(df[i]), None if others[i] < 0 else int(others[i])
         if plan.margin is not None:
-            bound = {c: t_critical(plan.min, plan.max, int(c), level) for c in np.unique(cells)}
-            z_crit = np.array([bound[c] for c in cells]) / math.sqrt(frac)
-            _equivalence(todo, n, mean, se, spread, z_crit, plan, look)
+            bound = {
+                (c, o): t_critical(plan.min, plan.max, c, level, None if o < 0 else o)
+                for c, o in set(keys)
+            }
+            z_crit = np.array([bound[key] for key in keys]) / math.sqrt(frac)
+            _equivalence(todo, df, n, mean, se, spread, z_crit, plan, look)
     adjusted = holm([t.p for t in tests])
     for t, h in zip(tests, adjusted, strict=True):
         if t.verdict is Verdict.OPEN and h < plan.alpha and t.n >= 2:
@@ -152,19 +169,42 @@ def update(
             t.look = look
 
 
-def _z(mean: np.ndarray, se: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _pool(
+    todo: list[Contrast],
+    y: np.ndarray,
+    need: int,
+    pool: Pool,
+    var: np.ndarray,
+    df: np.ndarray,
+    others: np.ndarray,
+) -> None:
+    """Overwrite, for each test the pool covers, the variance of one unit (a paired
+    difference: 2 sigma^2), its df and its others, in place."""
+    covered: dict[int, list[int]] = {}
+    for i, t in enumerate(todo):
+        rows = np.concatenate([t.ea, t.eb])
+        if t.members <= pool.rows and np.all(np.isfinite(y[rows, :need])):
+            covered.setdefault(rows.size, []).append(i)
+    for which in covered.values():
+        rows = [np.concatenate([todo[i].ea, todo[i].eb]) for i in which]
+        sigma2, dfs, outside = pooled_variance(pool, y, rows, need)
+        var[which], df[which], others[which] = 2 * sigma2, dfs, outside
+
+
+def _z(mean: np.ndarray, se: np.ndarray, df: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The paired t-test's two-sided p as a z of the same sign; a difference without spread
     is z = ±inf (0 when there is no difference either)."""
     spread = se > 1e-12 * np.maximum(np.abs(mean), 1e-300)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(spread, mean / np.where(spread, se, 1.0), 0.0)
-        p = 2 * special.stdtr(np.maximum(n - 1, 1), -np.abs(t))
+        p = 2 * special.stdtr(df, -np.abs(t))
         z = np.where(spread, -special.ndtri(p / 2), np.where(mean != 0, np.inf, 0.0))
     return np.sign(mean) * np.abs(z), spread
 
 
 def _equivalence(
     todo: list[Contrast],
+    df: np.ndarray,
     n: np.ndarray,
     mean: np.ndarray,
     se: np.ndarray,
@@ -175,7 +215,7 @@ def _equivalence(
 ) -> None:
     """A tie where the repeated confidence interval, mean ± t_crit se, lies within ±margin;
     t_crit has the tail of the boundary's z at this look."""
-    t_crit = special.stdtrit(np.maximum(n - 1, 1), special.ndtr(z_crit))
+    t_crit = special.stdtrit(df, special.ndtr(z_crit))
     half = np.where(spread, t_crit * se, 0.0)
     inside = (np.abs(mean) + half < plan.margin) & (n >= 2)
     for i, t in enumerate(todo):
@@ -211,13 +251,14 @@ def futility(family: list[Contrast], candidates: list[Contrast], plan: SeedPlan,
         info = min(t.n / final, 1.0)
         if info >= 1.0:
             continue
-        bound = t_critical(plan.min, plan.max, cells, holm_level)
-        t_star = float(special.stdtrit(final - 1, special.ndtr(bound)))
+        df_final = _final_df(t, plan)
+        bound = t_critical(plan.min, plan.max, cells, holm_level, t.others)
+        t_star = float(special.stdtrit(df_final, special.ndtr(bound)))
         x, drift, rest = abs(t.t) * math.sqrt(info), abs(t.t) / math.sqrt(info), 1.0 - info
         power = _crossing(x, drift, rest, t_star) + _crossing(-x, -drift, rest, t_star)
         if plan.margin is not None and math.isfinite(t.se):
-            tie = t_critical(plan.min, plan.max, cells, tie_level)
-            t_tie = float(special.stdtrit(final - 1, special.ndtr(tie)))
+            tie = t_critical(plan.min, plan.max, cells, tie_level, t.others)
+            t_tie = float(special.stdtrit(df_final, special.ndtr(tie)))
             sd = t.se * math.sqrt(t.n)  # per unit
             room = plan.margin - t_tie * sd / math.sqrt(final)
             spread = sd * math.sqrt(final - t.n) / final  # SD of the mean at max seeds
@@ -233,6 +274,13 @@ def futility(family: list[Contrast], candidates: list[Contrast], plan: SeedPlan,
         t.power = min(power, 1.0)
         if id(t) in stop and t.power < plan.futility:
             t.verdict, t.look = Verdict.FUTILE, look
+
+
+def _final_df(t: Contrast, plan: SeedPlan) -> float:
+    """Degrees of freedom of the test's t statistic at ``max`` seeds."""
+    if t.others is None:
+        return float(t.ea.size * plan.max - 1)
+    return float(residual_df(t.others, 2 * int(t.ea.size), plan.min, plan.max))
 
 
 def _crossing(x: float, drift: float, duration: float, bound: float) -> float:

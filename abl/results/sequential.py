@@ -39,6 +39,31 @@ its look). A tie is a decision too when a margin is given: the repeated confiden
 (Jennison & Turnbull 1989) of level 1 - alpha/m on the same simulated boundary
 (:func:`abl.results._boundary.t_critical`) lies inside (-margin, margin).
 
+**One seed variance for all comparisons** (``SeedPlan.pooled``, the default). A paired t-test
+on 2-3 seeds has 1-2 degrees of freedom, and its boundary at the first looks asks for a
+t of hundreds. Under the usual ANOVA assumption, y[i, s] = mu_i + beta_s + e[i, s] with the
+*same* seed SD in every configuration (beta_s: what seed index s shares across them, which a
+paired difference cancels), the residual of the two-way layout configuration x seed index
+estimates that SD from every configuration at once: a pair among 6 configurations has 5 df
+at 2 seeds in place of 1 (:mod:`abl.results._pooled`). Seed counts differ once some
+configurations stop, and which ones did is the procedure's own doing; the residual of a
+comparison at n seeds is therefore taken over a pattern fixed by the comparison and the look
+alone, its members at seeds < n and every other configuration of the pool (unpruned, a value
+at each of the first ``min`` seeds) at seeds < min, never over seeds that exist only because
+a configuration was kept open. The comparison's mean difference lies in that layout's model
+space, so its t has exactly (K - m)(min - 1) + (m - 1)(n - 1) df at every look (K pool
+configurations, m members), the statistic of every planned look is defined whatever the
+stopping decisions, and under normal homoscedastic noise it is pivotal: its null law over
+looks is simulated per (min, max, cells, others) (:func:`abl.results._boundary.t_tail`), and
+the argument below on skipped looks holds unchanged. A member without a value at a seed < n
+(a failed trial) sends that comparison back to its own paired differences. *The check*
+(3000 null sweeps of the bench's 2x3 grid, 2 to 10 seeds): a false decision in 2.2% of them
+(2.7% with each comparison's own variance); with one configuration at twice the others' seed
+SD, which the assumption excludes, 2.6% (2.5% per comparison; its pairs' SE is under-stated,
+the others' over-stated); with seed SDs 0.002-0.07 by configuration (the bench), 1.5% (0%). The cost: a seed effect that differs
+between configurations (one per cell, say) is residual noise to the pooled model, which then
+decides less, not wrongly; ``pooled=False`` is the per-comparison procedure.
+
 **The family, and why the leader costs something.** The leader is picked from the data, so
 "every configuration against the leader" is not a fixed family: its most extreme pair is the
 best against the worst, and Holm over those K - 1 tests alone exceeds alpha (0.10 at K = 6
@@ -79,7 +104,7 @@ agreement-for-trials frontier in the simulation, at a higher threshold (0.2 ther
 computed as if there were no futility (non-binding), and stopping only removes looks: every
 p-value stays >= the all-looks one, and Holm is monotone in its p-values, so the bound on
 false decisions above is unchanged (``bench/adaptive_seeds.py``: 0.01 of null sweeps with it,
-0.03 without). Its cost is agreement with the fixed design: a real 1-2 SD difference can be
+0.02 without). Its cost is agreement with the fixed design: a real 1-2 SD difference can be
 stopped that 10 seeds would decide, and a leader and a tied twin stopped at few seeds leave
 the leader picked from few seeds.
 
@@ -94,7 +119,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
@@ -117,6 +142,7 @@ from abl.results._looks import (
     update,
 )
 from abl.results._pairs import holm
+from abl.results._pooled import Pool
 
 FUTILITY = 0.1  # default SeedPlan.futility: the conditional power below which a comparison stops
 
@@ -130,6 +156,8 @@ class SeedPlan:
     alpha: float = 0.05  # family-wise, after Holm's correction
     margin: float | None = None  # equivalence margin in the metric's units (None: no ties)
     futility: float | None = FUTILITY  # stop a comparison below this conditional power
+    pooled: bool = True  # one seed variance for every comparison (abl.results._pooled); False:
+    # each comparison's own paired differences (the ANOVA assumption of equal seed SD dropped)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.min, int) and self.min >= 2):
@@ -192,6 +220,9 @@ class Assessment:
     looks: int  # looks made so far
     done: bool  # no configuration is open (the sweep may stop)
     need: int = 0  # seeds each open configuration needs for the next look (min + looks)
+    pairs: list[Comparison] = field(default_factory=list)  # every pair of configurations
+    # in Holm's family (``a`` the lower index), the leader's included: what the design says of
+    # a pair that it does not report, e.g. to compare two designs with different leaders
 
 
 def procedure(plan: SeedPlan) -> str:
@@ -209,9 +240,15 @@ def procedure(plan: SeedPlan) -> str:
         if plan.futility
         else ""
     )
+    pooled = (
+        " on one seed variance (the two-way residual configuration x seed index)"
+        if plan.pooled
+        else ""
+    )
     return (
         f"Group-sequential paired t-tests with up to {plan.looks} looks ({plan.min} to "
-        f"{plan.max} seeds), an O'Brien-Fleming-type constant boundary on the B-value scale "
+        f"{plan.max} seeds){pooled}, an O'Brien-Fleming-type constant boundary on the B-value "
+        "scale "
         "(its null distribution simulated for t-tests) "
         "and Holm's step-down over every pair of configurations and every axis pair "
         f"(family-wise alpha={plan.alpha:g}){ties}{futile}."
@@ -261,11 +298,12 @@ def assess(
     level = plan.alpha / max(len(family), 1)  # of the repeated confidence intervals, for ties
     opened: set[int] = set(live)
     leader, looks = None, 0
+    pool = Pool.of(y, plan.min, pruned) if plan.pooled else None
     for look in range(plan.looks):
         need = plan.min + look
         if any(count[i] < need for i in opened):
             break
-        update(family, y[:, :need], count, need, plan, level, sign, look)
+        update(family, y[:, :need], count, need, plan, level, sign, look, pool)
         mirror(tests)
         leader = leader_of(y[:, :need], live, pairs, sign)
         futility(family, candidates(leader, pairs, tests, k, pruned), plan, look)
@@ -282,8 +320,9 @@ def assess(
         _status(i, int(count[i]), i in opened, leader, pairs, pruned, plan, names, looks)
         for i in range(k)
     ]
-    comparisons = _report(tests, family, pairs, leader, k, looks)
-    return Assessment(leader, comparisons, statuses, looks, not any(s.open for s in statuses), need)
+    comparisons, every = _report(tests, family, pairs, leader, k, looks)
+    done = not any(s.open for s in statuses)
+    return Assessment(leader, comparisons, statuses, looks, done, need, every)
 
 
 def _status(
@@ -340,10 +379,11 @@ def _report(
     leader: int | None,
     k: int,
     looks: int,
-) -> list[Comparison]:
-    """The leader's comparisons (``a`` = the leader) and the axis comparisons."""
+) -> tuple[list[Comparison], list[Comparison]]:
+    """The leader's comparisons (``a`` = the leader) and the axis comparisons; every pair of
+    configurations."""
     if looks == 0:
-        return []
+        return [], []
     adjusted = dict(zip(map(id, family), holm([t.p for t in family]), strict=True))
     adjusted.update({id(t): adjusted[id(t.same)] for t in tests if t.same is not None})
     out = []
@@ -359,7 +399,8 @@ def _report(
     out += [
         _comparison(t, t.a, t.b, t.diff, t.verdict, adjusted) for t in tests if t.axis is not None
     ]
-    return out
+    every = [_comparison(t, t.a, t.b, t.diff, t.verdict, adjusted) for t in pairs.values()]
+    return out, every
 
 
 def _comparison(

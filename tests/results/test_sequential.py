@@ -11,11 +11,13 @@ from scipy import special
 
 from abl.errors import AblError
 from abl.results._boundary import critical, t_tail, tail
+from abl.results._pooled import interaction
 from abl.results.sequential import Assessment, SeedPlan, assess, procedure
 
 PLAN = SeedPlan(2, 10)
 PAIR = [{"arm": "x"}, {"arm": "y"}]
 GRID = [{"pe": pe, "norm": n} for pe in ("rope", "sinpe") for n in ("none", "rms")]
+GRID6 = [{"qk": q, "act": a} for q in ("none", "rms", "fro") for a in ("softmax", "sigmoid")]
 
 
 def drive(
@@ -61,6 +63,43 @@ def test_the_t_based_tail_is_calibrated_where_brownian_motion_is_not() -> None:
     assert rate == pytest.approx(0.05, abs=0.003)
     brownian = float(np.mean(tail((0.4, 0.6, 0.8, 1.0))(best) < 0.05))
     assert brownian > 0.055  # why the simulated tail is needed
+
+
+def test_the_pooled_statistic_s_simulated_tail_is_calibrated() -> None:
+    # fresh null draws of 6 configurations x 10 seeds, with config means and seed effects
+    # (the two-way layout's nuisances); the pooled t of a pair (2 members, 4 others) and of an
+    # axis pair over 2 cells (4 members, 2 others), computed from the data at every look
+    rng = np.random.default_rng(98)
+    draws = 50_000
+    mu = rng.normal(0, 3, (draws, 6, 1))
+    mu[:, 1], mu[:, 3] = mu[:, 0], mu[:, 2]  # the nulls: 0 = 1, and 0 + 2 = 1 + 3
+    y = mu + rng.normal(0, 3, (draws, 1, 10)) + rng.normal(size=(draws, 6, 10))
+    first = interaction(y[:, :, :2])
+    for a, b, cells in [([0], [1], 1), ([0, 2], [1, 3], 2)]:
+        members = y[:, a + b]
+        m, others = 2 * cells, 6 - 2 * cells
+        best = np.zeros(draws)
+        for n in range(2, 11):
+            rss = first - interaction(members[:, :, :2]) + interaction(members[:, :, :n])
+            df = others + (m - 1) * (n - 1)
+            d = (y[:, a, :n] - y[:, b, :n]).mean(axis=(1, 2))
+            t = d / np.sqrt(2 * rss / df / (cells * n))
+            z = -special.ndtri(special.stdtr(df, -np.abs(t)))
+            best = np.maximum(best, z * math.sqrt(n / 10))
+        rate = float(np.mean(t_tail(2, 10, cells, others)(best) < 0.05))
+        assert rate == pytest.approx(0.05, abs=0.003)
+
+
+def test_the_pooled_variance_decides_a_large_difference_at_3_seeds() -> None:
+    # 6 configurations, one 60 SDs worse: at 3 seeds the pooled residual has 6 df (2 for
+    # the pair alone), enough for the boundary of the second of 9 looks
+    for seed in range(5):
+        y = np.random.default_rng(seed).normal(size=(6, 10))
+        y[5] += 60.0
+        for pooled, seeds in [(True, {3}), (False, {4, 5})]:
+            last, _, _ = drive(GRID6, y, SeedPlan(2, 10, pooled=pooled))
+            (c,) = [c for c in last.comparisons if c.axis is None and 5 in c.members]
+            assert c.verdict == "a" and PLAN.min + c.look in seeds
 
 
 def test_a_large_difference_decides_early_and_stops_the_worse() -> None:
@@ -131,18 +170,26 @@ def test_decided_stays_decided_as_seeds_are_added() -> None:
     assert all(b <= a + 1e-12 for x, z in itertools.pairwise(ps) for a, b in zip(x, z, strict=True))
 
 
-def test_axis_comparisons_match_cells_and_pair_by_seed() -> None:
-    # pe is worth 1.0 in both cells; a big shared offset per cell and seed cancels when paired
+@pytest.mark.parametrize("per_cell", [False, True])
+def test_axis_comparisons_match_cells_and_pair_by_seed(per_cell: bool) -> None:
+    # pe is worth 1.0 in both cells; a big offset per seed index cancels when paired. Shared by
+    # every configuration, it is the two-way layout's seed effect, which the pooled residual
+    # removes; one per norm cell (a seed effect that norm changes) is outside that model: the
+    # residual counts it as noise (nothing decided), and each test's own pairs still cancel it
     rng = np.random.default_rng(5)
     offset = rng.normal(0, 5.0, (2, 10))  # per norm cell and seed index
     y = np.stack(
         [
-            (1.0 if c["pe"] == "sinpe" else 0.0) + offset[("none", "rms").index(c["norm"])]
+            (1.0 if c["pe"] == "sinpe" else 0.0)
+            + offset[("none", "rms").index(c["norm"]) if per_cell else 0]
             for c in GRID
         ]
     ) + rng.normal(0, 0.05, (4, 10))
     full = [{s: float(v) for s, v in enumerate(row)} for row in y]
-    now = assess(GRID, full, PLAN, "min")
+    if per_cell:
+        pooled = assess(GRID, full, PLAN, "min")
+        assert all(c.verdict not in ("a", "b") for c in pooled.comparisons)
+    now = assess(GRID, full, SeedPlan(2, 10, pooled=not per_cell), "min")
     (pe,) = [c for c in now.comparisons if c.axis == "pe"]
     assert (pe.a, pe.b, pe.verdict) == ("rope", "sinpe", "a")
     assert pe.n == 2 * (PLAN.min + pe.look)  # 2 cells x the seeds at its deciding look
