@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from abl.errors import AblError
 from abl.trainables.config import build, nested
@@ -107,6 +108,7 @@ class Run:
     best: Best | None = None  # kept only with train.restart_on_spike
     device: str = "cpu"  # where the model trains; its generator is checkpointed too
     config: dict[str, Any] = field(default_factory=dict)  # the resolved flat trial config
+    flops_per_sample: float | None = None  # forward + backward, counted at the first step
 
     def state(self) -> dict[str, Any]:
         """The checkpoint of the epoch just trained (saved as ``state.pt``)."""
@@ -228,7 +230,8 @@ def train(
         val = _evaluate(model, task, cfg.batch_size, device)
         lr = run.sched.get_last_lr()[0]
         speed = samples / elapsed if elapsed > 0 else 0.0
-        metrics = epoch_metrics(run.epoch, train_loss, val, lr, speed, n_params)
+        flops = (run.flops_per_sample or 0.0) * speed
+        metrics = epoch_metrics(run.epoch, train_loss, val, lr, speed, n_params, flops, device)
         if not finite(metrics):
             metrics["trial/status"] = "diverged"
             emit(metrics, None)
@@ -285,6 +288,8 @@ def _train_epoch(run: Run, device: str) -> tuple[float, int]:
         task.set_step(global_step)
         model.set_step(global_step)
         x, y = x.to(device), y.to(device)
+        if run.flops_per_sample is None:
+            run.flops_per_sample = sample_flops(model, task.loss, x, y)
         loss = task.loss(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -346,17 +351,63 @@ def epoch_metrics(
     lr: float,
     samples_per_s: float,
     n_params: int,
+    flops_per_s: float = 0.0,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """What every trial reports after epoch ``epoch`` (0-based) besides its task's metrics."""
-    return {
+    """What every trial reports after epoch ``epoch`` (0-based) besides its task's metrics;
+    ``flops_per_s``: the model FLOP/s its job achieved, and its share of ``device``'s peak
+    where that is known (:func:`peak_flops`)."""
+    out = {
         "epoch": epoch + 1,
         "train/loss": train_loss,
         **val,
         "lr": lr,
         "perf/samples_per_s": samples_per_s,
+        "perf/flops_per_s": flops_per_s,
         "perf/torch_threads": torch.get_num_threads(),
         "model/params": n_params,
     }
+    peak = peak_flops(device)
+    if peak:
+        out["perf/mfu"] = flops_per_s / peak
+    return out
+
+
+def sample_flops(
+    model: torch.nn.Module, loss: Callable[[Tensor, Tensor], Tensor], x: Tensor, y: Tensor
+) -> float:
+    """FLOPs of one sample's forward and backward through ``model``: torch's FlopCounterMode
+    over a copy on the meta device (nothing computed, the trial's weights, generators and
+    kernels untouched), attention through SDPA's math kernel so that every path counts
+    alike; NaN for a model that cannot run on the meta device."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    try:
+        meta = copy.deepcopy(model).to("meta")
+        with sdpa_kernel([SDPBackend.MATH]), FlopCounterMode(display=False) as mode:
+            loss(meta(x.to("meta")), y.to("meta")).backward()
+    except Exception:  # a plug-in's op without a meta kernel: FLOPs unknown, training goes on
+        return math.nan
+    return float(mode.get_total_flops()) / x.shape[0]
+
+
+# Dense fp32 peaks (FLOP/s) of GPUs the logbooks' users train on, by a substring of torch's
+# device name: without TF32 (torch's default for matmuls) fp32 is what the loop runs at.
+_FP32_PEAKS = {"H200": 67e12, "H100": 67e12, "A100": 19.5e12, "V100": 15.7e12, "T4": 8.1e12}
+PEAK_ENV = "ABL_PEAK_FLOPS"  # the device's peak FLOP/s, where the table does not know it
+
+
+def peak_flops(device: str) -> float | None:
+    """The peak FLOP/s that ``perf/mfu`` divides by: ``$ABL_PEAK_FLOPS``, else a known GPU's
+    fp32 peak; None on a CPU or an unknown GPU (no ``perf/mfu`` then)."""
+    given = os.environ.get(PEAK_ENV)
+    if given:
+        return float(given)
+    if not device.startswith("cuda"):
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in _FP32_PEAKS.items() if key in name), None)
 
 
 def finite(metrics: dict[str, Any]) -> bool:

@@ -57,6 +57,18 @@ _BUILTIN = (
     MetricInfo("epoch", None, "epochs trained so far"),
     MetricInfo("lr", None, "learning rate after the epoch"),
     MetricInfo("perf/samples_per_s", None, "training throughput of the epoch"),
+    MetricInfo(
+        "perf/flops_per_s",
+        None,
+        "model FLOP/s (forward and backward, counted by torch's FlopCounterMode at the first "
+        "step) the trial's job achieved; a pack's: every member's samples together",
+    ),
+    MetricInfo(
+        "perf/mfu",
+        None,
+        "perf/flops_per_s over the device's peak ($ABL_PEAK_FLOPS, or a known GPU's fp32 "
+        "peak); reported only where the peak is known",
+    ),
     MetricInfo("perf/torch_threads", None, "torch threads the trial ran with", once=True),
     MetricInfo("perf/cuda", None, "1 when the trial trained on a GPU", once=True),
     MetricInfo("model/params", None, "trainable parameters", once=True),

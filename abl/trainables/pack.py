@@ -55,6 +55,7 @@ from abl.trainables.loop import (
     checkpoint_due,
     epoch_metrics,
     finite,
+    sample_flops,
     val_means,
     with_checkpoint,
 )
@@ -198,6 +199,7 @@ class Pack:
     device: str
     epoch: int = 0  # the next epoch to train
     step: int = 0  # optimizer steps taken
+    flops_per_sample: float | None = None  # forward + backward of one member, first step
 
     @property
     def cfg(self) -> Any:
@@ -338,6 +340,8 @@ def _train_epoch(pack: Pack) -> tuple[list[float], int]:
         pack.template.set_step(pack.step)
         x = torch.stack([b[0] for b in batches]).to(pack.device, non_blocking=True)
         y = torch.stack([b[1] for b in batches]).to(pack.device, non_blocking=True)
+        if pack.flops_per_sample is None:  # one member's model, as a solo trial counts it
+            pack.flops_per_sample = sample_flops(pack.template, loss_fn, x[0], y[0])
         losses = vmap(member_loss)(pack.flat, pack.buffers, x, y)
         losses.sum().backward()  # members are independent: each row gets its own gradient
         grad = pack.flat.grad
@@ -438,7 +442,11 @@ def _close_epoch(
     for slot, m in enumerate(pack.active):
         run = pack.runs[m]
         lr = pack.opt.lrs[min(pack.step, len(pack.opt.lrs) - 1)][m]  # what LambdaLR reports
-        out = epoch_metrics(pack.epoch, train_losses[slot], vals[slot], lr, speed, pack.n_params)
+        # the FLOP/s the pack's job achieves, every active member's samples together
+        flops = (pack.flops_per_sample or 0.0) * speed * len(pack.active)
+        out = epoch_metrics(
+            pack.epoch, train_losses[slot], vals[slot], lr, speed, pack.n_params, flops, pack.device
+        )
         metrics[m] = out
         if not finite(out):
             out["trial/status"] = "diverged"

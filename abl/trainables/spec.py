@@ -31,6 +31,7 @@ LOOP_METRICS = (
     "epoch",
     "lr",
     "perf/samples_per_s",
+    "perf/flops_per_s",
     "perf/torch_threads",
     "model/params",
 )

@@ -232,3 +232,20 @@ def test_stacked_adamw_steps_each_row_as_torch_adamw_steps_it_alone() -> None:
             param.grad = grad[r].clone()
             opt.step()
         assert torch.equal(param.detach(), flat[r]), r
+
+
+def test_flops_per_sample_are_counted_alike_solo_and_packed(monkeypatch) -> None:
+    # perf/flops_per_s over perf/samples_per_s is the FLOPs of one sample's forward and backward:
+    # a pack's job does K members' samples, so its ratio is K times one solo trial's
+    monkeypatch.setenv("ABL_PEAK_FLOPS", "1e12")
+    configs = [config_of("forecast", "att", **m) for m in MEMBERS]
+    alone = solo("forecast", configs[0])[-1]
+    member = packed("forecast", configs)[0][-1][0]
+    per_sample = alone["perf/flops_per_s"] / alone["perf/samples_per_s"]
+    assert per_sample > 0
+    assert member["perf/flops_per_s"] / member["perf/samples_per_s"] == pytest.approx(
+        len(MEMBERS) * per_sample, rel=1e-6
+    )
+    assert alone["perf/mfu"] == pytest.approx(alone["perf/flops_per_s"] / 1e12)
+    monkeypatch.delenv("ABL_PEAK_FLOPS")
+    assert "perf/mfu" not in solo("forecast", configs[0])[-1]  # no peak known on a CPU
