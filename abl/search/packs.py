@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -77,7 +76,7 @@ def run_pack_trial(members: list[dict[str, Any]], trainable: Any, metric: str, m
     import torch
     from ray import tune
 
-    from abl.trainables.loop import CHECKPOINT_FILE, assigned_device
+    from abl.trainables.loop import assigned_device, tune_restore
     from abl.trainables.metrics import STEP_KEY
     from abl.trainables.pack import train_pack
 
@@ -98,10 +97,5 @@ def run_pack_trial(members: list[dict[str, Any]], trainable: Any, metric: str, m
         ckpt = tune.Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None
         tune.report({**top, MEMBERS_RESULT: live}, checkpoint=ckpt)
 
-    restore = None
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as ckpt_dir:
-            path = os.path.join(ckpt_dir, CHECKPOINT_FILE)
-            restore = torch.load(path, map_location=device, weights_only=False)
+    restore = tune_restore(device)
     train_pack(members, trainable=trainable, report=report, restore=restore, device=device)

@@ -465,10 +465,17 @@ def run_trial(config: dict[str, Any], trainable: Spec) -> None:
         ckpt = tune.Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None
         tune.report({**metrics, "perf/cuda": on_cuda}, checkpoint=ckpt)
 
-    restore = None
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as ckpt_dir:
-            path = os.path.join(ckpt_dir, CHECKPOINT_FILE)
-            restore = torch.load(path, map_location=device, weights_only=False)
+    restore = tune_restore(device)
     train(config, trainable=trainable, report=report, restore=restore, device=device)
+
+
+def tune_restore(device: str) -> dict[str, Any] | None:
+    """The state Tune restores this trial from (its checkpoint's ``state.pt``), or None."""
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as ckpt_dir:
+        path = os.path.join(ckpt_dir, CHECKPOINT_FILE)
+        return torch.load(path, map_location=device, weights_only=False)
