@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -121,6 +123,27 @@ def test_randpe_is_seeded_from_torch_global_rng() -> None:
     torch.manual_seed(1)
     b = make("att", pe_type="randpe").pe
     assert a is not None and b is not None and torch.equal(a, b)
+
+
+def test_checking_position_tables_leaves_torch_dynamo_unimported() -> None:
+    """Checking a space builds its models on the meta device in the driver; arange's and
+    randn's meta kernels would import torch._dynamo there (seconds of the driver's CPU on
+    the cores the first trials start on). A fresh process, as ``abl search``'s driver is."""
+    script = (
+        "import sys\n"
+        "from abl.space import load_space\n"
+        "load_space('att_timeseries', ['model.is_inln=false', 'model.is_qln=false'])\n"
+        "print('torch._dynamo' in sys.modules, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True"]  # the models were built, without _dynamo
+    for pe_type in ("sinpe", "randpe"):
+        with torch.device("meta"):
+            pe = make("att", pe_type=pe_type).pe
+        real = make("att", pe_type=pe_type).pe
+        assert pe is not None and real is not None and pe.shape == real.shape and pe.is_meta
+    assert torch.allclose(make("att", pe_type="sinpe").pe, sinusoidal_table(*real.shape))
 
 
 def test_attention_rejects_sizes_it_cannot_serve() -> None:

@@ -85,6 +85,10 @@ def attend(q: Tensor, k: Tensor, v: Tensor, *, n_head: int, rope: bool, is_causa
 
 def position_table(pe_type: str, n: int, d: int) -> Tensor | None:
     """The additive position table of ``pe_type`` (None for ``none`` and ``rope``)."""
+    if pe_type in ("sinpe", "randpe") and torch.get_default_device().type == "meta":
+        # A shape-only build (loop.preflight): the meta kernels of arange and randn are
+        # Python decompositions that import torch._dynamo, seconds of the driver's CPU.
+        return torch.empty(n, d)
     if pe_type == "sinpe":
         return sinusoidal_table(n, d)
     if pe_type == "randpe":
