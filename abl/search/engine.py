@@ -191,7 +191,7 @@ def build_tuner(
         # A full trial's length tells pruned trials apart (unknown for a function without
         # train.epochs).
         max_t = (asha.max_t or _max_epochs(space, target)) if asha else None
-        search_alg = tuned_searcher(space, target, max_t=max_t)
+        search_alg = tuned_searcher(space, target, max_t=max_t, run_dir=run_dir)
         num_samples = count_trials(space)
         asha_class = TunedASHA
     elif space.adaptive is not None:
@@ -380,9 +380,12 @@ def snapshot_period(space: Space) -> Iterator[None]:
     to a resumed sweep: its row would stay running for ever, its seed would run again under a
     new id, and a tuned ablation's searcher would wait for it for ever (a killed tuned sweep's
     resume hung so). Snapshotted at every step, a trial is in the snapshot before its actor
-    starts (Tune adds a trial in one step and starts it in a later one), and the Parquet store,
-    flushed after the step's snapshot, is never ahead of it. ``TUNE_GLOBAL_CHECKPOINT_S`` is
-    Tune's documented setting; a value the user set is kept.
+    starts (Tune adds a trial in one step and starts it in a later one). Tune writes the
+    snapshot to its staging folder and copies it to ``run_dir/tune`` on a background thread,
+    skipping a step's copy while the last one runs: the run directory's snapshot can be a
+    step or more behind the Parquet store, which writes a trial's end at once. A resume takes
+    such trials' ends from their rows (``mark_statuses``, and the searchers' ``reconcile``).
+    ``TUNE_GLOBAL_CHECKPOINT_S`` is Tune's documented setting; a value the user set is kept.
     """
     key = "TUNE_GLOBAL_CHECKPOINT_S"
     if not adds_trials_one_by_one(space) or key in os.environ:

@@ -20,6 +20,7 @@ one's cutoffs) and never prunes confirmation trials: their values are what the r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -34,6 +35,7 @@ from ray.tune.search import Searcher
 
 from abl.results.seeds import plan_of
 from abl.results.sequential import SeedPlan
+from abl.results.store import read_trials
 from abl.search._asha import MarkingASHA
 from abl.search.adaptive import PickledSearcher, SeedRounds, finite
 from abl.space.schema import ARM_KEY, PHASE_KEY, Dist, Phase, Space, arm_keys
@@ -106,8 +108,10 @@ class TunedSearcher(PickledSearcher):
         max_t: int | None = None,
         adaptive: SeedPlan | None = None,
         swept: list[dict[str, Any]] | None = None,
+        run_dir: Path | None = None,
     ) -> None:
         super().__init__(metric=metric, mode=mode)
+        self.run_dir = run_dir  # whose trials.parquet a resume reconciles with
         self.arms = [dict(a) for a in arms]  # full given configs, one per arm
         self.dists = {k: distribution(d) for k, d in params.items()}
         self.trials = trials  # tuning trials per arm
@@ -188,10 +192,36 @@ class TunedSearcher(PickledSearcher):
         study.tell(live.trial, live.value if state is TrialState.COMPLETE else None, state=state)
         self.tried.append(Tried(live.arm, live.trial.params, state, live.value, live.steps))
 
+    def restore(self, checkpoint_path: str) -> None:
+        """Continue from :meth:`save`'s file, reconciled with the run directory's trials."""
+        super().restore(checkpoint_path)
+        if getattr(self, "run_dir", None) is not None:
+            self.reconcile(read_trials(self.run_dir).to_pylist())
+
+    def reconcile(self, rows: list[dict[str, Any]]) -> int:
+        """End the running trials that the run directory's rows say ended after Tune's last
+        snapshot; returns how many.
+
+        The Parquet store writes a trial's end the moment it ends; Tune's snapshot (this
+        searcher's state in it) is written at the end of the step and copied to the run
+        directory in the background, a step or more later. A resume does not run such a trial
+        again (``mark_statuses`` ends it in the snapshot), so Tune never reports it here: left
+        running, its arm would wait for it for ever. It ends from its row instead.
+        """
+        taken = 0
+        for row in rows:
+            status, trial_id = row.get("status"), str(row.get("trial_id"))
+            if status in ("pending", "running") or trial_id not in self.live:
+                continue
+            result = {self.metric: row.get(self.metric), "training_iteration": row.get("steps")}
+            self.on_trial_complete(trial_id, result, error=status == "errored")
+            taken += 1
+        return taken
+
     def _final(self, live: _Live, result: dict) -> None:
         """The result a trial stopped on (Tune passes a pruning result only here)."""
         value = finite(result.get(self.metric))
-        steps = int(result.get("training_iteration", live.steps))
+        steps = int(result.get("training_iteration") or live.steps)
         if value is None or steps < live.steps:
             return
         if live.trial is not None and steps > live.steps:
@@ -280,8 +310,11 @@ class TunedASHA(MarkingASHA):
         return (trial.config.get(ARM_KEY),)
 
 
-def tuned_searcher(space: Space, trainable: Any, *, max_t: int | None) -> TunedSearcher:
-    """The searcher of a tuned space; ``max_t`` is the full trial length when ASHA runs."""
+def tuned_searcher(
+    space: Space, trainable: Any, *, max_t: int | None, run_dir: Path | None = None
+) -> TunedSearcher:
+    """The searcher of a tuned space; ``max_t`` is the full trial length when ASHA runs, and
+    ``run_dir`` the run directory whose trials a resume reconciles with."""
     if space.tune is None:
         raise ValueError(f"{space.source} has no tune: block")
     arms = arm_configs(space, trainable.resolve({}, space.source))
@@ -298,4 +331,5 @@ def tuned_searcher(space: Space, trainable: Any, *, max_t: int | None) -> TunedS
         max_t=max_t,
         adaptive=plan_of(space),
         swept=[{k: arm.get(k) for k in arm_keys(space)} for arm in arms],
+        run_dir=run_dir,
     )

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from abl.errors import AblError
+from abl.results.store import PartWriter
 from abl.results.tuned import analyse_tuned
+from abl.rundir import TRIALS
 from abl.search.tuned import TunedASHA, TunedSearcher
 from abl.space import count_trials, load_space
 from abl.space.schema import ARM_KEY, PHASE_KEY, Dist, parse_space
@@ -175,6 +177,40 @@ def test_save_and_restore_continue_the_same_search(tmp_path):
     finish(b, "running", lr_loss(running))
     assert [b.suggest(f"n{i}") for i in range(5)] == [a.suggest(f"n{i}") for i in range(5)]
     assert [len(s.trials) for s in b.studies] == [len(s.trials) for s in a.studies]
+
+
+def test_a_resume_ends_the_trials_that_ended_after_the_snapshot_from_their_rows(tmp_path):
+    """Tune's snapshot reaches the run directory a step or more after the Parquet store has a
+    trial's end: resumed, that trial is not run again, and its arm must not wait for it."""
+    run_dir = tmp_path / "run"
+    kw = dict(arms=[{"arm": "a"}, {"arm": "b"}], trials=2, confirm=1, run_dir=run_dir)
+    a = searcher(**kw)
+    configs = {f"t{i}": a.suggest(f"t{i}") for i in range(4)}
+    for i in (0, 1, 2):
+        finish(a, f"t{i}", lr_loss(configs[f"t{i}"]))
+    a.save(str(tmp_path / "searcher.pkl"))  # t3 still runs in the snapshot
+    finish(a, "t3", lr_loss(configs["t3"]))  # ...and ends before the driver dies
+    rows = [
+        {"trial_id": t, "status": "completed", "steps": 3, "loss": lr_loss(c), **c}
+        for t, c in configs.items()
+    ]
+    PartWriter(run_dir / TRIALS).append([{**rows[3], "status": "running", "steps": 1}, *rows])
+
+    b = searcher(**kw)
+    b.restore(str(tmp_path / "searcher.pkl"))
+    assert "t3" not in b.live and b.tuned(1)
+    assert [(t.state, t.value) for t in b.studies[1].trials] == [
+        (t.state, t.value) for t in a.studies[1].trials
+    ]
+    confirm = [b.suggest(f"c{i}") for i in range(2)]
+    assert [c[PHASE_KEY] for c in confirm] == ["confirm", "confirm"]
+    assert [c["train.lr"] for c in confirm] == [
+        a.best(0).params["train.lr"],
+        a.best(1).params["train.lr"],
+    ]
+    for i in range(2):
+        finish(b, f"c{i}", 0.0)
+    assert b.suggest("end") == "FINISHED"
 
 
 def test_confirmed_asha_never_prunes_confirmation_trials():

@@ -246,8 +246,9 @@ class SinkCallback(Callback):
         self.disk_full: str | None = None
         self._disk_failed: set[str] = set()  # trials that failed only because the disk is full
         self._disk_log = DiskFullLog()
-        # Tune writes its snapshot on this thread before on_step_end; when at every step, the
-        # files never sit unchanged for the usual settling time.
+        # Tune snapshots before on_step_end and copies the files here on a thread of its own;
+        # when at every step, they never sit unchanged for the usual settling time (a set is
+        # kept only when complete and unchanged while it was copied).
         settle_s = 0.0 if sweep.snapshots_every_step else 0.5
         self._state = StateKeeper(sweep.run_dir / "tune", settle_s=settle_s)
         # Called once, with the sweep's first report (a module-level function: Tune pickles
