@@ -11,7 +11,7 @@ import torch
 
 from abl.errors import AblError
 from abl.trainables.config import build, knobs
-from abl.trainables.loop import Run, build_run
+from abl.trainables.loop import Run, SkipInit, build_run
 from abl.trainables.models import MODELS
 from abl.trainables.models.forecast import AttentionForecaster, rope_rotate, sinusoidal_table
 from abl.trainables.spec import TRAINABLES
@@ -125,14 +125,22 @@ def test_randpe_is_seeded_from_torch_global_rng() -> None:
     assert a is not None and b is not None and torch.equal(a, b)
 
 
-def test_checking_position_tables_leaves_torch_dynamo_unimported() -> None:
-    """Checking a space builds its models on the meta device in the driver; arange's and
-    randn's meta kernels would import torch._dynamo there (seconds of the driver's CPU on
-    the cores the first trials start on). A fresh process, as ``abl search``'s driver is."""
+def test_checking_every_model_on_meta_leaves_torch_dynamo_unimported() -> None:
+    """Checking a space builds its models on the meta device in the driver. The meta kernels
+    of the random inits (normal_, uniform_), arange and randn are Python references whose
+    first call imports torch._dynamo (seconds of the driver's CPU on the cores the first
+    trials start on). A fresh process, as ``abl search``'s driver is, preflights every
+    registered model of every trainable."""
     script = (
         "import sys\n"
-        "from abl.space import load_space\n"
-        "load_space('att_timeseries', ['model.is_inln=false', 'model.is_qln=false'])\n"
+        "from abl.trainables.models import MODELS\n"
+        "from abl.trainables.spec import TRAINABLES\n"
+        "from abl.trainables.tasks import TASKS\n"
+        "from abl.trainables.loop import preflight\n"
+        f"for trainable, kind in {_pairs()!r}:\n"
+        "    spec = TRAINABLES.get(trainable)\n"
+        "    config = {**TASKS.get(spec.task).smoke, **MODELS.get(kind).smoke}\n"
+        "    preflight([{**config, 'model.kind': kind}], spec)\n"
         "print('torch._dynamo' in sys.modules, 'torch' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
@@ -144,6 +152,21 @@ def test_checking_position_tables_leaves_torch_dynamo_unimported() -> None:
         real = make("att", pe_type=pe_type).pe
         assert pe is not None and real is not None and pe.shape == real.shape and pe.is_meta
     assert torch.allclose(make("att", pe_type="sinpe").pe, sinusoidal_table(*real.shape))
+
+
+def test_skip_init_leaves_values_and_everything_else_as_they_are() -> None:
+    """Under SkipInit an init fills nothing (the values stay what they were) and returns its
+    tensor; other ops run as usual."""
+    w = torch.zeros(4, 3)
+    with SkipInit():
+        assert torch.nn.init.kaiming_uniform_(w) is w and w.normal_() is w
+        torch.nn.init.trunc_normal_(w, std=0.02)
+        torch.nn.init.xavier_uniform_(tensor=w)
+        total = (w + 1).sum()
+        layer = torch.nn.Linear(3, 4)
+    assert torch.equal(w, torch.zeros(4, 3)) and total.item() == 12.0
+    assert layer.weight.shape == (4, 3)
+    assert torch.nn.init.normal_(w).abs().sum() > 0  # outside it, inits fill again
 
 
 def test_attention_rejects_sizes_it_cannot_serve() -> None:
