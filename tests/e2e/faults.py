@@ -59,6 +59,7 @@ class Sweep:
         self.env = {**os.environ, **(env or {}), "RAY_TMPDIR": self.ray_tmp}
         self.env["PYTHONUNBUFFERED"] = "1"
         self.out = cwd / f"abl-{time.monotonic_ns()}.log"
+        self.left: list[str] = []  # Ray processes alive after the driver exited (see wait)
         dashboard = ["--no-dashboard"]
         if dashboard_port is not None:
             dashboard = ["--dashboard-port", str(dashboard_port)]
@@ -72,11 +73,32 @@ class Sweep:
                 start_new_session=True,
             )
 
-    def wait(self, timeout: float = 300) -> int:
+    def wait(self, timeout: float = 300, grace: float | None = None) -> int:
+        """The driver's exit status, once it exited; then what is left of its Ray is killed. With
+        ``grace``, what still ran that long after the exit is first kept in ``self.left``
+        (see :meth:`left_behind`)."""
         try:
-            return self.proc.wait(timeout=timeout)
+            code = self.proc.wait(timeout=timeout)
+            if grace is not None:
+                self.left = self.left_behind(grace)
+            return code
         finally:
             self.cleanup()
+
+    def left_behind(self, grace: float = 30) -> list[str]:
+        """This sweep's Ray processes still alive ``grace`` seconds after its driver exited.
+
+        Ray's daemons end on their own once the driver has shut Ray down, some a moment after
+        it (a process that is killed is still listed until it has exited). Asked before
+        :meth:`cleanup` kills them: asked after it, nothing could ever be left behind."""
+        deadline = time.monotonic() + grace
+        while (procs := self.processes()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = []
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                left.append(f"{proc.pid} {' '.join(proc.cmdline())[:120]}")
+        return left
 
     @property
     def output(self) -> str:
