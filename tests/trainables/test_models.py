@@ -174,6 +174,22 @@ def test_skip_init_leaves_values_and_everything_else_as_they_are() -> None:
     assert torch.nn.init.normal_(w).abs().sum() > 0  # outside it, inits fill again
 
 
+@pytest.mark.parametrize(("trainable", "kind"), BUILT_IN)
+def test_a_model_built_on_meta_under_skip_init_has_the_real_build_s_shapes(
+    trainable: str, kind: str
+) -> None:
+    """Preflight drops a build that fails for a reason not the user's, so its import check
+    alone would pass if SkipInit broke every build: each one must build, with the shapes of
+    the real model."""
+    run = tiny(trainable, kind)
+    cls = type(run.model)
+    with torch.device("meta"), SkipInit():
+        meta = cls(run.model.cfg, run.task.info)
+    shapes = {k: v.shape for k, v in meta.state_dict().items()}
+    assert shapes == {k: v.shape for k, v in run.model.state_dict().items()}
+    assert shapes and all(p.is_meta for p in meta.parameters())
+
+
 def test_attention_rejects_sizes_it_cannot_serve() -> None:
     with pytest.raises(AblError, match=r"model\.block_size"):
         make("att", block_size=8)
