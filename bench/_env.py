@@ -15,6 +15,7 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 NOOP_SPACE = BENCH_DIR / "spaces" / "noop.yaml"  # `trainable: bench.noop:trainable`
 CPUS = 2  # every figure runs its trials on this many CPUs of one Ray instance
+LOGGERS_OFF = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"  # set by abl (see abl.search.engine)
 GPU_ENV = "ABL_BENCH_GPU"  # set by `python -m bench --gpu F`: each trial takes F of a GPU
 
 # What abl's init_ray sets before Tune starts; raw Tune runs see the same environment.

@@ -23,13 +23,19 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench._env import NOOP_SPACE, Stopwatch, ensure_ray, quiet_console, without_env
+from bench._env import (
+    LOGGERS_OFF,
+    NOOP_SPACE,
+    Stopwatch,
+    ensure_ray,
+    quiet_console,
+    without_env,
+)
 from bench._figure import Figure, at_most
 from bench.noop import trainable
 
 TRIALS, QUICK_TRIALS = 64, 8
 PAIRS = 5  # abl and Tune(reuse_actors=True) sweeps per repeat, alternating
-LOGGERS_OFF = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"  # set by abl (see abl.search.engine)
 
 
 def abl_sweep(

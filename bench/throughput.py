@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._env import (
+    LOGGERS_OFF,
     Stopwatch,
     concurrency,
     device,
@@ -43,7 +44,6 @@ from bench._env import (
 )
 from bench._figure import Figure, at_least
 
-LOGGERS_OFF = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"  # set by abl (see abl.search.engine)
 REPEATS = 1  # a few minutes a run; --repeats asks for more
 SPACE = "att_timeseries"
 # Fixing three of the six grid axes leaves 4 PE types x 2 causal x 2 lr x 2 kln = 32 trials.
@@ -122,18 +122,13 @@ def _pool_train(config: dict[str, Any], trainable: str, where: str) -> None:
     train(config, trainable=TRAINABLES.get(trainable), report=ignore_report, device=where)
 
 
-def pool_seconds(space: Any, workers: int = 2) -> float:
-    """Wall seconds of the configs on ``workers`` fresh 1-thread processes, no Ray: the ceiling.
+def pool_seconds_and_cpu(space: Any, workers: int = 2) -> tuple[float, float]:
+    """Wall seconds of the configs on ``workers`` fresh 1-thread processes, no Ray (the
+    ceiling), and the CPU seconds those processes spent.
 
     What a plain process-pool launcher (Hydra's joblib launcher, say) would get from the
     machine: if this is far from ``workers`` x the 1-thread loop, the cores do not scale.
     """
-    return pool_seconds_and_cpu(space, workers)[0]
-
-
-def pool_seconds_and_cpu(space: Any, workers: int = 2) -> tuple[float, float]:
-    """:func:`pool_seconds` and the CPU seconds its processes spent (the trials' own work
-    when two run at once on the cores)."""
     from abl.space import expand
     from abl.space.load import trainable_of
 
