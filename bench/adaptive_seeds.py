@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from abl.results.sequential import Assessment, SeedPlan, assess
+from abl.results.sequential import Assessment, Comparison, SeedPlan, assess
 from bench._figure import Figure, Target, at_least, at_most
 
 REPEATS = 1  # 200 sweeps already average the noise; the seed is fixed
@@ -155,8 +155,7 @@ def sweep(
     sd = np.exp(rng.uniform(*np.log(UNEVEN_SD), (len(CONFIGS), 1))) if uneven else SIGMA
     y = mu[:, None] + sd * rng.normal(0.0, 1.0, (len(CONFIGS), FIXED.max))
     got, trials = adaptive(y, plan)
-    full = [{s: float(v) for s, v in enumerate(row)} for row in y]
-    ref = assess(CONFIGS, full, fixed, "min")
+    ref = assess(CONFIGS, _rows(y), fixed, "min")
     a, b = decisions(got), decisions(ref)
     keys = set(a) | set(b)
     same = sum(a.get(k) == b.get(k) for k in keys) / len(keys)
@@ -166,9 +165,7 @@ def sweep(
         b.get(("leader", c.a, c.b) if c.axis is None else (c.axis, c.a, c.b)) not in (None, "open")
         for c in stopped
     ) / max(len(got.comparisons), 1)
-    pa, pb = pair_decisions(got), pair_decisions(ref)
-    shown = reported(got) | reported(ref)
-    pair_same = sum(pa[k] == pb[k] for k in shown) / len(shown)
+    pair_same = _pair_same(got, ref)
     axis_keys = [k for k in keys if k[0] != "leader"]
     axes_same = sum(a.get(k) == b.get(k) for k in axis_keys) / max(len(axis_keys), 1)
     return Sweep(
@@ -185,6 +182,19 @@ def sweep(
     )
 
 
+def _pair_same(a: Assessment, b: Assessment) -> float:
+    """The share of comparisons either report shows on which both decide the same, by pair."""
+    pa, pb = pair_decisions(a), pair_decisions(b)
+    shown = reported(a) | reported(b)
+    return sum(pa[k] == pb[k] for k in shown) / len(shown)
+
+
+def _axis_diff(c: Comparison, mu: np.ndarray) -> float:
+    """The planted difference of an axis comparison: mean of a's cells less mean of b's."""
+    side = {v: [i for i in c.members if CONFIGS[i][c.axis] == v] for v in (c.a, c.b)}
+    return float(np.mean(mu[side[c.a]]) - np.mean(mu[side[c.b]]))
+
+
 def _false(a: Assessment, mu: np.ndarray, plan: SeedPlan) -> bool:
     """Whether a decision contradicts the planted means: "a is better" where it is not
     (a difference of 0 included), or "equivalent" where they differ by the margin or more."""
@@ -193,8 +203,7 @@ def _false(a: Assessment, mu: np.ndarray, plan: SeedPlan) -> bool:
             (other,) = c.members - {a.leader}
             true = mu[a.leader] - mu[other]
         else:
-            side = {v: [i for i in c.members if CONFIGS[i][c.axis] == v] for v in (c.a, c.b)}
-            true = float(np.mean(mu[side[c.a]]) - np.mean(mu[side[c.b]]))
+            true = _axis_diff(c, mu)
         if (c.verdict == "a" and true > -TOL) or (c.verdict == "b" and true < TOL):
             return True
         if c.verdict == "equivalent" and plan.margin is not None and abs(true) >= plan.margin:
@@ -337,9 +346,7 @@ def _ceiling(fig: Figure, n: int) -> None:
             mu[:, None] + SIGMA * rng.normal(0.0, 1.0, (len(CONFIGS), FIXED.max)) for _ in range(2)
         )
         a, b = (assess(CONFIGS, _rows(v), FIXED, "min") for v in (y, again))
-        pa, pb = pair_decisions(a), pair_decisions(b)
-        shown = reported(a) | reported(b)
-        agree.append(sum(pa[k] == pb[k] for k in shown) / len(shown))
+        agree.append(_pair_same(a, b))
         got, trials = adaptive(y, ADAPTIVE)
         runs.append((mu, y, got, trials))
     fig.add(
@@ -380,8 +387,7 @@ def _right(a: Assessment, mu: np.ndarray) -> tuple[int, int]:
             i, j = sorted(c.members)
             true = mu[i] - mu[j]
         else:
-            side = {v: [i for i in c.members if CONFIGS[i][c.axis] == v] for v in (c.a, c.b)}
-            true = float(np.mean(mu[side[c.a]]) - np.mean(mu[side[c.b]]))
+            true = _axis_diff(c, mu)
         if abs(true) < TOL:
             continue
         asked += 1
