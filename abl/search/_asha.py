@@ -1,4 +1,5 @@
-"""ASHA that tells a pruned trial from a finished one (imported only with Ray)."""
+"""ASHA that tells a pruned trial from a finished one, and ASHA for the members of trial packs
+(imported only with Ray)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
 
+from abl.results.store import TrialStatus
 from abl.search.sinks.base import PRUNED_MARK, STATUS_KEY
 
 
@@ -75,3 +77,62 @@ class MarkingASHA(FIFOScheduler):
 
     def debug_string(self) -> str:
         return "\n".join(a.debug_string() for a in self.arms.values()) or super().debug_string()
+
+
+class _Member:
+    """What Tune's ASHA reads of a trial: its id (a pack member's, ``<pack>.<index>``)."""
+
+    def __init__(self, trial_id: str) -> None:
+        self.trial_id = trial_id
+
+
+class MemberRungs:
+    """ASHA for the members of trial packs (:mod:`abl.search.packs`): Tune's public
+    ``AsyncHyperBandScheduler``, given one stand-in trial per member.
+
+    Tune's schedulers stop whole trials, and a pack is one Tune trial; so the pack asks this
+    keeper (a Ray actor, one per sweep) after each epoch which of its members to stop, before
+    it reports, and drops them from its stack. A member's ``training_iteration`` is its
+    ``epoch``. The rungs are ASHA's, shared by every member of every pack, in the order their
+    results arrive, as a solo trial's results reach Tune's ASHA.
+    """
+
+    def __init__(self, metric: str, mode: str, **asha: Any) -> None:
+        self.asha = AsyncHyperBandScheduler(metric=metric, mode=mode, **asha)
+        self.time_attr = asha.get("time_attr", "training_iteration")
+        self.max_t = asha.get("max_t", 100)
+        self.known: set[str] = set()
+        self.pruned: set[str] = set()  # members stopped early, even if a restore revives them
+
+    def _record(self, member: str, result: dict) -> str:
+        if member not in self.known:
+            self.known.add(member)
+            self.asha.on_trial_add(None, _Member(member))
+        return self.asha.on_trial_result(None, _Member(member), result)
+
+    def decide(self, results: dict[str, dict]) -> dict[str, str]:
+        """The members to stop now, each with its status (``pruned``, or ``completed`` at
+        ``max_t``), for one epoch's ``results`` of one pack (member id -> report). A report
+        that already says how the member ended (``trial/status``) is recorded, not stopped."""
+        stops: dict[str, str] = {}
+        for member, result in results.items():
+            if member in self.pruned:  # pruned before its pack was restored from a checkpoint
+                stops[member] = TrialStatus.PRUNED.value
+                continue
+            decision = self._record(member, result)
+            if decision != TrialScheduler.STOP or STATUS_KEY in result:
+                continue
+            if result.get(self.time_attr, 0) >= self.max_t:
+                stops[member] = TrialStatus.COMPLETED.value
+            else:
+                stops[member] = TrialStatus.PRUNED.value
+                self.pruned.add(member)
+        return stops
+
+    def replay(self, reports: list[tuple[str, dict]], pruned: set[str]) -> None:
+        """Rebuild the rungs of a resumed sweep from its store: each member's reports in step
+        order (ASHA records a member's value once per rung, so the rungs come out as they
+        were), and the members it had pruned."""
+        for member, result in reports:
+            self._record(member, result)
+        self.pruned |= pruned

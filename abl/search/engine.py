@@ -98,6 +98,7 @@ def run_function(
     trials_dir: str = TUNE_DIR,
     metric: str = "val/loss",
     mode: str = "min",
+    rungs: str | None = None,
 ) -> None:
     """The function trainable Tune runs: the space's trainable, given its trial's config and
     its folder in the run directory (``trials_dir/<trial id>``, the same across retries and
@@ -113,7 +114,7 @@ def run_function(
     trainable = lookup(trainable_name)
     members = members_of(config)
     if members is not None:
-        run_pack_trial(members, trainable, metric, mode)
+        run_pack_trial(members, trainable, metric, mode, rungs=rungs)
         return
     trial = TrialContext(Path(trials_dir) / tune.get_context().get_trial_id(), metric)
     trainable.run(trial_config(config, trainable), trial)
@@ -219,17 +220,10 @@ def build_tuner(
         # Tune only lets a preset set keys that the param space declares.
         param_space = dict.fromkeys(k for v in variants for k in v)
     scheduler = None
-    if space.scheduler.asha is not None:
-        asha = space.scheduler.asha
-        max_t = asha.max_t or _max_epochs(space, target) or DEFAULT_MAX_T
-        scheduler = asha_class(
-            time_attr="training_iteration",
-            max_t=max_t,
-            grace_period=min(asha.grace_period, max_t),
-            reduction_factor=asha.reduction_factor,
-        )
+    if space.scheduler.asha is not None and space.pack == 1:  # a pack's members: member_rungs
+        scheduler = asha_class(**_asha_args(space, target))
     return tune.Tuner(
-        trainable(space, run_dir),
+        trainable(space, run_dir, rungs=member_rungs(space, run_dir)),
         param_space=param_space,
         tune_config=tune.TuneConfig(
             metric=space.metric,
@@ -256,9 +250,9 @@ def build_tuner(
     )
 
 
-def trainable(space: Space, run_dir: Path) -> Any:
+def trainable(space: Space, run_dir: Path, rungs: str | None = None) -> Any:
     """What Tune runs for ``space`` in ``run_dir``: its function trainable with the space's
-    resources."""
+    resources; ``rungs``, the actor that prunes pack members (:func:`member_rungs`)."""
     from ray import tune
 
     from abl.search.raycompat import with_mixins
@@ -270,6 +264,7 @@ def trainable(space: Space, run_dir: Path) -> Any:
         trials_dir=str(run_dir / TUNE_DIR),
         metric=space.metric,
         mode=space.mode,
+        rungs=rungs,
     )
     fn = tune.with_resources(fn, {"cpu": space.resources.cpu, "gpu": space.resources.gpu})
     return with_mixins(fn, type("TrialName", (TrialName,), {"sweep": space.name}))
@@ -416,7 +411,7 @@ def restore_tuner(
     with quiet_unstarted_trials():
         tuner = tune.Tuner.restore(
             str(run_dir / TUNE_DIR),
-            trainable=trainable(space, run_dir),
+            trainable=trainable(space, run_dir, rungs=member_rungs(space, run_dir)),
             resume_unfinished=True,
             resume_errored=retry_errored,
         )
@@ -428,6 +423,60 @@ def restore_tuner(
     if max_failures is not None:
         run_config.failure_config = tune.FailureConfig(max_failures=max_failures)
     return tuner
+
+
+def _asha_args(space: Space, target: Trainable) -> dict[str, Any]:
+    """AsyncHyperBandScheduler's arguments for the space's ``scheduler.asha``."""
+    asha = space.scheduler.asha
+    assert asha is not None
+    max_t = asha.max_t or _max_epochs(space, target) or DEFAULT_MAX_T
+    return {
+        "time_attr": "training_iteration",
+        "max_t": max_t,
+        "grace_period": min(asha.grace_period, max_t),
+        "reduction_factor": asha.reduction_factor,
+    }
+
+
+# The driver's handle of the sweep's member rungs: a named actor lives while a handle does.
+_RUNGS: list[Any] = []
+
+
+def member_rungs(space: Space, run_dir: Path) -> str | None:
+    """Start the actor that prunes the members of a packed ASHA sweep
+    (:class:`abl.search._asha.MemberRungs`) and return its name; None for any other sweep.
+
+    In a resumed sweep it starts from the rungs the run directory's store records: each
+    member's reports, and the members ASHA had pruned.
+    """
+    if space.pack == 1 or space.scheduler.asha is None:
+        return None
+    import uuid
+
+    import ray
+
+    from abl.results.store import TrialStatus, read_history, read_trials
+    from abl.search._asha import MemberRungs
+
+    name = f"abl-rungs-{uuid.uuid4().hex[:12]}"
+    keeper = ray.remote(num_cpus=0)(MemberRungs).options(name=name)
+    handle = keeper.remote(space.metric, space.mode, **_asha_args(space, trainable_of(space)))
+    history = read_history(run_dir)
+    if history.num_rows and {"epoch", space.metric} <= set(history.column_names):
+        rows = history.sort_by([("trial_id", "ascending"), ("step", "ascending")]).to_pylist()
+        reports = [
+            (r["trial_id"], {"training_iteration": r["epoch"], space.metric: r[space.metric]})
+            for r in rows
+            if "." in r["trial_id"] and r["epoch"] is not None and r[space.metric] is not None
+        ]
+        pruned = {
+            r["trial_id"]
+            for r in read_trials(run_dir).to_pylist()
+            if r.get("status") == TrialStatus.PRUNED.value
+        }
+        ray.get(handle.replay.remote(reports, pruned))
+    _RUNGS[:] = [handle]
+    return name
 
 
 def _tpe(space: Space, target: Trainable) -> Any:

@@ -68,14 +68,21 @@ def tune_statuses(
     return failed, live, done
 
 
-def run_pack_trial(members: list[dict[str, Any]], trainable: Any, metric: str, mode: str) -> None:
+def run_pack_trial(
+    members: list[dict[str, Any]], trainable: Any, metric: str, mode: str, rungs: str | None = None
+) -> None:
     """Ray Tune function trainable of a pack: threads and device from Ray's assignment, the
     pack's checkpoints to Tune, one report per epoch with every member's metrics (and, as
-    Tune wants the sweep's ``metric`` in every report, its best member's value of it)."""
+    Tune wants the sweep's ``metric`` in every report, its best member's value of it).
+
+    With ``rungs`` (the name of the sweep's :class:`~abl.search._asha.MemberRungs` actor),
+    ASHA decides after each epoch which members stop: their report says ``pruned`` and they
+    leave the pack's stack, which then trains only the others."""
     import ray
     import torch
     from ray import tune
 
+    from abl.search.sinks.base import STATUS_KEY
     from abl.trainables.loop import assigned_device, tune_restore
     from abl.trainables.metrics import STEP_KEY
     from abl.trainables.pack import train_pack
@@ -85,8 +92,23 @@ def run_pack_trial(members: list[dict[str, Any]], trainable: Any, metric: str, m
     device = assigned_device(ray.get_gpu_ids())
     on_cuda = float(device.startswith("cuda"))
 
-    def report(metrics: list[dict[str, Any] | None], ckpt_dir: str | None) -> None:
+    pack_id = tune.get_context().get_trial_id()
+    keeper = ray.get_actor(rungs) if rungs else None
+
+    def report(metrics: list[dict[str, Any] | None], ckpt_dir: str | None) -> list[int]:
         live = {str(i): {**m, "perf/cuda": on_cuda} for i, m in enumerate(metrics) if m}
+        stops: dict[str, str] = {}
+        if keeper is not None:
+            asked = {
+                member_id(pack_id, int(i)): {
+                    "training_iteration": m.get("epoch", 0),
+                    **{k: m[k] for k in (metric, STATUS_KEY) if k in m},
+                }
+                for i, m in live.items()
+            }
+            stops = ray.get(keeper.decide.remote(asked))
+            for member, status in stops.items():
+                live[member.rsplit(".", 1)[1]][STATUS_KEY] = status
         values = [m[metric] for m in live.values() if isinstance(m.get(metric), float)]
         finite = [v for v in values if math.isfinite(v)]
         best = (min(finite) if mode == "min" else max(finite)) if finite else math.nan
@@ -96,6 +118,7 @@ def run_pack_trial(members: list[dict[str, Any]], trainable: Any, metric: str, m
             top[STEP_KEY] = max(steps)
         ckpt = tune.Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None
         tune.report({**top, MEMBERS_RESULT: live}, checkpoint=ckpt)
+        return [int(member.rsplit(".", 1)[1]) for member in stops]
 
     restore = tune_restore(device)
     train_pack(members, trainable=trainable, report=report, restore=restore, device=device)

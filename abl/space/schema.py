@@ -346,19 +346,18 @@ def arm_keys(space: Space) -> list[str]:
 
 
 def _check_pack(space: Space) -> None:
-    """What ``pack:`` combines with (for now: a fixed set of trials, run to their end)."""
+    """What ``pack:`` combines with (for now: a fixed set of trials, ASHA or not)."""
     if space.pack == 1:
         return
     refused = [
         (space.tune is not None, "tune", "a tuned ablation's searcher"),
         (space.search.algorithm == "tpe", "search.algorithm", "TPE's proposals"),
         (space.adaptive is not None, "repeats", "adaptive repeats"),
-        (space.scheduler.asha is not None, "scheduler", "ASHA's pruning"),
     ]
     for bad, key, what in refused:
         if bad:
             raise AblError(
-                f"pack: fuses a grid's or random search's trials, run to their end; {what} "
+                f"pack: fuses a grid's or random search's trials, known before the sweep; {what} "
                 f"cannot drive packed trials yet, so pack must be 1 with it; got pack: "
                 f"{space.pack} ({space.source}, {key})"
             )

@@ -1,4 +1,5 @@
-"""The engine on real Ray: TPE with repeats, ASHA pruning, and the grid's exact trial list."""
+"""The engine on real Ray: TPE with repeats, ASHA pruning (of trials and of pack members), and
+the grid's exact trial list."""
 
 from __future__ import annotations
 
@@ -137,3 +138,55 @@ def test_trials_a_resume_marks_finished_no_longer_hold_the_grid_searchers_places
     resumed = BasicVariantGenerator(points_to_evaluate=[{"x": i} for i in range(4)])
     resumed.restore_from_dir(str(tune_dir))
     assert resumed.next_trial() is not None  # their places are free again
+
+
+def test_asha_prunes_members_of_a_pack_and_a_resume_rebuilds_its_rungs(ray_local, tmp_path):
+    import ray
+    from ray.tune.schedulers import AsyncHyperBandScheduler, TrialScheduler
+
+    from abl.search._asha import _Member
+    from abl.search.engine import member_rungs
+
+    overrides = [
+        "train.lr=1e-2,3e-3,1e-4,1e-9",
+        "data.length=2000",
+        "model.pe_type=rope",
+        "repeats=2",
+        "train.epochs=4",
+        "train.schedule=constant",
+        "pack=8",
+        "scheduler.asha.grace_period=1",
+        "scheduler.asha.reduction_factor=2",
+    ]
+    space, trials, result = sweep(tmp_path, overrides)
+    assert len(trials) == 8 and len({t["trial_id"].rsplit(".", 1)[0] for t in trials}) == 1
+    history = read_history(result.run_dir).to_pylist()
+    steps = Counter(h["trial_id"] for h in history)
+    assert steps == {t["trial_id"]: t["steps"] for t in trials}  # a pruned member stops there
+
+    # One pack: its members reach Tune's ASHA epoch by epoch, in member order.
+    metric = space.metric
+    asha = AsyncHyperBandScheduler(
+        metric=metric, mode=space.mode, time_attr="training_iteration", max_t=4,
+        grace_period=1, reduction_factor=2,
+    )  # fmt: skip
+    order = sorted(history, key=lambda h: (h["epoch"], int(h["trial_id"].rsplit(".", 1)[1])))
+    expected = {}
+    for h in order:
+        if h["epoch"] == 1:
+            asha.on_trial_add(None, _Member(h["trial_id"]))
+        report = {"training_iteration": h["epoch"], metric: h[metric]}
+        stop = asha.on_trial_result(None, _Member(h["trial_id"]), report)
+        if stop == TrialScheduler.STOP and h["epoch"] < 4:
+            expected[h["trial_id"]] = "pruned"
+    status = {t["trial_id"]: t["status"] for t in trials}
+    assert {t for t, s in status.items() if s == "pruned"} == set(expected)
+    assert 0 < len(expected) < 8 and set(status.values()) == {"pruned", "completed"}
+
+    # The rungs a resume starts from: the members it pruned stay pruned, and a newcomer worse
+    # than every member at epoch 1 is below the rung the store recorded.
+    keeper = ray.get_actor(member_rungs(space, result.run_dir))
+    pruned = next(iter(expected))
+    late = {"training_iteration": 1, metric: 1e9 if space.mode == "min" else -1e9}
+    decided = ray.get(keeper.decide.remote({pruned: late, "new.0": late}))
+    assert decided == {pruned: "pruned", "new.0": "pruned"}

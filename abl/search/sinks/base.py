@@ -331,7 +331,7 @@ class SinkCallback(Callback):
 
     def _completed(self, trial: Any) -> None:
         final = self._final.get(trial.trial_id)
-        status = {"completed": TrialStatus.COMPLETED, "diverged": TrialStatus.DIVERGED}
+        status = {s.value: s for s in _SETTLED}  # a pack member's may say pruned
         pruned = getattr(trial, PRUNED_MARK, False)
         unsaid = TrialStatus.PRUNED if pruned else TrialStatus.COMPLETED
         self._end(trial, TrialStatus.PRUNED if pruned else status.get(final or "", unsaid))
