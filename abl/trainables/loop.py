@@ -7,6 +7,7 @@ Run one trial outside Ray (prints each report)::
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -110,6 +111,11 @@ class Run:
     device: str = "cpu"  # where the model trains; its generator is checkpointed too
     config: dict[str, Any] = field(default_factory=dict)  # the resolved flat trial config
     flops_per_sample: float | None = None  # forward + backward, counted at the first step
+    forward: torch.nn.Module | None = None  # the model, through torch.compile if asked
+
+    def __post_init__(self) -> None:
+        if self.forward is None:
+            self.forward = compiled(self.model, self.cfg)
 
     def state(self) -> dict[str, Any]:
         """The checkpoint of the epoch just trained (saved as ``state.pt``)."""
@@ -251,11 +257,13 @@ def train(
         t0 = time.perf_counter()
         train_loss, samples = _train_epoch(run, device)
         elapsed = time.perf_counter() - t0
-        val = _evaluate(model, task, cfg.batch_size, device)
+        val = _evaluate(run.forward, task, cfg.batch_size, device, cfg.precision)
         lr = run.sched.get_last_lr()[0]
         speed = samples / elapsed if elapsed > 0 else 0.0
         flops = (run.flops_per_sample or 0.0) * speed
-        metrics = epoch_metrics(run.epoch, train_loss, val, lr, speed, n_params, flops, device)
+        metrics = epoch_metrics(
+            run.epoch, train_loss, val, lr, speed, n_params, flops, device, cfg.precision
+        )
         if not finite(metrics):
             metrics["trial/status"] = "diverged"
             emit(metrics, None)
@@ -314,7 +322,8 @@ def _train_epoch(run: Run, device: str) -> tuple[float, int]:
         x, y = x.to(device), y.to(device)
         if run.flops_per_sample is None:
             run.flops_per_sample = sample_flops(model, task.loss, x, y)
-        loss = task.loss(model(x), y)
+        with autocast(cfg.precision, device):
+            loss = task.loss(run.forward(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
@@ -327,16 +336,39 @@ def _train_epoch(run: Run, device: str) -> tuple[float, int]:
     return total.item() / max(count, 1), samples
 
 
+def autocast(precision: str, device: str) -> Any:
+    """``train.precision``'s context for the forward pass and loss: bf16 autocast, or none."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def compiled(fn: Callable[..., Any], cfg: TrainConfig) -> Callable[..., Any]:
+    """``fn`` through ``torch.compile`` with ``train.compile_mode`` and ``compile_backend``,
+    or ``fn`` itself unless ``train.compile``; a module's state stays the module's own.
+
+    Shapes are static: a trial sees a handful (a full and a last batch, a pack's sizes as
+    members stop), and vmap under dynamic shapes fails to trace (torch 2.13)."""
+    if not cfg.compile:
+        return fn
+    mode = None if cfg.compile_mode == "default" else cfg.compile_mode
+    return torch.compile(fn, backend=cfg.compile_backend, mode=mode, dynamic=False)
+
+
 @torch.no_grad()
-def _evaluate(model, task, batch_size: int, device: str) -> dict[str, float]:
-    """``val/loss`` over every position, and ``val/loss_last`` where targets are next steps."""
+def _evaluate(
+    model: torch.nn.Module, task, batch_size: int, device: str, precision: str = "fp32"
+) -> dict[str, float]:
+    """``val/loss`` over every position, and ``val/loss_last`` where targets are next steps;
+    ``model``: the module, or torch.compile's wrapper of it (which shares its mode)."""
     model.eval()
 
     def losses(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        out = model(x)
-        # nothing after the window's last input is inside the window
-        last = task.loss(out[:, -1:], y[:, -1:]) if task.next_step_targets else None
-        return task.loss(out, y), last
+        with autocast(precision, device):
+            out = model(x)
+            # nothing after the window's last input is inside the window
+            last = task.loss(out[:, -1:], y[:, -1:]) if task.next_step_targets else None
+            return task.loss(out, y), last
 
     return {k: float(v) for k, v in val_means(losses, task, batch_size, device).items()}
 
@@ -377,10 +409,11 @@ def epoch_metrics(
     n_params: int,
     flops_per_s: float = 0.0,
     device: str = "cpu",
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """What every trial reports after epoch ``epoch`` (0-based) besides its task's metrics;
     ``flops_per_s``: the model FLOP/s its job achieved, and its share of ``device``'s peak
-    where that is known (:func:`peak_flops`)."""
+    at ``precision`` where that is known (:func:`peak_flops`)."""
     out = {
         "epoch": epoch + 1,
         "train/loss": train_loss,
@@ -391,7 +424,7 @@ def epoch_metrics(
         "perf/torch_threads": torch.get_num_threads(),
         "model/params": n_params,
     }
-    peak = peak_flops(device)
+    peak = peak_flops(device, precision)
     if peak:
         out["perf/mfu"] = flops_per_s / peak
     return out
@@ -416,22 +449,26 @@ def sample_flops(
     return float(mode.get_total_flops()) / x.shape[0]
 
 
-# Dense fp32 peaks (FLOP/s) of GPUs the logbooks' users train on, by a substring of torch's
-# device name: without TF32 (torch's default for matmuls) fp32 is what the loop runs at.
-_FP32_PEAKS = {"H200": 67e12, "H100": 67e12, "A100": 19.5e12, "V100": 15.7e12, "T4": 8.1e12}
+# Dense peaks (FLOP/s) of GPUs the logbooks' users train on, by a substring of torch's device
+# name, per train.precision: without TF32 (torch's default for matmuls) fp32 is what the loop
+# runs at; bf16 is the tensor cores' dense figure (V100 and T4 have no bf16 tensor cores).
+_PEAKS = {
+    "fp32": {"H200": 67e12, "H100": 67e12, "A100": 19.5e12, "V100": 15.7e12, "T4": 8.1e12},
+    "bf16": {"H200": 989e12, "H100": 989e12, "A100": 312e12},
+}
 PEAK_ENV = "ABL_PEAK_FLOPS"  # the device's peak FLOP/s, where the table does not know it
 
 
-def peak_flops(device: str) -> float | None:
+def peak_flops(device: str, precision: str = "fp32") -> float | None:
     """The peak FLOP/s that ``perf/mfu`` divides by: ``$ABL_PEAK_FLOPS``, else a known GPU's
-    fp32 peak; None on a CPU or an unknown GPU (no ``perf/mfu`` then)."""
+    peak at ``precision``; None on a CPU or an unknown GPU (no ``perf/mfu`` then)."""
     given = os.environ.get(PEAK_ENV)
     if given:
         return float(given)
     if not device.startswith("cuda"):
         return None
     name = torch.cuda.get_device_name(device)
-    return next((peak for key, peak in _FP32_PEAKS.items() if key in name), None)
+    return next((peak for key, peak in _PEAKS[precision].items() if key in name), None)
 
 
 def finite(metrics: dict[str, Any]) -> bool:

@@ -51,8 +51,10 @@ from abl.trainables.loop import (
     _lr_factor,
     _rng_state,
     _steps_per_epoch,
+    autocast,
     build_run,
     checkpoint_due,
+    compiled,
     epoch_metrics,
     finite,
     sample_flops,
@@ -200,6 +202,12 @@ class Pack:
     epoch: int = 0  # the next epoch to train
     step: int = 0  # optimizer steps taken
     flops_per_sample: float | None = None  # forward + backward of one member, first step
+    # every member's training loss, (active, ...) stacks in: vmapped, compiled if asked
+    losses: Callable[..., Tensor] | None = None
+
+    def __post_init__(self) -> None:
+        if self.losses is None:
+            self.losses = compiled(vmap(self.member_loss), self.cfg)
 
     @property
     def cfg(self) -> Any:
@@ -215,6 +223,11 @@ class Pack:
         """One member's output: its parameter row and buffers in the template, on ``x``."""
         params = {name: row[off : off + n].view(shape) for name, off, n, shape in self.layout}
         return functional_call(self.template, (params, buffers), (x,))
+
+    def member_loss(self, row: Tensor, buffers: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
+        """One member's training loss on its batch (the loss is a function of the task's config)."""
+        with autocast(self.cfg.precision, self.device):
+            return self.runs[0].task.loss(self.forward(row, buffers, x), y)
 
     def member_module(self, slot: int) -> torch.nn.Module:
         """The template holding row ``slot``'s weights, for the tasks' metric hooks."""
@@ -326,10 +339,7 @@ def _train_epoch(pack: Pack) -> tuple[list[float], int]:
     iters = [run.task.batches("train", cfg.batch_size, generator=run.gen) for run in runs]
     total = torch.zeros(len(runs), dtype=torch.float64, device=pack.device)
     count, samples = 0, 0
-
-    def member_loss(row: Tensor, buffers: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
-        return loss_fn(pack.forward(row, buffers, x), y)
-
+    assert pack.losses is not None
     pack.template.train()
     for step in itertools.count():
         batches = [next(it, None) for it in iters]  # fetched before the cap, as loop.train does
@@ -342,7 +352,7 @@ def _train_epoch(pack: Pack) -> tuple[list[float], int]:
         y = torch.stack([b[1] for b in batches]).to(pack.device, non_blocking=True)
         if pack.flops_per_sample is None:  # one member's model, as a solo trial counts it
             pack.flops_per_sample = sample_flops(pack.template, loss_fn, x[0], y[0])
-        losses = vmap(member_loss)(pack.flat, pack.buffers, x, y)
+        losses = pack.losses(pack.flat, pack.buffers, x, y)
         losses.sum().backward()  # members are independent: each row gets its own gradient
         grad = pack.flat.grad
         pack.flat.grad = None
@@ -373,9 +383,12 @@ def _evaluate(pack: Pack) -> list[dict[str, float]]:
     pack.template.eval()
 
     def member(row: Tensor, buffers: dict[str, Tensor], x: Tensor, y: Tensor) -> Any:
-        out = pack.forward(row, buffers, x)
-        last = task.loss(out[:, -1:], y[:, -1:]) if task.next_step_targets else out.new_zeros(())
-        return task.loss(out, y), last
+        with autocast(pack.cfg.precision, pack.device):
+            out = pack.forward(row, buffers, x)
+            last = (
+                task.loss(out[:, -1:], y[:, -1:]) if task.next_step_targets else out.new_zeros(())
+            )
+            return task.loss(out, y), last
 
     def losses(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
         loss, last = vmap(member, in_dims=(0, 0, None, None))(pack.flat, pack.buffers, x, y)
@@ -445,8 +458,9 @@ def _close_epoch(
         # the FLOP/s the pack's job achieves, every active member's samples together
         flops = (pack.flops_per_sample or 0.0) * speed * len(pack.active)
         out = epoch_metrics(
-            pack.epoch, train_losses[slot], vals[slot], lr, speed, pack.n_params, flops, pack.device
-        )
+            pack.epoch, train_losses[slot], vals[slot], lr, speed, pack.n_params, flops,
+            pack.device, pack.cfg.precision,
+        )  # fmt: skip
         metrics[m] = out
         if not finite(out):
             out["trial/status"] = "diverged"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from abl.trainables.config import ComponentConfig
 
@@ -48,6 +48,37 @@ class TrainConfig(ComponentConfig):
         description="reload the best epoch's weights and optimizer moments when val/loss exceeds "
         "this factor x its best; 0 disables",
     )
+
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32",
+        description="the forward pass and loss in fp32, or under torch.autocast in bf16 "
+        "(weights, optimizer state and metrics stay fp32; perf/mfu is then over the bf16 peak)",
+    )
+    compile: bool = Field(
+        False,
+        description="train and evaluate through torch.compile (a pack: its vmapped step); the "
+        "first steps pay the compilation, and a model whose forward changes with the step "
+        "compiles again",
+    )
+    compile_mode: Literal["default", "reduce-overhead", "max-autotune"] = Field(
+        "default", description="torch.compile's mode (inductor's); needs train.compile: true"
+    )
+    compile_backend: Literal["inductor", "aot_eager", "eager", "cudagraphs"] = Field(
+        "inductor",
+        description="torch.compile's backend; needs train.compile: true (aot_eager: no C++ "
+        "compiler needed, a quick check that the model compiles)",
+    )
+
+    @field_validator("compile_mode", "compile_backend")
+    @classmethod
+    def _with_compile(cls, value: str, info: ValidationInfo) -> str:
+        default = cls.model_fields[str(info.field_name)].default
+        if value != default and not info.data.get("compile"):
+            raise ValueError("needs train.compile: true (else it would be ignored)")
+        mode = info.data.get("compile_mode", "default")
+        if info.field_name == "compile_backend" and value != "inductor" and mode != "default":
+            raise ValueError(f"must be inductor with train.compile_mode {mode} (an inductor mode)")
+        return value
 
     @field_validator("restart_on_spike")
     @classmethod

@@ -249,3 +249,30 @@ def test_flops_per_sample_are_counted_alike_solo_and_packed(monkeypatch) -> None
     assert alone["perf/mfu"] == pytest.approx(alone["perf/flops_per_s"] / 1e12)
     monkeypatch.delenv("ABL_PEAK_FLOPS")
     assert "perf/mfu" not in solo("forecast", configs[0])[-1]  # no peak known on a CPU
+
+
+# train.precision and train.compile, on two kinds with attention (SDPA), the rest as above.
+OPTIONS = [
+    # bf16 rounds the batched matmuls of a pack apart from a solo trial's: bf16's precision
+    ({"train.precision": "bf16"}, 2e-2),
+    # aot_eager: torch.compile's tracing and autograd, no C++ compiler (inductor's is tested
+    # in the bench); the compiled vmapped step computes what the eager one does
+    ({"train.compile": True, "train.compile_backend": "aot_eager"}, RTOL),
+]
+
+
+@pytest.mark.parametrize(("name", "kind"), [("forecast", "att"), ("charlm", "gpt")])
+@pytest.mark.parametrize(("option", "rtol"), OPTIONS, ids=["bf16", "compile"])
+def test_members_match_their_trials_alone_in_bf16_and_compiled(
+    name: str, kind: str, option: dict[str, Any], rtol: float
+) -> None:
+    from torch._dynamo.utils import counters  # dynamo's own tally of the graphs it compiled
+
+    configs = [config_of(name, kind, **m, **option) for m in MEMBERS[:2]]
+    counters.clear()
+    reports, _ = packed(name, configs)
+    assert (counters["stats"]["unique_graphs"] > 0) == ("train.compile" in option)
+    for i, config in enumerate(configs):
+        for a, b in zip(solo(name, config), member_reports(reports, i), strict=True):
+            for key in ("train/loss", "val/loss"):
+                assert b[key] == pytest.approx(a[key], rel=rtol), key
