@@ -319,7 +319,7 @@ def _train_epoch(run: Run, device: str) -> tuple[float, int]:
         global_step = int(sched.last_epoch)  # LambdaLR counts optimizer steps
         task.set_step(global_step)
         model.set_step(global_step)
-        x, y = x.to(device), y.to(device)
+        x, y = to_device(x, device), to_device(y, device)
         if run.flops_per_sample is None:
             run.flops_per_sample = sample_flops(model, task.loss, x, y)
         with autocast(cfg.precision, device):
@@ -334,6 +334,15 @@ def _train_epoch(run: Run, device: str) -> tuple[float, int]:
         count += 1
         samples += x.shape[0]
     return total.item() / max(count, 1), samples
+
+
+def to_device(batch: Tensor, device: str) -> Tensor:
+    """A CPU batch on ``device``, without the host waiting for it: to a GPU through pinned
+    memory, copied asynchronously (a copy from pageable memory waits for the GPU's queue to
+    drain, once a step; torch's pinned-memory cache keeps the block until the copy is done)."""
+    if device.startswith("cuda"):
+        return batch.pin_memory().to(device, non_blocking=True)
+    return batch.to(device)
 
 
 def autocast(precision: str, device: str) -> Any:
@@ -388,7 +397,7 @@ def val_means(
     zero = torch.zeros((), dtype=torch.float64, device=device)
     total, total_last, count = zero, zero, 0
     for x, y in task.batches("val", batch_size):
-        x, y = x.to(device), y.to(device)
+        x, y = to_device(x, device), to_device(y, device)
         loss, last = losses(x, y)
         total = total + loss.double() * x.shape[0]
         if last is not None:

@@ -58,6 +58,7 @@ from abl.trainables.loop import (
     epoch_metrics,
     finite,
     sample_flops,
+    to_device,
     val_means,
     with_checkpoint,
 )
@@ -348,8 +349,8 @@ def _train_epoch(pack: Pack) -> tuple[list[float], int]:
         for run in runs:
             run.task.set_step(pack.step)
         pack.template.set_step(pack.step)
-        x = torch.stack([b[0] for b in batches]).to(pack.device, non_blocking=True)
-        y = torch.stack([b[1] for b in batches]).to(pack.device, non_blocking=True)
+        x = to_device(torch.stack([b[0] for b in batches]), pack.device)
+        y = to_device(torch.stack([b[1] for b in batches]), pack.device)
         if pack.flops_per_sample is None:  # one member's model, as a solo trial counts it
             pack.flops_per_sample = sample_flops(pack.template, loss_fn, x[0], y[0])
         losses = pack.losses(pack.flat, pack.buffers, x, y)
