@@ -302,12 +302,18 @@ def _dry_run(console: Console, space, n: int, show: int) -> None:
         from abl.space.variants import packs
         from abl.trainables.pack import PER_MEMBER_KEYS
 
-        sizes = [len(p) for p in packs(expand(space, trainable), space.pack)]
-        each = f"{min(sizes)}" if min(sizes) == max(sizes) else f"{min(sizes)} to {max(sizes)}"
-        console.print(
-            f"packed: {sum(sizes)} trials in {len(sizes)} Ray trials of {each} (a pack's "
-            f"trials differ only in {', '.join(sorted(PER_MEMBER_KEYS))})"
-        )
+        differ = f"a pack's trials differ only in {', '.join(sorted(PER_MEMBER_KEYS))}"
+        if space.adaptive is not None:
+            console.print(
+                f"packed: each round's seeds train fused, up to {space.pack} to a Ray trial "
+                f"({differ})"
+            )
+        else:
+            sizes = [len(p) for p in packs(expand(space, trainable), space.pack)]
+            each = f"{min(sizes)}" if min(sizes) == max(sizes) else f"{min(sizes)} to {max(sizes)}"
+            console.print(
+                f"packed: {sum(sizes)} trials in {len(sizes)} Ray trials of {each} ({differ})"
+            )
     configs = expand(space, trainable, limit=show)
     keys = varying_keys(space)
     if space.search.algorithm == "tpe":

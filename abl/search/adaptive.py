@@ -18,6 +18,7 @@ without running a seed twice. The report replays the same assessment from ``tria
 
 from __future__ import annotations
 
+import json
 import math
 import pickle
 from dataclasses import dataclass
@@ -131,9 +132,14 @@ class AdaptiveSeeds(PickledSearcher):
         max_concurrent: int | None = None,
         slots: int | None = None,
         run_dir: Path | None = None,
+        pack: int = 1,
     ) -> None:
         super().__init__(metric=metric, mode=mode)
         self.variants = variants
+        # pack > 1: each round's seeds train fused, up to this many to a Tune trial
+        # (abl.search.packs); members are tracked as <pack trial id>.<index>
+        self.pack = pack
+        self.queue: list[list[tuple[int, int]]] = []  # packs of the round not yet started
         self.rounds = SeedRounds(swept, plan, mode)
         self.max_t = max_t
         # Limited here, not by Tune's ConcurrencyLimiter: a resume may end trials that the
@@ -153,6 +159,8 @@ class AdaptiveSeeds(PickledSearcher):
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         """The next seed of the first configuration that wants one; None: wait for results."""
+        if self.pack > 1:
+            return self._suggest_pack(trial_id)
         if self.max_concurrent and len(self.live) >= self.max_concurrent:
             return None
         # A round's seeds first. While the round's last trials run, a slot that would idle
@@ -168,22 +176,60 @@ class AdaptiveSeeds(PickledSearcher):
         # Nothing to start and nothing running: no result can open another seed.
         return Searcher.FINISHED if not self.live else None
 
+    def _suggest_pack(self, trial_id: str) -> dict[str, Any] | str | None:
+        """The next pack of the seeds due this round (a round's packs first, cut by
+        :func:`abl.space.variants.packs`); no seed of the next round goes ahead."""
+        from abl.search.packs import MEMBERS_KEY, member_id, pack_of
+        from abl.space.variants import packs
+
+        if self.max_concurrent and len({pack_of(k) for k in self.live}) >= self.max_concurrent:
+            return None
+        if not self.queue:
+            due = [
+                (config, seed)
+                for config in range(len(self.variants))
+                for seed in iter(lambda c=config: self.rounds.next_seed(c), None)
+            ]
+            where = {id(self.variants[c][s]): (c, s) for c, s in due}
+            configs = [self.variants[c][s] for c, s in due]
+            self.queue = [[where[id(m)] for m in p] for p in packs(configs, self.pack)]
+        if not self.queue:
+            return Searcher.FINISHED if not self.live else None
+        members = self.queue.pop(0)
+        for i, (config, seed) in enumerate(members):
+            self.live[member_id(trial_id, i)] = _Live(config, seed)
+        return {MEMBERS_KEY: json.dumps([self.variants[c][s] for c, s in members])}
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        """Remember the trial's last value of the metric."""
-        live = self.live.get(trial_id)
-        if live is not None:
-            self._take(live, result)
+        """Remember the trial's last value of the metric (each member's, for a pack)."""
+        for live, own in self._reports(trial_id, result):
+            self._take(live, own)
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
-        """Record the seed's final value (or why it has none) and look again."""
-        live = self.live.pop(trial_id, None)
-        if live is None:
-            return
+        """Record the seed's final value (or why it has none) and look again (for a pack:
+        each member's seed)."""
+        from abl.search.packs import pack_of
+
         if result is not None:
-            self._take(live, result)
-        self.rounds.record(live.config, live.seed, live.value, self._why_not(live, error))
+            for live, own in self._reports(trial_id, result):
+                self._take(live, own)
+        for key in [k for k in self.live if pack_of(k) == trial_id]:
+            live = self.live.pop(key)
+            self.rounds.record(live.config, live.seed, live.value, self._why_not(live, error))
+
+    def _reports(self, trial_id: str, result: dict) -> list[tuple[_Live, dict]]:
+        """Each live seed a Tune trial's report speaks for, with its own report: the trial's,
+        or each member's of a pack."""
+        from abl.search.packs import member_id, member_results
+
+        members = member_results(result)
+        if members is None:
+            live = self.live.get(trial_id)
+            return [] if live is None else [(live, result)]
+        keys = {i: member_id(trial_id, i) for i in members}
+        return [(self.live[keys[i]], own) for i, own in members.items() if keys[i] in self.live]
 
     def _take(self, live: _Live, result: dict) -> None:
         steps = int(result.get("training_iteration", live.steps))
@@ -282,6 +328,7 @@ def adaptive_searcher(
         max_concurrent=space.search.concurrency,
         slots=_slots(space),
         run_dir=run_dir,
+        pack=space.pack,
     )
 
 

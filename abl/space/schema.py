@@ -346,13 +346,13 @@ def arm_keys(space: Space) -> list[str]:
 
 
 def _check_pack(space: Space) -> None:
-    """What ``pack:`` combines with (for now: a fixed set of trials, ASHA or not)."""
+    """What ``pack:`` combines with (for now: a grid's or random search's configurations, with
+    fixed or adaptive repeats, ASHA or not)."""
     if space.pack == 1:
         return
     refused = [
         (space.tune is not None, "tune", "a tuned ablation's searcher"),
         (space.search.algorithm == "tpe", "search.algorithm", "TPE's proposals"),
-        (space.adaptive is not None, "repeats", "adaptive repeats"),
     ]
     for bad, key, what in refused:
         if bad:

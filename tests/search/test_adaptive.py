@@ -204,3 +204,58 @@ def test_tuned_ablation_confirms_each_arm_adaptively() -> None:
     assert all(2 <= confirmed[i] <= 5 for i in range(3))
     assert confirmed[2] < 5  # arm c, far behind: decided before max
     assert sum(confirmed.values()) < 15
+
+
+def drive_packs(s: AdaptiveSeeds, workers: int = 2) -> list[list[tuple[str, int]]]:
+    """Run a packed searcher like Tune: each suggestion a pack (abl.search.packs), its report
+    one result per member, packs ending in start order. Returns each pack's (arm, seed)s."""
+    import json
+
+    from abl.search.packs import MEMBERS_KEY
+
+    started, running, n = [], [], 0
+    while True:
+        while len(running) < workers:
+            config = s.suggest(f"p{n}")
+            if config is None or config == Searcher.FINISHED:
+                break
+            members = json.loads(config[MEMBERS_KEY])
+            running.append((f"p{n}", members))
+            started.append([(m["arm"], m["seed"]) for m in members])
+            n += 1
+        if not running:
+            assert s.suggest(f"p{n}") == Searcher.FINISHED
+            return started
+        trial_id, members = running.pop(0)
+        result = {
+            "training_iteration": 1,
+            "members": {
+                str(i): {"loss": value(m["arm"], m["seed"]), "trial/status": "completed"}
+                for i, m in enumerate(members)
+            },
+        }
+        s.on_trial_result(trial_id, result)
+        s.on_trial_complete(trial_id, result)
+
+
+def test_a_packed_searcher_fuses_each_rounds_seeds_and_decides_as_the_unpacked_one() -> None:
+    # arms as model kinds, lr per member: every seed of a round may share one pack
+    solo, fused = searcher(), searcher(pack=4)
+    drive(solo)
+    packs = drive_packs(fused)
+    ran = [m for p in packs for m in p]
+    assert len(ran) == len(set(ran))  # no seed twice
+    assert all(1 <= len(p) <= 4 for p in packs)
+    assert all(len({arm for arm, _ in p}) == 1 for p in packs)  # "arm" is no per-member key
+    assert len(packs) < len(ran)  # fused: fewer Tune trials than seeds
+    verdicts = [
+        [(c.axis, c.a, c.b, c.verdict, c.look) for c in s.rounds.assessment.comparisons]
+        for s in (solo, fused)
+    ]
+    assert verdicts[0] == verdicts[1]
+    assert Counter(a for a, _ in ran) == Counter(
+        {a: len(v) for a, v in zip(MEAN, solo.rounds.values, strict=True)}
+    )
+    for p in packs:  # a pack holds seeds of one round: consecutive seeds of its arm
+        seeds = sorted(s for _, s in p)
+        assert seeds == list(range(seeds[0], seeds[0] + len(seeds)))

@@ -190,3 +190,26 @@ def test_asha_prunes_members_of_a_pack_and_a_resume_rebuilds_its_rungs(ray_local
     late = {"training_iteration": 1, metric: 1e9 if space.mode == "min" else -1e9}
     decided = ray.get(keeper.decide.remote({pruned: late, "new.0": late}))
     assert decided == {pruned: "pruned", "new.0": "pruned"}
+
+
+def test_adaptive_seeds_run_each_round_fused_in_packs(ray_local, tmp_path):
+    overrides = [
+        "train.lr=1e-2,3e-3",  # per member: a round's seeds of both share one pack
+        "data.length=2000",
+        "model.pe_type=rope",
+        "repeats={min: 2, max: 4}",
+        "train.epochs=2",
+        "pack=8",
+    ]
+    _, trials, result = sweep(tmp_path, overrides)
+    assert {t["status"] for t in trials} == {"completed"}
+    assert 4 <= len(trials) <= 8 and result.trials == len(trials)
+    by_pack: dict[str, list[tuple[float, int]]] = {}
+    for t in trials:
+        by_pack.setdefault(t["trial_id"].rsplit(".", 1)[0], []).append((t["train.lr"], t["seed"]))
+    seeds = Counter(lr for members in by_pack.values() for lr, _ in members)
+    for lr, n in seeds.items():  # each configuration's seeds 0..n-1, none twice
+        assert sorted(s for m in by_pack.values() for r, s in m if r == lr) == list(range(n))
+    first = min(by_pack.values(), key=lambda m: max(s for _, s in m))
+    assert sorted(first) == [(3e-3, 0), (3e-3, 1), (1e-2, 0), (1e-2, 1)]  # round 1, one pack
+    assert len(by_pack) < len(trials)

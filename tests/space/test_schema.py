@@ -357,7 +357,6 @@ def test_adaptive_repeats_need_a_fixed_set_of_configurations(tmp_path):
 @pytest.mark.parametrize(
     ("overrides", "key", "what"),
     [
-        (["repeats={min: 2, max: 4}"], "repeats", "adaptive repeats"),
         (["search.algorithm=tpe", "search.samples=4"], "search.algorithm", "TPE's proposals"),
     ],
 )
