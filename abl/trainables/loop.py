@@ -111,11 +111,10 @@ class Run:
     device: str = "cpu"  # where the model trains; its generator is checkpointed too
     config: dict[str, Any] = field(default_factory=dict)  # the resolved flat trial config
     flops_per_sample: float | None = None  # forward + backward, counted at the first step
-    forward: torch.nn.Module | None = None  # the model, through torch.compile if asked
+    forward: torch.nn.Module = field(init=False, repr=False)  # model, compiled if asked
 
     def __post_init__(self) -> None:
-        if self.forward is None:
-            self.forward = compiled(self.model, self.cfg)
+        self.forward = compiled(self.model, self.cfg)
 
     def state(self) -> dict[str, Any]:
         """The checkpoint of the epoch just trained (saved as ``state.pt``)."""

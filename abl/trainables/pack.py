@@ -204,11 +204,10 @@ class Pack:
     step: int = 0  # optimizer steps taken
     flops_per_sample: float | None = None  # forward + backward of one member, first step
     # every member's training loss, (active, ...) stacks in: vmapped, compiled if asked
-    losses: Callable[..., Tensor] | None = None
+    losses: Callable[..., Tensor] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.losses is None:
-            self.losses = compiled(vmap(self.member_loss), self.cfg)
+        self.losses = compiled(vmap(self.member_loss), self.cfg)
 
     @property
     def cfg(self) -> Any:
@@ -340,7 +339,6 @@ def _train_epoch(pack: Pack) -> tuple[list[float], int]:
     iters = [run.task.batches("train", cfg.batch_size, generator=run.gen) for run in runs]
     total = torch.zeros(len(runs), dtype=torch.float64, device=pack.device)
     count, samples = 0, 0
-    assert pack.losses is not None
     pack.template.train()
     for step in itertools.count():
         batches = [next(it, None) for it in iters]  # fetched before the cap, as loop.train does

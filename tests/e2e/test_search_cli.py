@@ -257,17 +257,17 @@ def test_dry_run_counts_and_runs_nothing(tmp_path):
 
 
 def test_dry_run_says_how_the_trials_are_packed(tmp_path):
-    overrides = ("model.is_causal=true", "repeats=5", "pack=4")
-    proc = abl("--root", "runs", "search", "quickstart", *overrides, "--dry-run", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    first, second = proc.stdout.splitlines()[:2]
+    def dry_run(repeats: str) -> list[str]:
+        overrides = ("model.is_causal=true", f"repeats={repeats}", "pack=4")
+        proc = abl("--root", "runs", "search", "quickstart", *overrides, "--dry-run", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.splitlines()[:2]
+
+    first, second = dry_run("5")
     assert first.startswith("quickstart: 20 trials") and "packs of up to 4" in first
     # 4 PE types x 5 seeds: each PE type's 5 in a pack of 3 and one of 2
     assert second.startswith("packed: 20 trials in 8 Ray trials of 2 to 3 ")
-    adaptive = ("model.is_causal=true", "repeats={min: 2, max: 5}", "pack=4")
-    proc = abl("--root", "runs", "search", "quickstart", *adaptive, "--dry-run", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    first, second = proc.stdout.splitlines()[:2]
+    first, second = dry_run("{min: 2, max: 5}")
     assert first.startswith("quickstart: 8 to 20 trials") and "packs of up to 4" in first
     assert second.startswith("packed: each round's seeds train fused, up to 4 to a Ray trial")
     assert not (tmp_path / "runs").exists()
